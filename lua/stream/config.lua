@@ -1,0 +1,164 @@
+-- stream.config: turns what `stream.connect` is given (arguments, options,
+-- environment) into one checked settings table, and builds base URLs.
+--
+-- Misuse (a wrong type, an unknown option, a malformed STREAM_URL) raises
+-- with the option named. Nothing here talks to the network or keeps state.
+-- Credentials pass through and are never put into a message.
+
+local config = {}
+
+local DEFAULT_HOST = "api.stream-io-api.com"
+
+-- Every option `connect` knows, with a checker that raises on a bad value.
+local function is_seconds(v) return type(v) == "number" and v > 0 and v <= 86400 end
+local function is_string(v) return type(v) == "string" and v ~= "" end
+local function is_count(v)
+  return type(v) == "number" and v >= 1 and v <= 10000 and v == math.floor(v)
+end
+
+local function is_bytes(v)
+  return type(v) == "number" and v >= 1 and v <= 2^31 - 1 and v == math.floor(v)
+end
+
+local OPTIONS = {
+  location = { is_string, "a region name such as \"us-east\"" },
+  base_url = { is_string, "an http(s) URL" },
+  timeout = { is_seconds, "a number of seconds in (0, 86400]" },
+  connect_timeout = { is_seconds, "a number of seconds in (0, 86400]" },
+  user_agent = { is_string, "a non-empty string" },
+  ca_file = { is_string, "a file name" },
+  proxy = { is_string, "a proxy URL" },
+  max_connections = { is_count, "an integer in [1, 10000]" },
+  max_response_bytes = { is_bytes, "an integer number of bytes below 2^31" },
+  verify = { function(v) return type(v) == "boolean" end, "a boolean" },
+  transport = { function(v) return type(v) == "string" or type(v) == "table" end,
+    "\"curl\" or a transport table" },
+}
+
+-- Copies and checks an options table; raises naming the first bad key.
+function config.options(opts, level)
+  level = (level or 1) + 1
+  if opts == nil then return {} end
+  if type(opts) ~= "table" then
+    error("stream.connect: options must be a table, got " .. type(opts), level)
+  end
+  local out = {}
+  for k, v in pairs(opts) do
+    local spec = OPTIONS[k]
+    if spec == nil then
+      error("stream.connect: unknown option '" .. tostring(k) .. "'", level)
+    end
+    if not spec[1](v) then
+      error("stream.connect: option '" .. k .. "' must be " .. spec[2], level)
+    end
+    out[k] = v
+  end
+  if out.location and not out.location:match("^[%w%-]+$") then
+    error("stream.connect: option 'location' must be letters, digits and '-'", level)
+  end
+  return out
+end
+
+-- The base every path is appended to, always ending in "/v1.0/".
+-- "http://h:8000" and "http://h:8000/" become "http://h:8000/api/v1.0/";
+-- "http://h/api" and "http://h/api/" become "http://h/api/v1.0/";
+-- a base already ending in "/v1.0" or "/v1.0/" is kept.
+function config.base_url(opts)
+  local base = opts.base_url
+  if base == nil then
+    local host = DEFAULT_HOST
+    if opts.location then host = opts.location .. "-" .. DEFAULT_HOST end
+    return "https://" .. host .. "/api/v1.0/"
+  end
+  local scheme, rest = base:match("^(https?)://(.+)$")
+  if not scheme then
+    error("stream.connect: option 'base_url' must start with http:// or https://", 3)
+  end
+  if rest:find("[%s?#]") then
+    error("stream.connect: option 'base_url' must not contain spaces, '?' or '#'", 3)
+  end
+  local hostport, path = rest:match("^([^/]+)(.*)$")
+  if not hostport then
+    error("stream.connect: option 'base_url' has no host", 3)
+  end
+  if path == "" or path == "/" then
+    path = "/api/v1.0/"
+  else
+    if path:sub(-1) ~= "/" then path = path .. "/" end
+    if not path:find("/v1%.0/$") then path = path .. "v1.0/" end
+  end
+  return scheme .. "://" .. hostport .. path
+end
+
+local function url_unescape(s)
+  return (s:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
+end
+
+-- Parses a Heroku-style STREAM_URL: https://KEY:SECRET@HOST/?app_id=N.
+-- HOST "api.stream-io-api.com" (or "stream-io-api.com") means the default
+-- host; "LOC.stream-io-api.com" and "LOC-api.stream-io-api.com" mean
+-- location LOC; any other host is used as it is, as a base URL.
+function config.parse_stream_url(url)
+  local scheme, key, secret, host, path = url:match("^(https?)://([^:/@]+):([^@/]+)@([^/?#]+)([^#]*)$")
+  if not scheme then
+    error("stream.connect: STREAM_URL must look like https://KEY:SECRET@HOST/?app_id=ID", 3)
+  end
+  local s = {
+    api_key = url_unescape(key),
+    api_secret = url_unescape(secret),
+  }
+  local query = path:match("%?(.*)$") or ""
+  path = path:gsub("%?.*$", "")
+  for k, v in query:gmatch("([^&=]+)=([^&]*)") do
+    if k == "app_id" then s.app_id = url_unescape(v) end
+  end
+  local bare = host:lower()
+  if bare == DEFAULT_HOST or bare == "stream-io-api.com" then
+    s.location = nil
+  elseif bare:match("^[%w%-]+%-api%.stream%-io%-api%.com$") then
+    s.location = bare:match("^([%w%-]+)%-api%.stream%-io%-api%.com$")
+  elseif bare:match("^[%w%-]+%.stream%-io%-api%.com$") then
+    s.location = bare:match("^([%w%-]+)%.stream%-io%-api%.com$")
+  else
+    s.base_url = scheme .. "://" .. host .. ((path ~= "" and path ~= "/") and path or "/")
+  end
+  return s
+end
+
+-- Reads credentials and options from the environment. `getenv` is a
+-- parameter so specs can pass a table-backed one.
+function config.from_env(getenv)
+  getenv = getenv or os.getenv
+  local s = {}
+  local url = getenv("STREAM_URL")
+  if url and url ~= "" then
+    s = config.parse_stream_url(url)
+  end
+  local function pick(name)
+    local v = getenv(name)
+    if v ~= nil and v ~= "" then return v end
+  end
+  s.api_key = s.api_key or pick("STREAM_API_KEY")
+  s.api_secret = s.api_secret or pick("STREAM_API_SECRET")
+  s.app_id = s.app_id or pick("STREAM_APP_ID")
+  s.location = s.location or pick("STREAM_REGION")
+  s.base_url = s.base_url or pick("STREAM_BASE_URL")
+  return s
+end
+
+-- A credential is a user token when it is a three-segment base64url JWT
+-- whose header names HS256 (a secret that merely contains a dot is not).
+function config.token_payload(core, credential)
+  local h, p, sig = credential:match("^([%w_%-]+)%.([%w_%-]+)%.([%w_%-]+)$")
+  if not h then return nil end
+  local header = core.b64url_decode(h)
+  local payload = core.b64url_decode(p)
+  if not header or not payload or not core.b64url_decode(sig) then return nil end
+  header = core.json_decode(header)
+  if type(header) ~= "table" or header.alg == nil then return nil end
+  local claims = core.json_decode(payload)
+  if type(claims) ~= "table" then return nil end
+  return claims
+end
+
+return config

@@ -1,0 +1,94 @@
+-- stream: the public entry point of lua-stream.
+--
+--   local stream = require "stream"
+--   local client = stream.connect(api_key, api_secret, app_id, opts)
+--
+-- connect() decides between a server-side client (API secret) and a
+-- client-side one (a user token: three base64url segments with a JWT
+-- header), or reads everything from the environment. The work is done in
+-- client.lua (requests, errors), users.lua (the endpoints), config.lua
+-- (options, URLs, environment) and the C core `stream.core`.
+
+local core = require "stream.core"
+local config = require "stream.config"
+local Client = require "stream.client"
+local errors = require "stream.errors"
+
+local stream = {
+  _VERSION = "lua-stream " .. Client.VERSION,
+  VERSION = Client.VERSION,
+  null = core.null,
+  array = core.array,
+  json = {
+    encode = core.json_encode,
+    decode = core.json_decode,
+  },
+  core = core,
+  is_error = errors.is_error,
+}
+
+local function pick_transport(opts)
+  local t = opts.transport
+  if t == nil or t == "curl" then
+    return require "stream.transport.curl"
+  elseif type(t) == "table" then
+    if type(t.new) ~= "function" then
+      error("stream.connect: option 'transport' table must have a new(core, settings) function", 3)
+    end
+    return t
+  end
+  error("stream.connect: unknown transport '" .. tostring(t) .. "'", 3)
+end
+
+-- connect(api_key, secret_or_token [, app_id] [, opts])
+-- connect([opts])   -- credentials from STREAM_URL or STREAM_API_KEY & co.
+function stream.connect(api_key, credential, app_id, opts)
+  local env
+  if api_key == nil or type(api_key) == "table" then
+    if credential ~= nil or app_id ~= nil or opts ~= nil then
+      error("stream.connect: pass either (api_key, secret, app_id, opts) or (opts)", 2)
+    end
+    opts = api_key
+    env = config.from_env()
+    api_key, credential, app_id = env.api_key, env.api_secret, env.app_id
+    if not api_key or not credential then
+      error("stream.connect: no credentials given; pass them or set STREAM_URL, "
+        .. "or STREAM_API_KEY and STREAM_API_SECRET", 2)
+    end
+  elseif type(app_id) == "table" and opts == nil then
+    opts, app_id = app_id, nil
+  end
+  if type(api_key) ~= "string" or api_key == "" then
+    error("stream.connect: api_key must be a non-empty string", 2)
+  end
+  if type(credential) ~= "string" or credential == "" then
+    error("stream.connect: the API secret or user token must be a non-empty string", 2)
+  end
+  if app_id ~= nil and type(app_id) ~= "string" and type(app_id) ~= "number" then
+    error("stream.connect: app_id must be a string or a number", 2)
+  end
+  opts = config.options(opts, 2)
+  if env then
+    -- Explicit options win over the environment.
+    if opts.location == nil and opts.base_url == nil then
+      opts.location, opts.base_url = env.location, env.base_url
+    end
+  end
+  local transport = pick_transport(opts)
+  local settings = {
+    api_key = api_key,
+    app_id = app_id ~= nil and tostring(app_id) or nil,
+    base_url = config.base_url(opts),
+    options = opts,
+  }
+  local claims = config.token_payload(core, credential)
+  if claims then
+    settings.token = credential
+    settings.claims = claims
+  else
+    settings.secret = credential
+  end
+  return Client.new(core, settings, transport)
+end
+
+return stream
