@@ -13,8 +13,16 @@
 #include <lauxlib.h>
 
 #if LUA_VERSION_NUM < 502
+#define lua_rawlen(L, i) lua_objlen((L), (i))
+#endif
+
+/*
+ * Plain Lua 5.1 lacks the 5.2 auxiliary functions below; LuaJIT 2.1 has
+ * them (and defines luaL_newlibtable as a macro, which tells it apart).
+ */
+#if LUA_VERSION_NUM < 502 && !defined(luaL_newlibtable)
 #define luaL_setfuncs(L, l, nup) stream_compat_setfuncs((L), (l), (nup))
-static void stream_compat_setfuncs(lua_State *L, const luaL_Reg *l, int nup)
+static inline void stream_compat_setfuncs(lua_State *L, const luaL_Reg *l, int nup)
 {
     luaL_checkstack(L, nup + 1, "too many upvalues");
     for (; l->name != NULL; l++) {
@@ -28,9 +36,8 @@ static void stream_compat_setfuncs(lua_State *L, const luaL_Reg *l, int nup)
 }
 #define luaL_newlibtable(L, l) lua_createtable((L), 0, sizeof(l) / sizeof((l)[0]) - 1)
 #define luaL_newlib(L, l) (luaL_newlibtable(L, l), luaL_setfuncs(L, l, 0))
-#define lua_rawlen(L, i) lua_objlen((L), (i))
 #define luaL_testudata(L, i, t) stream_compat_testudata((L), (i), (t))
-static void *stream_compat_testudata(lua_State *L, int i, const char *tname)
+static inline void *stream_compat_testudata(lua_State *L, int i, const char *tname)
 {
     void *p = lua_touserdata(L, i);
     if (p != NULL && lua_getmetatable(L, i)) {

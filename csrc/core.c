@@ -1,6 +1,7 @@
 /*
  * core.c - luaopen_stream_core: assembles the module `stream.core` from the
- * parts in json.c (codec), jwt.c (HS256, base64url) and http.c (libcurl).
+ * parts in json.c (codec), jwt.c (HS256, base64url), http.c (libcurl)
+ * and clock.c (monotonic time, sleep).
  *
  * It holds no logic of its own. Only luaopen_stream_core is exported.
  */
@@ -22,6 +23,7 @@ int luaopen_stream_core(lua_State *L)
     stream_json_open(L);
     stream_jwt_open(L);
     stream_http_open(L);
+    stream_clock_open(L);
     lua_pushliteral(L, STREAM_CORE_VERSION);
     lua_setfield(L, -2, "_VERSION");
     return 1;

@@ -15,5 +15,7 @@ void stream_json_open(lua_State *L);
 void stream_jwt_open(lua_State *L);
 /* http.c: http_new and the stream.http userdata */
 void stream_http_open(lua_State *L);
+/* clock.c: monotime, sleep */
+void stream_clock_open(lua_State *L);
 
 #endif

@@ -10,17 +10,19 @@
  *                        proxy=, user_agent=, max_connections=,
  *                        max_response_bytes=, headers={"K: v", ...},
  *                        body_headers={"Content-Type: ...", ...}}
- *   status, body, headers = http:request(method, url [, headers [, body]])
- *   req = http:submit(method, url [, headers [, body]])   -- starts, returns at once
+ *   status, body, headers = http:request(method, url [, headers [, body [, timeout]]])
+ *   req = http:submit(method, url [, headers [, body [, timeout]]])  -- returns at once
  *   running = http:perform(wait_seconds)  -- drives transfers, waits at most that long
  *   req:done() ; status, body, headers = req:result()
  *   http:timeout()  -> seconds until perform should be called again, or nil
  *   http:stats()    -> {requests=, connects=, running=}
  *   http:close()    -- also __gc and __close; idempotent
  *
- * Failures come back as nil, kind, message with kind "timeout" or
- * "transport"; an oversized response is "transport" with a message saying
- * so. `headers` maps lower-cased names to values (last one wins).
+ * Failures come back as nil, kind, message, stage with kind "timeout" or
+ * "transport"; stage is "connect" when the request provably never reached
+ * the server (no connection could be made), else "transfer". An oversized
+ * response is "transport" with a message saying so. `timeout` (seconds)
+ * overrides the client's total timeout for one request. `headers` maps lower-cased names to values (last one wins).
  *
  * Deliberately not here: URLs, auth, retries, JSON, scheduling of
  * coroutines (all Lua). Redirects are never followed (a redirected POST
@@ -280,6 +282,8 @@ static int start(lua_State *L, http_t *h, request_t *r)
     const char *method = luaL_checkstring(L, 2);
     const char *url = luaL_checkstring(L, 3);
     const char *body = luaL_optlstring(L, 5, NULL, &blen);
+    lua_Number tmo = luaL_optnumber(L, 6, 0);
+    long timeout_ms = h->timeout_ms;
     struct curl_slist *list = body != NULL ? h->base_body : h->base;
     CURL *e;
     CURLMcode mc;
@@ -319,7 +323,12 @@ static int start(lua_State *L, http_t *h, request_t *r)
 #else
     curl_easy_setopt(e, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
 #endif
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, h->timeout_ms);
+    if (tmo > 0) {
+        timeout_ms = tmo > 86400 ? 86400000L : (long)(tmo * 1000.0 + 0.5);
+        if (timeout_ms < 1)
+            timeout_ms = 1;
+    }
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, h->connect_timeout_ms);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, h->verify ? 1L : 0L);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, h->verify ? 2L : 0L);
@@ -412,6 +421,8 @@ static int push_result(lua_State *L, request_t *r)
         if (r->too_large) {
             lua_pushliteral(L, "transport");
             lua_pushfstring(L, "response larger than max_response_bytes (%d)", (int)r->max_bytes);
+            lua_pushliteral(L, "transfer");
+            return 4;
         } else {
             lua_pushstring(L, r->result == CURLE_OPERATION_TIMEDOUT ? "timeout" : "transport");
             if (r->errbuf[0] != '\0')
@@ -419,7 +430,16 @@ static int push_result(lua_State *L, request_t *r)
             else
                 lua_pushstring(L, curl_easy_strerror(r->result));
         }
-        return 3;
+        switch (r->result) {
+        case CURLE_COULDNT_CONNECT:
+        case CURLE_COULDNT_RESOLVE_HOST:
+        case CURLE_COULDNT_RESOLVE_PROXY:
+            lua_pushliteral(L, "connect");
+            break;
+        default:
+            lua_pushliteral(L, "transfer");
+        }
+        return 4;
     }
     lua_pushinteger(L, (lua_Integer)r->status);
     lua_pushlstring(L, r->body.data ? r->body.data : "", r->body.len);
@@ -432,7 +452,7 @@ static int l_http_request(lua_State *L)
     http_t *h = check_http(L, 1);
     request_t *r;
     int ridx, n;
-    lua_settop(L, 5);
+    lua_settop(L, 6);
     r = new_request(L);
     ridx = lua_gettop(L);
     start(L, h, r);
@@ -451,7 +471,7 @@ static int l_http_submit(lua_State *L)
     http_t *h = check_http(L, 1);
     request_t *r;
     int ridx;
-    lua_settop(L, 5);
+    lua_settop(L, 6);
     r = new_request(L);
     ridx = lua_gettop(L);
     start(L, h, r);
@@ -689,6 +709,11 @@ void stream_http_open(lua_State *L)
     lua_pop(L, 1);
     lua_pushcfunction(L, l_http_new);
     lua_setfield(L, -2, "http_new");
-    lua_pushstring(L, curl_version());
-    lua_setfield(L, -2, "curl_version");
+    {
+        /* curl_version_info, not curl_version: the latter initialises
+         * LDAP/SASL, which never frees what it allocates. */
+        const curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
+        lua_pushfstring(L, "libcurl/%s %s", v->version, v->ssl_version ? v->ssl_version : "no-tls");
+        lua_setfield(L, -2, "curl_version");
+    }
 }

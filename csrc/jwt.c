@@ -61,13 +61,28 @@ static int b64url_value(unsigned char c)
     return -1;
 }
 
+/*
+ * Scratch memory owned by Lua: a userdata left on the stack, so an error
+ * raised while it is in use cannot leak it. finish() turns its first n
+ * bytes into a string that replaces it on the stack.
+ */
+static char *scratch(lua_State *L, size_t n)
+{
+    return (char *)lua_newuserdata(L, n > 0 ? n : 1);
+}
+
+static void finish(lua_State *L, const char *p, size_t n)
+{
+    lua_pushlstring(L, p, n);
+    lua_remove(L, -2);
+}
+
 static int l_b64url_encode(lua_State *L)
 {
     size_t n;
     const char *s = luaL_checklstring(L, 1, &n);
-    luaL_Buffer b;
-    char *dst = luaL_buffinitsize(L, &b, b64url_len(n) + 1);
-    luaL_pushresultsize(&b, b64url_write(dst, (const unsigned char *)s, n));
+    char *dst = scratch(L, b64url_len(n));
+    finish(L, dst, b64url_write(dst, (const unsigned char *)s, n));
     return 1;
 }
 
@@ -81,14 +96,13 @@ static int l_b64url_decode(lua_State *L)
     const unsigned char *s = (const unsigned char *)luaL_checklstring(L, 1, &n);
     unsigned acc = 0;
     int bits = 0;
-    luaL_Buffer b;
     char *dst;
     if (n % 4 == 1) {
         lua_pushnil(L);
         lua_pushliteral(L, "invalid base64url: impossible length");
         return 2;
     }
-    dst = luaL_buffinitsize(L, &b, n / 4 * 3 + 3);
+    dst = scratch(L, n / 4 * 3 + 3);
     for (i = 0; i < n; i++) {
         int v = b64url_value(s[i]);
         if (v < 0) {
@@ -108,7 +122,7 @@ static int l_b64url_decode(lua_State *L)
         lua_pushliteral(L, "invalid base64url: trailing bits set");
         return 2;
     }
-    luaL_pushresultsize(&b, o);
+    finish(L, dst, o);
     return 1;
 }
 
@@ -119,13 +133,12 @@ static int l_hs256(lua_State *L)
     const char *payload = luaL_checklstring(L, 2, &plen);
     unsigned char mac[EVP_MAX_MD_SIZE];
     unsigned int maclen = 0;
-    luaL_Buffer b;
     char *dst;
 
     if (klen > (size_t)0x7fffffff)
         return luaL_argerror(L, 1, "secret too long");
     total = hlen + 1 + b64url_len(plen) + 1 + b64url_len(32);
-    dst = luaL_buffinitsize(L, &b, total);
+    dst = scratch(L, total);
     memcpy(dst, JWT_HEADER, hlen);
     o = hlen;
     dst[o++] = '.';
@@ -136,7 +149,7 @@ static int l_hs256(lua_State *L)
     dst[o++] = '.';
     o += b64url_write(dst + o, mac, maclen);
     OPENSSL_cleanse(mac, sizeof(mac));
-    luaL_pushresultsize(&b, o);
+    finish(L, dst, o);
     return 1;
 }
 

@@ -9,6 +9,7 @@
 
 local errors = require "stream.errors"
 local users = require "stream.users"
+local scheduler = require "stream.scheduler"
 
 local Client = {}
 Client.__index = Client
@@ -75,8 +76,12 @@ function Client.new(core, settings, transport_mod)
   self.base_url = settings.base_url
   self._prefix_q = "?api_key=" .. url_escape(settings.api_key)
   local o = settings.options
+  self._timeout = o.timeout or 10
+  self._total_timeout = o.total_timeout
+  self._retries = o.retries or 2
+  self._max_retry_wait = o.max_retry_wait or 5
   self._transport = transport_mod.new(core, {
-    timeout = o.timeout or 10,
+    timeout = self._timeout,
     connect_timeout = o.connect_timeout or 5,
     ca_file = o.ca_file,
     verify = o.verify,
@@ -93,6 +98,7 @@ function Client.new(core, settings, transport_mod)
     },
     body_headers = { "Content-Type: application/json" },
   })
+  self._sched = scheduler.new(self._transport)
   self.users = users.collection(self)
   if settings.claims and type(settings.claims.user_id) == "string" then
     self.user_id = settings.claims.user_id
@@ -101,35 +107,80 @@ function Client.new(core, settings, transport_mod)
   return self
 end
 
--- Sends one request and returns the decoded answer, or nil, err.
--- path is relative to the base ("user/john/"), query has no api_key.
-function Client:_call(method, path, query, body)
-  check_open(self, method .. " " .. path)
-  local url = self.base_url .. path .. self._prefix_q
-  if query then url = url .. "&" .. query end
-  local status, raw, headers = self._transport:request(method, url, body)
-  local info_path = path
+-- One attempt: the decoded answer, or nil, err, stage.
+local function attempt(self, method, url, path, body, timeout)
+  local status, raw, headers, stage = self._sched:send(method, url, body, timeout)
   if not status then
     return nil, errors.new(raw == "timeout" and "timeout" or "transport", scrub(self, headers), {
-      method = method, path = info_path, attempts = 1,
-    })
+      method = method, path = path,
+    }), stage
   end
   local core = self._core
   if status >= 200 and status < 300 then
     local value, msg = core.json_decode(raw)
     if value == nil then
       return nil, errors.new("decode", "answer is not valid JSON: " .. msg, {
-        status = status, method = method, path = info_path, attempts = 1,
-        rate_limit = errors.rate_limit(headers),
+        status = status, method = method, path = path, rate_limit = errors.rate_limit(headers),
       })
     end
     return value
   end
-  local decoded = core.json_decode(raw)
-  local err = errors.from_response(status, decoded, raw, headers, { method = method, path = info_path })
+  local err = errors.from_response(status, core.json_decode(raw), raw, headers,
+    { method = method, path = path })
   err.detail = scrub(self, err.detail)
-  err.attempts = 1
   return nil, err
+end
+
+local BACKOFF_BASE, BACKOFF_CAP = 0.1, 2
+
+-- How long to wait before sending again, or nil when this error must not
+-- be retried. Only what repeating cannot change is repeated: idempotent
+-- requests after connection errors, timeouts and 502/503/504; any request
+-- after a 429 (it was refused, not done) when the reset is near enough;
+-- a non-idempotent one only when it never reached the server.
+local function retry_delay(self, err, stage, idempotent, n)
+  local backoff = math.min(BACKOFF_CAP, BACKOFF_BASE * 2 ^ (n - 1)) * (0.5 + math.random() / 2)
+  if err.kind == "transport" or err.kind == "timeout" then
+    if idempotent or stage == "connect" then return backoff end
+  elseif err.kind == "api" then
+    if err.status == 429 then
+      local reset = err.rate_limit and err.rate_limit.reset
+      if not reset then return nil end
+      local wait = math.max(0, reset - os.time()) + math.random() * 0.1
+      if wait <= self._max_retry_wait then return wait end
+    elseif idempotent and (err.status == 502 or err.status == 503 or err.status == 504) then
+      return backoff
+    end
+  end
+  return nil
+end
+
+-- Sends a request (retrying where that is safe) and returns the decoded
+-- answer, or nil, err. path is relative to the base ("user/john/"), query
+-- has no api_key.
+function Client:_call(method, path, query, body)
+  check_open(self, method .. " " .. path)
+  local url = self.base_url .. path .. self._prefix_q
+  if query then url = url .. "&" .. query end
+  local idempotent = method ~= "POST" or query == "get_or_create=true"
+  local transport = self._transport
+  local deadline = self._total_timeout and (transport:now() + self._total_timeout)
+  local n = 0
+  while true do
+    n = n + 1
+    local timeout
+    if deadline then
+      timeout = math.min(self._timeout, deadline - transport:now())
+    end
+    local res, err, stage = attempt(self, method, url, path, body, timeout)
+    if res ~= nil then return res end
+    err.attempts = n
+    if n > self._retries then return nil, err end
+    local delay = retry_delay(self, err, stage, idempotent, n)
+    if not delay then return nil, err end
+    if deadline and transport:now() + delay >= deadline - 0.001 then return nil, err end
+    self._sched:sleep(delay)
+  end
 end
 
 function Client:user(id)
@@ -198,6 +249,106 @@ function Client:create_user_token(user_id, extra_claims, opts)
     return nil, errors.invalid(msg, "claims")
   end
   return self._core.hs256(p.secret, payload)
+end
+
+---------------------------------------------------------------- concurrency
+
+local PARALLEL_OPTS = { max_in_flight = true }
+
+-- Runs each function in its own task; users calls inside them run
+-- concurrently. Returns one entry per function, in order: a packed list of
+-- what it returned ({n = ..., ...}); a function that raised gives
+-- {n = 2, nil, error_value, raised = true}. One failure never stops the others.
+function Client:parallel(fns, opts)
+  check_open(self, "client:parallel")
+  if type(fns) ~= "table" then
+    error("client:parallel: expected a list of functions, got " .. type(fns), 2)
+  end
+  local n = #fns
+  for i = 1, n do
+    if type(fns[i]) ~= "function" then
+      error("client:parallel: item " .. i .. " is a " .. type(fns[i]) .. ", not a function", 2)
+    end
+  end
+  local limit = n
+  if opts ~= nil then
+    if type(opts) ~= "table" then
+      error("client:parallel: options must be a table, got " .. type(opts), 2)
+    end
+    for k in pairs(opts) do
+      if not PARALLEL_OPTS[k] then
+        error("client:parallel: unknown option '" .. tostring(k) .. "'", 2)
+      end
+    end
+    local m = opts.max_in_flight
+    if m ~= nil then
+      if type(m) ~= "number" or m < 1 or m ~= math.floor(m) then
+        error("client:parallel: max_in_flight must be a positive integer", 2)
+      end
+      limit = m
+    end
+  end
+  local results, active, nexti = {}, 0, 1
+  local sched = self._sched
+  local function start_more()
+    while active < limit and nexti <= n do
+      local i = nexti
+      nexti = i + 1
+      active = active + 1
+      sched:spawn(fns[i], function(task)
+        local r = task.results
+        if task.raised then r.raised = true end
+        results[i] = r
+        active = active - 1
+      end)
+    end
+  end
+  start_more()
+  while active > 0 or nexti <= n do
+    sched:step(1)
+    start_more()
+  end
+  return results
+end
+
+-- Starts fn(...) in a task without waiting; users calls inside it yield.
+-- Returns the task (task:done(), task:result()). Drive with client:step.
+function Client:go(fn, ...)
+  check_open(self, "client:go")
+  if type(fn) ~= "function" then
+    error("client:go: expected a function, got " .. type(fn), 2)
+  end
+  return self._sched:spawn(fn, nil, ...)
+end
+
+-- Drives pending requests for at most `timeout` seconds (default 0: never
+-- block) and resumes the tasks whose requests finished. Returns the number
+-- of unfinished tasks.
+function Client:step(timeout)
+  check_open(self, "client:step")
+  if timeout ~= nil and (type(timeout) ~= "number" or timeout < 0) then
+    error("client:step: timeout must be a number of seconds >= 0", 2)
+  end
+  return self._sched:step(timeout or 0)
+end
+
+-- Runs until no task is left.
+function Client:wait()
+  check_open(self, "client:wait")
+  local sched = self._sched
+  while sched.count > 0 do sched:step(1) end
+end
+
+-- Unfinished tasks, and requests in flight among them.
+function Client:pending()
+  return self._sched.count, self._sched:in_flight()
+end
+
+-- Seconds an outside event loop may sleep before calling step again
+-- (0: now; nil: nothing is pending).
+function Client:timeout()
+  if self._sched.count == 0 then return nil end
+  return self._sched:timeout()
 end
 
 -- Connection figures of the transport: requests sent, connections opened.

@@ -235,7 +235,7 @@ function Users:delete(id)
   return ops.delete(self.client, id_arg(id, "users:delete"))
 end
 
-function Users:ref(id)
+function Users.ref(_, id)
   return ops.ref(id_arg(id, "users:ref"))
 end
 

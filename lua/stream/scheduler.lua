@@ -1,0 +1,180 @@
+-- stream.scheduler: runs functions in coroutines that yield while their
+-- requests are in flight, so one client's transport (one libcurl multi
+-- handle) carries many requests at once.
+--
+-- Only coroutines this scheduler created ever yield: a request made from
+-- the main thread, or from a coroutine the caller made, stays a plain
+-- blocking call. The scheduler knows nothing of Stream; the client gives it
+-- method, URL and body and gets the transport's answer back.
+
+local pack = table.pack or function(...) return { n = select("#", ...), ... } end
+local unpack = table.unpack or unpack -- luacheck: ignore 143
+
+local S = {}
+S.__index = S
+
+-- What a task yields while it waits for its request; anything else it
+-- yields (the function's own coroutine.yield) is resumed on the next step.
+local WAITING = setmetatable({}, { __name = "stream.scheduler.waiting" })
+
+local scheduler = {}
+
+function scheduler.new(transport)
+  return setmetatable({
+    transport = transport,
+    tasks = setmetatable({}, { __mode = "k" }), -- coroutine -> task
+    waiting = {},                               -- { req =, task = } in submit order
+    ready = {},                                 -- tasks to resume on the next step
+    sleepers = {},                              -- { task =, wake = } (back-off waits)
+    count = 0,                                  -- tasks started and not finished
+  }, S)
+end
+
+-- Sends one request: yields the calling task while it is in flight, or
+-- blocks when the caller is not one of this scheduler's tasks.
+function S:send(method, url, body, timeout)
+  local co = coroutine.running()
+  local task = co and self.tasks[co]
+  if not task then
+    return self.transport:request(method, url, body, timeout)
+  end
+  local req = self.transport:submit(method, url, body, timeout)
+  self.waiting[#self.waiting + 1] = { req = req, task = task }
+  coroutine.yield(WAITING)
+  return req:result()
+end
+
+-- Waits `seconds`: a task yields (the others go on), anything else blocks
+-- while still driving the transfers in flight.
+function S:sleep(seconds)
+  if not (seconds > 0) then return end
+  local t = self.transport
+  local co = coroutine.running()
+  local task = co and self.tasks[co]
+  if task then
+    self.sleepers[#self.sleepers + 1] = { task = task, wake = t:now() + seconds }
+    coroutine.yield(WAITING)
+    return
+  end
+  local wake = t:now() + seconds
+  while true do
+    local left = wake - t:now()
+    if left <= 0 then return end
+    if #self.waiting > 0 then t:perform(left) else t:sleep(left) end
+  end
+end
+
+local Task = {}
+Task.__index = Task
+Task.__name = "stream.task"
+
+function Task:done()
+  return self.finished
+end
+
+-- What the function returned; raises while it is still running.
+function Task:result()
+  if not self.finished then error("stream: task has not finished", 2) end
+  return unpack(self.results, 1, self.results.n)
+end
+
+local function finish(self, task, ok, ...)
+  self.tasks[task.co] = nil
+  self.count = self.count - 1
+  task.finished = true
+  if ok then
+    task.results = pack(...)
+  else
+    task.raised = true
+    task.results = { n = 2, nil, (...) }
+  end
+  if task.on_done then task.on_done(task) end
+end
+
+local function resume(self, task, ...)
+  local co = task.co
+  local r = pack(coroutine.resume(co, ...))
+  if coroutine.status(co) == "dead" then
+    finish(self, task, unpack(r, 1, r.n))
+  elseif r[2] ~= WAITING then
+    self.ready[#self.ready + 1] = task
+  end
+end
+
+-- Starts fn(...) in a new task; it runs until its first request is in
+-- flight. on_done(task) runs when it finishes.
+function S:spawn(fn, on_done, ...)
+  local task = setmetatable({ co = coroutine.create(fn), on_done = on_done }, Task)
+  self.tasks[task.co] = task
+  self.count = self.count + 1
+  resume(self, task, ...)
+  return task
+end
+
+-- Drives transfers, waiting at most `wait` seconds for one to make
+-- progress, and resumes every task whose request has finished.
+-- Returns the number of unfinished tasks.
+function S:step(wait)
+  if #self.ready > 0 then
+    local list = self.ready
+    self.ready = {}
+    for i = 1, #list do resume(self, list[i]) end
+    wait = 0
+  end
+  wait = wait or 0
+  if #self.sleepers > 0 then
+    local now = self.transport:now()
+    local due, later = {}, {}
+    local first
+    for _, sl in ipairs(self.sleepers) do
+      if sl.wake <= now then
+        due[#due + 1] = sl.task
+      else
+        later[#later + 1] = sl
+        if not first or sl.wake < first then first = sl.wake end
+      end
+    end
+    self.sleepers = later
+    for i = 1, #due do resume(self, due[i]) end
+    if #due > 0 then wait = 0 end
+    if first and first - now < wait then wait = first - now end
+  end
+  if #self.waiting == 0 then
+    if wait > 0 and #self.sleepers > 0 then self.transport:sleep(wait) end
+    return self.count
+  end
+  self.transport:perform(wait)
+  local finished, still = {}, {}
+  for _, w in ipairs(self.waiting) do
+    if w.req:done() then finished[#finished + 1] = w else still[#still + 1] = w end
+  end
+  self.waiting = still
+  for i = 1, #finished do resume(self, finished[i].task) end
+  return self.count
+end
+
+-- Seconds an outside loop may sleep before the next step: 0 when a task is
+-- ready, nil when nothing is in flight, else libcurl's own timer, at most
+-- 50 ms (the scheduler does not expose sockets to wait on).
+function S:timeout()
+  if #self.ready > 0 then return 0 end
+  local limit = 0.05
+  if #self.sleepers > 0 then
+    local now = self.transport:now()
+    for _, sl in ipairs(self.sleepers) do
+      limit = math.min(limit, math.max(0, sl.wake - now))
+    end
+  end
+  if #self.waiting == 0 then
+    return #self.sleepers > 0 and limit or nil
+  end
+  local t = self.transport:timeout()
+  if t == nil or t > limit then return limit end
+  return t
+end
+
+function S:in_flight()
+  return #self.waiting
+end
+
+return scheduler

@@ -1,0 +1,296 @@
+-- stream.connect, the wire format, error kinds, connection reuse and
+-- secret hygiene, over real HTTP (the local server, or a one-shot peer
+-- when an answer no real server gives is needed).
+local stream = require "stream"
+local server = require "helpers.server"
+local capture = require "helpers.capture"
+local H = require "helpers.client"
+
+local SECRET = "s3cr3t-value-that-must-never-leak-0123456789"
+local USER_JSON = '{"id":"john","created_at":"2026-11-26T17:02:16.131000Z",'
+  .. '"updated_at":"2026-11-26T17:02:16.131000Z","data":{"n":9007199254740993},"duration":"0.31ms"}'
+
+local function header(req, name)
+  return req:match("\r\n" .. name .. ":%s*([^\r\n]*)")
+end
+
+describe("stream.connect", function()
+  it("detects a user token by its three base64url segments", function()
+    local c = stream.connect("k", "secret.with.dots", "1", { base_url = "http://127.0.0.1:9/" })
+    assert.equal("server", c.auth_mode)
+    local token = c:create_user_token("erin")
+    local u = stream.connect("k", token, "1", { base_url = "http://127.0.0.1:9/" })
+    assert.equal("user_token", u.auth_mode)
+    assert.equal("erin", u.current_user.id)
+    c:close(); u:close()
+  end)
+
+  it("takes options as the third argument when there is no app id", function()
+    local c = stream.connect("k", "s", { base_url = "http://127.0.0.1:9/api" })
+    assert.equal("http://127.0.0.1:9/api/v1.0/", c.base_url)
+    c:close()
+  end)
+
+  it("raises on misuse, naming the problem", function()
+    assert.has_error(function() stream.connect("k", nil, "1") end)
+    assert.has_error(function() stream.connect(42, "s") end)
+    local ok, msg = pcall(stream.connect, "k", "s", "1", { retry = 3 })
+    assert.is_false(ok)
+    assert.matches("unknown option 'retry'", msg)
+  end)
+
+  it("reads the environment when given no credentials", function()
+    -- Run in a child so the variables do not leak into other specs.
+    local cmd = "STREAM_URL='http://envkey:envsecret@127.0.0.1:9/?app_id=77' lua5.4 -e '"
+      .. "package.path=\"lua/?.lua;lua/?/init.lua;\"..package.path;"
+      .. "package.cpath=\"build/5.4/?.so;\"..package.cpath;"
+      .. "local c=require(\"stream\").connect(); io.write(c.api_key,\" \",c.app_id,\" \",c.base_url)'"
+    local p = io.popen(cmd)
+    local out = p:read("a")
+    p:close()
+    assert.equal("envkey 77 http://127.0.0.1:9/api/v1.0/", out)
+  end)
+end)
+
+describe("the wire format", function()
+  it("sends the documented headers, api_key and a trailing slash", function()
+    local peer = capture.start({ status = 201, body = USER_JSON })
+    local c = stream.connect("the-key", SECRET, "1", { base_url = peer.url .. "/api" })
+    local res = assert(c:user("john"):create({ n = 1 }))
+    assert.equal(9007199254740993, res.data.n)
+    local req = peer.requests()[1]
+    assert.matches("^POST /api/v1%.0/user/%?api_key=the%-key HTTP/1%.1\r\n", req)
+    assert.equal("jwt", header(req, "stream%-auth%-type"))
+    assert.equal("stream-lua-client-" .. stream.VERSION, header(req, "X%-Stream%-Client"))
+    assert.equal("application/json", header(req, "Content%-Type"))
+    assert.is_nil(header(req, "Expect"))
+    local auth = header(req, "Authorization")
+    assert.equal(stream.core.hs256(SECRET, '{"resource":"users","action":"*","feed_id":"*"}'), auth)
+    assert.equal('{"id":"john","data":{"n":1}}', req:match("\r\n\r\n(.*)$"))
+    c:close(); peer.stop()
+  end)
+
+  it("sends a user token unchanged and no body on GET", function()
+    local peer = capture.start({ status = 200, body = USER_JSON })
+    local token = stream.connect("k", SECRET):create_user_token("john")
+    local c = stream.connect("k", token, "1", { base_url = peer.url .. "/api/" })
+    assert(c:user("john"):get({ with_follow_counts = true }))
+    local req = peer.requests()[1]
+    assert.matches("^GET /api/v1%.0/user/john/%?api_key=k&with_follow_counts=true HTTP/1%.1\r\n", req)
+    assert.equal(token, header(req, "Authorization"))
+    assert.is_nil(header(req, "Content%-Type"))
+    c:close(); peer.stop()
+  end)
+
+  it("escapes the api key in the query", function()
+    local peer = capture.start({ status = 200, body = USER_JSON })
+    local c = stream.connect("a&b=c d", SECRET, "1", { base_url = peer.url })
+    assert(c:user("john"):get())
+    assert.matches("%?api_key=a%%26b%%3Dc%%20d ", peer.requests()[1])
+    c:close(); peer.stop()
+  end)
+end)
+
+describe("error kinds", function()
+  it("is invalid for a bad id, before anything is sent, and the client keeps working", function()
+    local s = server.start()
+    local c = H.server_client(s)
+    local before = c:stats().requests
+    for _, id in ipairs({ "", "a b", "a/b", "a?b", "a#b", "..", "é", string.rep("x", 256) }) do
+      local res, err = c:user(id):get()
+      assert.is_nil(res)
+      assert.equal("invalid", err.kind, id)
+      assert.is_table(err.fields.id)
+      local _, e2 = c:user(id):create({})
+      assert.equal("invalid", e2.kind)
+      assert.is_nil(c:user(id):ref())
+    end
+    assert.equal(before, c:stats().requests)
+    assert(c:user(H.uid("fine")):create({}))
+    c:close(); s:stop()
+  end)
+
+  it("is invalid for data over 10240 bytes or that JSON cannot hold", function()
+    local c = stream.connect("k", "s", "1", { base_url = "http://127.0.0.1:9/" })
+    local cyc = { a = {} }
+    cyc.a.b = cyc
+    local cases = {
+      { { big = string.rep("x", 10240) }, "10240" },
+      { cyc, "data%.a%.b: cycle" },
+      { { f = print }, "data%.f" },
+      { { n = 0 / 0 }, "NaN" },
+      { { [1] = 1, x = 2 }, "mixed" },
+      { { s = "\255" }, "UTF%-8" },
+    }
+    for _, case in ipairs(cases) do
+      local res, err = c:user("x"):create(case[1])
+      assert.is_nil(res)
+      assert.equal("invalid", err.kind)
+      assert.matches(case[2], err.detail)
+      assert.is_table(err.fields.data)
+    end
+    assert.equal(0, c:stats().requests)
+    c:close()
+  end)
+
+  it("raises for wrong argument types", function()
+    local c = stream.connect("k", "s", "1", { base_url = "http://127.0.0.1:9/" })
+    assert.has_error(function() c:user({}) end)
+    assert.has_error(function() c:user("x"):create("data") end)
+    assert.has_error(function() c:user("x"):get("with_follow_counts") end)
+    assert.has_error(function() c.users:get_many("a,b") end)
+    c:close()
+  end)
+
+  it("is transport when nothing listens, and retryable", function()
+    local port = capture.free_port()
+    local c = stream.connect("k", "s", "1", { base_url = "http://127.0.0.1:" .. port .. "/" })
+    local res, err = c:user("x"):get()
+    assert.is_nil(res)
+    assert.equal("transport", err.kind)
+    assert.is_true(err.retryable)
+    assert.equal(3, err.attempts)
+    assert.equal("GET", err.method)
+    assert.equal("user/x/", err.path)
+    assert.matches("^stream: transport: .* %[GET user/x/%]$", tostring(err))
+    c:close()
+  end)
+
+  it("is timeout when the answer takes longer than the timeout", function()
+    local s = server.start({ faults = true })
+    local c = stream.connect(s.api_key, s.api_secret, "1", {
+      base_url = s.base_url, timeout = 0.3, retries = 0,
+      transport = H.transport({ "X-Stream-Local-Delay: 3000" }),
+    })
+    local t0 = require("socket").gettime()
+    local res, err = c:user("x"):get()
+    local elapsed = require("socket").gettime() - t0
+    assert.is_nil(res)
+    assert.equal("timeout", err.kind)
+    assert.is_true(err.retryable)
+    assert.is_true(elapsed < 1.5, "took " .. elapsed)
+    c:close(); s:stop()
+  end)
+
+  it("is decode when a 2xx answer is not JSON", function()
+    local peer = capture.start({ status = 200, body = "<html>hello</html>" })
+    local c = stream.connect("k", "s", "1", { base_url = peer.url })
+    local res, err = c:user("x"):get()
+    assert.is_nil(res)
+    assert.equal("decode", err.kind)
+    assert.equal(200, err.status)
+    c:close(); peer.stop()
+  end)
+
+  it("is api with the location for a redirect, which is not followed", function()
+    local peer = capture.start({ status = 301, headers = { Location = "http://elsewhere.invalid/x/" } })
+    local c = stream.connect("k", SECRET, "1", { base_url = peer.url })
+    local res, err = c:user("x"):update({ a = 1 })
+    assert.is_nil(res)
+    assert.equal("api", err.kind)
+    assert.equal(301, err.status)
+    assert.matches("elsewhere%.invalid", err.detail)
+    assert.equal(1, #peer.requests())
+    c:close(); peer.stop()
+  end)
+
+  it("carries rate-limit figures", function()
+    local s = server.start()
+    local c = H.server_client(s)
+    local _, err = c:user(H.uid("missing")):get()
+    assert.equal(404, err.status)
+    assert.is_number(err.rate_limit.limit)
+    assert.is_number(err.rate_limit.remaining)
+    assert.is_number(err.rate_limit.reset)
+    c:close(); s:stop()
+  end)
+end)
+
+describe("connection reuse", function()
+  it("sends sequential calls over one keep-alive connection", function()
+    local s = server.start()
+    local log = {}
+    local c = stream.connect(s.api_key, s.api_secret, "1", {
+      base_url = s.base_url, transport = H.transport(nil, log),
+    })
+    local id = H.uid("ka")
+    assert(c:user(id):create({ n = 0 }))
+    for i = 1, 50 do
+      assert(c:user(id):get())
+      assert(c:user(id):update({ n = i }))
+    end
+    local st = c:stats()
+    assert.equal(101, st.requests)
+    assert.equal(1, st.connects)
+    local conn = {}
+    for _, e in ipairs(log) do conn[e.headers["x-stream-local-connection"]] = true end
+    assert.equal(1, #(function() local l = {} for k in pairs(conn) do l[#l + 1] = k end return l end)())
+    c:close(); s:stop()
+  end)
+end)
+
+describe("secrets", function()
+  it("never appear in errors, tostring or the client's fields", function()
+    local s = server.start({ faults = true })
+    local good = H.server_client(s)
+    local token = assert(good:create_user_token(H.uid("tok")))
+    local texts = {}
+    local function collect(v) texts[#texts + 1] = tostring(v) end
+    local clients = {
+      stream.connect(s.api_key, SECRET, "1", { base_url = s.base_url }),
+      stream.connect(s.api_key, token, "1", { base_url = s.base_url }),
+      stream.connect(s.api_key, SECRET, "1", { base_url = "http://127.0.0.1:" .. capture.free_port() }),
+      stream.connect(s.api_key, SECRET, "1", { base_url = s.base_url, timeout = 0.2,
+        transport = H.transport({ "X-Stream-Local-Delay: 2000" }) }),
+    }
+    for _, c in ipairs(clients) do
+      collect(c)
+      collect(c:user("x"))
+      for _, call in ipairs({
+        function() return c:user("x"):get() end,
+        function() return c:user("x"):create({}) end,
+        function() return c:user("bad id"):get() end,
+        function() return c:user("x"):update({ f = 0 / 0 }) end,
+        function() return c.users:get_many({}) end,
+      }) do
+        local _, err = call()
+        collect(err)
+        collect(err.detail)
+      end
+      local _, msg = pcall(c.create_user_token, c, 42)
+      collect(msg)
+      for k, v in pairs(c) do collect(k); collect(v) end
+      c:close()
+    end
+    good:close(); s:stop()
+    local hidden = { SECRET, token, stream.core.hs256(SECRET, '{"resource":"users","action":"*","feed_id":"*"}') }
+    for _, text in ipairs(texts) do
+      for _, h in ipairs(hidden) do
+        assert.is_nil(text:find(h, 1, true), "leaked in: " .. text)
+      end
+    end
+    assert.is_true(#texts > 40)
+  end)
+end)
+
+describe("client:close", function()
+  it("is idempotent and later calls raise", function()
+    local c = stream.connect("k", "s", "1", { base_url = "http://127.0.0.1:9/" })
+    c:close()
+    c:close()
+    assert.matches("closed", tostring(c))
+    assert.has_error(function() c:user("x"):get() end)
+  end)
+
+  -- to-be-closed variables exist from Lua 5.4 on
+  local it54 = _VERSION == "Lua 5.4" and it or function() end
+  it54("works with <close>", function()
+    local chunk = assert(load([[
+      local stream = ...
+      local c <close> = stream.connect("k", "s", "1", { base_url = "http://127.0.0.1:9/" })
+      return c
+    ]]))
+    local c = chunk(stream)
+    assert.is_true(c._closed)
+  end)
+end)

@@ -1,0 +1,49 @@
+-- Spec helper: clients pointed at a running local server, and transports
+-- that wrap the real curl transport to add request headers (the server's
+-- fault headers) or record what came back.
+local stream = require "stream"
+local curl = require "stream.transport.curl"
+
+local M = {}
+
+-- A transport module that sends `extra` headers on every request and
+-- records the last answer's headers in `log`.
+function M.transport(extra, log)
+  return {
+    new = function(core, settings)
+      for _, h in ipairs(extra or {}) do
+        settings.headers[#settings.headers + 1] = h
+      end
+      local t = curl.new(core, settings)
+      if log then
+        local request = t.request
+        t.request = function(self, method, url, body)
+          local status, raw, headers = request(self, method, url, body)
+          log[#log + 1] = { method = method, url = url, body = body, status = status, headers = headers }
+          return status, raw, headers
+        end
+      end
+      return t
+    end,
+  }
+end
+
+function M.server_client(s, opts)
+  opts = opts or {}
+  opts.base_url = opts.base_url or s.base_url
+  return stream.connect(s.api_key, s.api_secret, "1", opts)
+end
+
+function M.token_client(s, token, opts)
+  opts = opts or {}
+  opts.base_url = opts.base_url or s.base_url
+  return stream.connect(s.api_key, token, "1", opts)
+end
+
+local n = 0
+function M.uid(prefix)
+  n = n + 1
+  return string.format("%s-%d-%d-%d", prefix or "u", os.time(), math.random(1, 1e6), n)
+end
+
+return M
