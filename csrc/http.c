@@ -20,9 +20,10 @@
  *
  * Failures come back as nil, kind, message, stage with kind "timeout" or
  * "transport"; stage is "connect" when the request provably never reached
- * the server (no connection could be made), else "transfer". An oversized
- * response is "transport" with a message saying so. `timeout` (seconds)
- * overrides the client's total timeout for one request. `headers` maps lower-cased names to values (last one wins).
+ * the server (no connection could be made), "limit" when the answer (after
+ * decompression) outgrew max_response_bytes and the transfer was cut, else
+ * "transfer". `timeout` (seconds) overrides the client's total timeout for
+ * one request. `headers` maps lower-cased names to values (last one wins).
  *
  * Deliberately not here: URLs, auth, retries, JSON, scheduling of
  * coroutines (all Lua). Redirects are never followed (a redirected POST
@@ -421,7 +422,7 @@ static int push_result(lua_State *L, request_t *r)
         if (r->too_large) {
             lua_pushliteral(L, "transport");
             lua_pushfstring(L, "response larger than max_response_bytes (%d)", (int)r->max_bytes);
-            lua_pushliteral(L, "transfer");
+            lua_pushliteral(L, "limit");
             return 4;
         } else {
             lua_pushstring(L, r->result == CURLE_OPERATION_TIMEDOUT ? "timeout" : "transport");

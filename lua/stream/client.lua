@@ -31,12 +31,16 @@ local function url_escape(s)
 end
 
 -- Replaces every occurrence of the client's secrets in text.
+local MIN_SCRUB = 8
+
 local function scrub(client, text)
   if type(text) ~= "string" then return text end
   local p = private[client]
   if not p then return text end
   for _, s in ipairs(p.hidden) do
-    local i = text:find(s, 1, true)
+    -- a secret of a few characters would blank ordinary words; Stream's
+    -- secrets and every token are far longer
+    local i = #s >= MIN_SCRUB and text:find(s, 1, true)
     while i do
       text = text:sub(1, i - 1) .. "[redacted]" .. text:sub(i + #s)
       i = text:find(s, i + 10, true)
@@ -111,9 +115,12 @@ end
 local function attempt(self, method, url, path, body, timeout)
   local status, raw, headers, stage = self._sched:send(method, url, body, timeout)
   if not status then
-    return nil, errors.new(raw == "timeout" and "timeout" or "transport", scrub(self, headers), {
+    local err = errors.new(raw == "timeout" and "timeout" or "transport", scrub(self, headers), {
       method = method, path = path,
-    }), stage
+    })
+    -- an answer over max_response_bytes would be just as large next time
+    if stage == "limit" then err.retryable = false end
+    return nil, err, stage
   end
   local core = self._core
   if status >= 200 and status < 300 then
@@ -141,6 +148,7 @@ local BACKOFF_BASE, BACKOFF_CAP = 0.1, 2
 local function retry_delay(self, err, stage, idempotent, n)
   local backoff = math.min(BACKOFF_CAP, BACKOFF_BASE * 2 ^ (n - 1)) * (0.5 + math.random() / 2)
   if err.kind == "transport" or err.kind == "timeout" then
+    if stage == "limit" then return nil end
     if idempotent or stage == "connect" then return backoff end
   elseif err.kind == "api" then
     if err.status == 429 then

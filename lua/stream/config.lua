@@ -12,6 +12,8 @@ local DEFAULT_HOST = "api.stream-io-api.com"
 -- Every option `connect` knows, with a checker that raises on a bad value.
 local function is_seconds(v) return type(v) == "number" and v > 0 and v <= 86400 end
 local function is_string(v) return type(v) == "string" and v ~= "" end
+-- goes into a request header: a CR or LF would start a header of its own
+local function is_header_value(v) return is_string(v) and not v:find("%c") end
 local function is_count(v)
   return type(v) == "number" and v >= 1 and v <= 10000 and v == math.floor(v)
 end
@@ -30,7 +32,7 @@ local OPTIONS = {
     "an integer in [0, 100]" },
   max_retry_wait = { function(v) return type(v) == "number" and v >= 0 and v <= 3600 end,
     "a number of seconds in [0, 3600]" },
-  user_agent = { is_string, "a non-empty string" },
+  user_agent = { is_header_value, "a non-empty string without control characters" },
   ca_file = { is_string, "a file name" },
   proxy = { is_string, "a proxy URL" },
   max_connections = { is_count, "an integer in [1, 10000]" },

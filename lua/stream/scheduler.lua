@@ -47,7 +47,7 @@ end
 -- Waits `seconds`: a task yields (the others go on), anything else blocks
 -- while still driving the transfers in flight.
 function S:sleep(seconds)
-  if not (seconds > 0) then return end
+  if not (seconds > 0) then return end -- luacheck: ignore 581 (NaN too)
   local t = self.transport
   local co = coroutine.running()
   local task = co and self.tasks[co]

@@ -242,7 +242,14 @@ describe("secrets", function()
       stream.connect(s.api_key, SECRET, "1", { base_url = "http://127.0.0.1:" .. capture.free_port() }),
       stream.connect(s.api_key, SECRET, "1", { base_url = s.base_url, timeout = 0.2,
         transport = H.transport({ "X-Stream-Local-Delay: 2000" }) }),
+      stream.connect(s.api_key, SECRET, "1", { base_url = s.base_url,
+        transport = H.transport({ "X-Stream-Local-Garbage: 1" }) }),
+      stream.connect(s.api_key, SECRET, "1", { base_url = s.base_url, max_retry_wait = 0,
+        transport = H.transport({ "X-Stream-Local-Status: 429" }) }),
+      stream.connect(s.api_key, SECRET, "1", { base_url = s.base_url, max_response_bytes = 100,
+        transport = H.transport({ "X-Stream-Local-Oversize: 5000" }) }),
     }
+    local kinds = {}
     for _, c in ipairs(clients) do
       collect(c)
       collect(c:user("x"))
@@ -254,6 +261,7 @@ describe("secrets", function()
         function() return c.users:get_many({}) end,
       }) do
         local _, err = call()
+        kinds[err.kind] = true
         collect(err)
         collect(err.detail)
       end
@@ -270,6 +278,9 @@ describe("secrets", function()
       end
     end
     assert.is_true(#texts > 40)
+    for _, kind in ipairs({ "api", "transport", "timeout", "invalid", "decode" }) do
+      assert.is_true(kinds[kind], "no error of kind " .. kind)
+    end
   end)
 end)
 

@@ -119,6 +119,25 @@ describe("client:parallel", function()
     slow:close()
   end)
 
+  it("bounds connections with max_connections; the other requests queue", function()
+    local slow = stream.connect(s.api_key, s.api_secret, "1", {
+      base_url = s.base_url, max_connections = 2,
+      transport = H.transport({ "X-Stream-Local-Delay: 100" }),
+    })
+    local id = H.uid("conn")
+    assert(client:user(id):create({}))
+    local fns = {}
+    for i = 1, 8 do fns[i] = function() return slow:user(id):get() end end
+    local t0 = socket.gettime()
+    local results = slow:parallel(fns)
+    local elapsed = socket.gettime() - t0
+    for i = 1, 8 do assert.equal(id, results[i][1].id) end
+    assert.equal(2, slow:stats().connects)
+    -- 8 requests of 100 ms over 2 connections: at least 4 rounds
+    assert.is_true(elapsed >= 0.38, "took " .. elapsed)
+    slow:close()
+  end)
+
   it("keeps calls from a coroutine it did not start blocking", function()
     local id = H.uid("own-co")
     assert(client:user(id):create({}))
