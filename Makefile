@@ -43,6 +43,12 @@ BUSTED  ?= $(LUA) $(BUSTED_SCRIPT) --ignore-lua --cpath='$(BUILD)/?.so'
 DEB_PACKAGES := lua5.4 liblua5.4-dev libcurl4-openssl-dev libssl-dev pkg-config \
                 lua-cjson lua-busted lua-socket nginx-light libnginx-mod-http-lua \
                 curl openssl valgrind
+# The OpenResty flavour of LuaJIT: the one Debian's lua-nginx-module links
+# (the plain luajit packages conflict with it).
+DEB_jit := luajit2 libluajit2-5.1-dev
+DEB_5.1 := lua5.1 liblua5.1-0-dev
+DEB_5.3 := lua5.3 liblua5.3-dev
+DEB_PACKAGES += $(DEB_$(LUA_VERSION))
 
 .PHONY: all deps test unit demo server install uninstall clean valgrind lint
 
@@ -64,20 +70,29 @@ clean:
 
 # ------------------------------------------------------------------ tests
 # The whole suite: unit specs, the local server's specs, the client's
-# integration specs (each spec file starts its own local server).
+# integration specs (each spec file starts its own local server), and the
+# OpenResty specs. Under LuaJIT or 5.1 (LUA_VERSION=jit|5.1) the specs that
+# run in the chosen interpreter: codec, signing, config and client.
+PORTABLE_SPECS := spec/json_spec.lua spec/jwt_spec.lua spec/config_spec.lua spec/client
+ifeq ($(filter $(LUA_VERSION),5.3 5.4),)
+  TEST_SPECS := $(PORTABLE_SPECS)
+endif
+
 test: deps all
-	$(BUSTED)
+	$(BUSTED) $(TEST_SPECS)
 
 unit: all
-	$(BUSTED) spec/json_spec.lua spec/jwt_spec.lua spec/config_spec.lua
+	$(BUSTED) spec/json_spec.lua spec/jwt_spec.lua spec/config_spec.lua spec/server/json_spec.lua
 
-# The integration specs under valgrind memcheck; fails on any error or
-# definite leak. The GC runs often so finalizers are exercised.
+# The whole suite with the interpreter (and so the core) under valgrind
+# memcheck; fails on any error or definite leak. A full collection follows
+# every test so finalizers run while the core is in use. (Servers and peers
+# the specs start are separate processes and are not instrumented.)
 valgrind: deps all
 	STREAM_SPEC_AGGRESSIVE_GC=1 valgrind --quiet --error-exitcode=99 --leak-check=full \
-	  --errors-for-leak-kinds=definite --show-leak-kinds=definite --track-origins=yes \
+	  --errors-for-leak-kinds=definite --show-leak-kinds=definite \
 	  --suppressions=.ci/valgrind.supp \
-	  $(BUSTED) spec/client spec/json_spec.lua spec/jwt_spec.lua
+	  $(BUSTED) $(TEST_SPECS)
 
 lint:
 	luacheck lua spec server examples

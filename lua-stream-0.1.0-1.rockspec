@@ -1,0 +1,45 @@
+rockspec_format = "3.0"
+package = "lua-stream"
+version = "0.1.0-1"
+source = {
+  url = "git+https://example.invalid/lua-stream.git",
+  tag = "v0.1.0",
+}
+description = {
+  summary = "Client for Stream's Activity Feeds users API, with a C core",
+  detailed = [[
+    require "stream" and call client:user(id):create/get/update/delete.
+    Exact JSON, HS256 signing and libcurl transfers with connection reuse
+    live in the C core (stream.core); the API, validation and errors in Lua.
+  ]],
+  license = "MIT",
+}
+dependencies = {
+  "lua >= 5.1",
+}
+external_dependencies = {
+  -- Debian keeps curl.h in a multiarch folder the compiler searches by itself,
+  -- so only the library is looked up here.
+  CURL = { library = "curl" },
+  OPENSSL = { header = "openssl/hmac.h", library = "crypto" },
+}
+build = {
+  type = "builtin",
+  modules = {
+    ["stream"] = "lua/stream/init.lua",
+    ["stream.client"] = "lua/stream/client.lua",
+    ["stream.config"] = "lua/stream/config.lua",
+    ["stream.errors"] = "lua/stream/errors.lua",
+    ["stream.scheduler"] = "lua/stream/scheduler.lua",
+    ["stream.users"] = "lua/stream/users.lua",
+    ["stream.transport.curl"] = "lua/stream/transport/curl.lua",
+    ["stream.core"] = {
+      sources = { "csrc/core.c", "csrc/json.c", "csrc/jwt.c", "csrc/http.c",
+                  "csrc/clock.c" },
+      libraries = { "curl", "crypto" },
+      defines = { "_POSIX_C_SOURCE=200809L" },
+      incdirs = { "$(CURL_INCDIR)", "$(OPENSSL_INCDIR)" },
+      libdirs = { "$(CURL_LIBDIR)", "$(OPENSSL_LIBDIR)" },
+    },
+  },
+}
