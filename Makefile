@@ -42,15 +42,15 @@ BUSTED_SCRIPT ?= $(firstword $(shell command -v busted) /usr/bin/busted)
 BUSTED  ?= $(LUA) $(BUSTED_SCRIPT) --ignore-lua --cpath='$(BUILD)/?.so'
 DEB_PACKAGES := lua5.4 liblua5.4-dev libcurl4-openssl-dev libssl-dev pkg-config \
                 lua-cjson lua-busted lua-socket nginx-light libnginx-mod-http-lua \
-                curl openssl valgrind
-# The OpenResty flavour of LuaJIT: the one Debian's lua-nginx-module links
-# (the plain luajit packages conflict with it).
-DEB_jit := luajit2 libluajit2-5.1-dev
+                curl openssl valgrind luajit2 libluajit2-5.1-dev
+# luajit2 is the OpenResty flavour of LuaJIT, the one Debian's
+# lua-nginx-module links (the plain luajit packages conflict with it); the
+# OpenResty specs load a core built for it inside nginx.
 DEB_5.1 := lua5.1 liblua5.1-0-dev
 DEB_5.3 := lua5.3 liblua5.3-dev
 DEB_PACKAGES += $(DEB_$(LUA_VERSION))
 
-.PHONY: all deps test unit demo server install uninstall clean valgrind lint
+.PHONY: all deps test unit demo server install uninstall clean valgrind lint ngx-core
 
 all: $(CORE)
 
@@ -76,19 +76,27 @@ clean:
 PORTABLE_SPECS := spec/json_spec.lua spec/jwt_spec.lua spec/config_spec.lua spec/client
 ifeq ($(filter $(LUA_VERSION),5.3 5.4),)
   TEST_SPECS := $(PORTABLE_SPECS)
+  NGX_CORE :=
+else
+  # spec/openresty runs nginx, which loads the core built for its LuaJIT
+  NGX_CORE := ngx-core
 endif
 
-test: deps all
+test: deps all $(NGX_CORE)
 	$(BUSTED) $(TEST_SPECS)
 
+ngx-core:
+	@$(MAKE) --no-print-directory LUA_VERSION=jit all
+
 unit: all
-	$(BUSTED) spec/json_spec.lua spec/jwt_spec.lua spec/config_spec.lua spec/server/json_spec.lua
+	$(BUSTED) spec/json_spec.lua spec/jwt_spec.lua spec/config_spec.lua spec/server/json_spec.lua \
+	  $(if $(TEST_SPECS),,spec/lua53)
 
 # The whole suite with the interpreter (and so the core) under valgrind
 # memcheck; fails on any error or definite leak. A full collection follows
 # every test so finalizers run while the core is in use. (Servers and peers
 # the specs start are separate processes and are not instrumented.)
-valgrind: deps all
+valgrind: deps all $(NGX_CORE)
 	STREAM_SPEC_AGGRESSIVE_GC=1 valgrind --quiet --error-exitcode=99 --leak-check=full \
 	  --errors-for-leak-kinds=definite --show-leak-kinds=definite \
 	  --suppressions=.ci/valgrind.supp \

@@ -33,6 +33,7 @@ build = {
     ["stream.scheduler"] = "lua/stream/scheduler.lua",
     ["stream.users"] = "lua/stream/users.lua",
     ["stream.transport.curl"] = "lua/stream/transport/curl.lua",
+    ["stream.transport.ngx"] = "lua/stream/transport/ngx.lua",
     ["stream.core"] = {
       sources = { "csrc/core.c", "csrc/json.c", "csrc/jwt.c", "csrc/http.c",
                   "csrc/clock.c" },

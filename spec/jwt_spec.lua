@@ -7,7 +7,7 @@ local function openssl_hmac_b64url(secret, data)
   local p = assert(io.popen("openssl dgst -sha256 -binary -mac HMAC -macopt 'hexkey:"
     .. (secret:gsub(".", function(c) return string.format("%02x", c:byte()) end))
     .. "' " .. df .. " | base64 -w0"))
-  local out = p:read("a"); p:close(); os.remove(df)
+  local out = p:read("*a"); p:close(); os.remove(df)
   return (out:gsub("=+%s*$", ""):gsub("%+", "-"):gsub("/", "_"))
 end
 

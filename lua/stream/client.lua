@@ -115,7 +115,10 @@ end
 local function attempt(self, method, url, path, body, timeout)
   local status, raw, headers, stage = self._sched:send(method, url, body, timeout)
   if not status then
-    local err = errors.new(raw == "timeout" and "timeout" or "transport", scrub(self, headers), {
+    -- "invalid": the transport refused before sending (e.g. an nginx phase
+    -- without cosockets); repeating it cannot help
+    local kind = (raw == "timeout" or raw == "invalid") and raw or "transport"
+    local err = errors.new(kind, scrub(self, headers), {
       method = method, path = path,
     })
     -- an answer over max_response_bytes would be just as large next time

@@ -39,7 +39,7 @@ local OPTIONS = {
   max_response_bytes = { is_bytes, "an integer number of bytes below 2^31" },
   verify = { function(v) return type(v) == "boolean" end, "a boolean" },
   transport = { function(v) return type(v) == "string" or type(v) == "table" end,
-    "\"curl\" or a transport table" },
+    "\"curl\", \"ngx\" or a transport table" },
 }
 
 -- Copies and checks an options table; raises naming the first bad key.

@@ -27,10 +27,27 @@ local stream = {
   is_error = errors.is_error,
 }
 
+-- Inside nginx (lua-nginx-module: an `ngx` global with get_phase) the
+-- default is the cosocket transport, whatever the phase at connect time:
+-- a client made in init_by_lua or init_worker_by_lua is used later by
+-- request handlers and timers. Whether the phase allows sending is checked
+-- by that transport at each call (where cosockets are disabled a call fails
+-- at once instead of blocking the worker). Elsewhere the default is curl.
 local function pick_transport(opts)
   local t = opts.transport
-  if t == nil or t == "curl" then
+  local ngx = rawget(_G, "ngx")
+  local in_nginx = type(ngx) == "table" and type(ngx.get_phase) == "function"
+  if t == nil then
+    t = in_nginx and "ngx" or "curl"
+  end
+  if t == "curl" then
     return require "stream.transport.curl"
+  elseif t == "ngx" then
+    if not in_nginx then
+      error("stream.connect: transport 'ngx' needs nginx's Lua module (OpenResty); "
+        .. "use 'curl' outside nginx", 3)
+    end
+    return require "stream.transport.ngx"
   elseif type(t) == "table" then
     if type(t.new) ~= "function" then
       error("stream.connect: option 'transport' table must have a new(core, settings) function", 3)

@@ -46,7 +46,7 @@ describe("stream.connect", function()
       .. "package.cpath=\"build/5.4/?.so;\"..package.cpath;"
       .. "local c=require(\"stream\").connect(); io.write(c.api_key,\" \",c.app_id,\" \",c.base_url)'"
     local p = io.popen(cmd)
-    local out = p:read("a")
+    local out = p:read("*a")
     p:close()
     assert.equal("envkey 77 http://127.0.0.1:9/api/v1.0/", out)
   end)

@@ -193,7 +193,7 @@ end)
 describe("compressed answers", function()
   local function gzip_of_zeros(bytes)
     local p = assert(io.popen("head -c " .. bytes .. " /dev/zero | gzip -c"))
-    local z = p:read("a")
+    local z = p:read("*a")
     p:close()
     return z
   end
@@ -213,7 +213,7 @@ describe("compressed answers", function()
 
   it("are decoded when they fit", function()
     local p = assert(io.popen("printf '%s' '{\"id\":\"z\",\"data\":{}}' | gzip -c"))
-    local z = p:read("a"); p:close()
+    local z = p:read("*a"); p:close()
     local peer = capture.start({ status = 200, body = z,
       headers = { ["Content-Encoding"] = "gzip", ["Content-Type"] = "application/json" } })
     local c = stream.connect("k", "s", "1", { base_url = peer.url })

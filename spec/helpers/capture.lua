@@ -10,7 +10,7 @@ local M = {}
 local CHILD = [==[
 local socket = require "socket"
 local port, out, count, resp_file = tonumber(arg[1]), arg[2], tonumber(arg[3]), arg[4]
-local f = io.open(resp_file, "rb"); local response = f:read("a"); f:close()
+local f = io.open(resp_file, "rb"); local response = f:read("*a"); f:close()
 local srv = assert(socket.bind("127.0.0.1", port))
 srv:settimeout(10)
 local log = assert(io.open(out, "wb"))
@@ -73,7 +73,7 @@ function M.start(o)
   local peer = { url = "http://127.0.0.1:" .. port, port = port }
   function peer.requests()
     local fh = io.open(out, "rb")
-    local text = fh and fh:read("a") or ""
+    local text = fh and fh:read("*a") or ""
     if fh then fh:close() end
     local list = {}
     for req in text:gmatch("([^%z]*)%z") do list[#list + 1] = req end

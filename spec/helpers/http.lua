@@ -32,7 +32,7 @@ end
 local function read_file(path)
   local f = io.open(path, "rb")
   if not f then return nil end
-  local s = f:read("a")
+  local s = f:read("*a")
   f:close()
   return s
 end
@@ -47,7 +47,7 @@ end
 -- run(cmd) -> stdout, exit code
 local function run(cmd)
   local p = assert(io.popen(cmd, "r"))
-  local out = p:read("a")
+  local out = p:read("*a")
   local _, _, code = p:close()
   return out, code or 0
 end

@@ -71,7 +71,7 @@ end
 function Server:error_log()
   local f = io.open(self.prefix .. "/logs/error.log", "rb")
   if not f then return "" end
-  local s = f:read("a")
+  local s = f:read("*a")
   f:close()
   return s
 end
@@ -93,10 +93,10 @@ function M.start(opts)
     local cmd = "env " .. table.concat(env, " ") .. " " .. q(M.root .. "/server/start")
       .. " --daemon 2>" .. q(errf)
     local p = assert(io.popen(cmd, "r"))
-    local out = p:read("a")
+    local out = p:read("*a")
     local ok = p:close()
     local f = io.open(errf, "rb")
-    local err = f and f:read("a") or ""
+    local err = f and f:read("*a") or ""
     if f then f:close() end
     os.remove(errf)
     local vars = {}

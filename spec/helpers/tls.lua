@@ -36,7 +36,7 @@ function M.start()
   sh("openssl x509 -req -in " .. d .. "server.csr -CA " .. d .. "ca.pem -CAkey " .. d .. "ca.key"
     .. " -CAcreateserial -days 2 -extfile " .. d .. "ext.cnf -out " .. d .. "server.pem")
   local port = free_port()
-  local user = os.getenv("USER") == "root" or io.popen("id -u"):read("l") == "0"
+  local user = os.getenv("USER") == "root" or io.popen("id -u"):read("*l") == "0"
   local conf = assert(io.open(d .. "nginx.conf", "w"))
   conf:write(([[
 %s
@@ -74,7 +74,7 @@ http {
   function peer.stop()
     local f = io.open(dir .. "/logs/nginx.pid")
     if f then
-      local pid = f:read("l")
+      local pid = f:read("*l")
       f:close()
       if pid then os.execute("kill " .. pid .. " 2>/dev/null") end
     end

@@ -18,7 +18,7 @@ local function start_cmd(env, args)
   for k, v in pairs(env) do parts[#parts + 1] = k .. "=" .. q(v) end
   parts[#parts + 1] = q(ROOT .. "/server/start") .. " " .. (args or "--daemon") .. " 2>" .. q(errf)
   local p = io.popen(table.concat(parts, " "), "r")
-  local out = p:read("a")
+  local out = p:read("*a")
   local ok = p:close()
   local err = http.read_file(errf)
   os.remove(errf)
@@ -97,7 +97,7 @@ describe("server/start", function()
     local out = os.tmpname()
     local p = io.popen("env STREAM_LOCAL_PORT=" .. port .. " " .. q(ROOT .. "/server/start") .. " >" .. q(out)
       .. " 2>&1 & echo $!", "r")
-    local pid = p:read("l")
+    local pid = p:read("*l")
     p:close()
     local text, prefix = "", nil
     for _ = 1, 200 do

@@ -1,0 +1,653 @@
+-- stream.transport.ngx: the transport for OpenResty / lua-nginx-module.
+-- HTTP/1.1 over nginx cosockets (ngx.socket.tcp), so a call yields the
+-- current request's coroutine instead of blocking the nginx worker.
+-- Same interface as stream.transport.curl (documented at its top).
+--
+-- What it does:
+-- - one connection per request at a time, taken from and given back to
+--   nginx's per-worker keep-alive pool (setkeepalive); the pool is named
+--   after scheme, host, port, TLS verification and proxy, so connections of
+--   different trust settings never mix. stats().connects counts connections
+--   opened (sock:getreusedtimes() == 0), so a pooled one is not counted;
+-- - TLS with sslhandshake(host name as SNI, verify): the trusted CAs are
+--   nginx's `lua_ssl_trusted_certificate` (a ca_file option cannot be set
+--   per client here; it is ignored, with a warning in the error log, and
+--   verification stays on against nginx's list);
+-- - Content-Length, chunked and read-until-close answers, 1xx skipped,
+--   answers capped at max_response_bytes, no redirect followed, header names
+--   lower-cased with the last one winning (as the curl transport returns
+--   them); a pooled connection that turns out closed is replaced by a new
+--   one when the request could not be sent on it, or (except for POST and
+--   PATCH, which must never be sent twice) when nothing came back;
+-- - submit() runs the request in an ngx.thread light thread; perform(wait)
+--   waits on an ngx.semaphore (never blocking the worker) until one is done;
+-- - host names are looked up in /etc/hosts first (read once per worker),
+--   then by nginx's `resolver`;
+-- - an http:// proxy (absolute-form requests; CONNECT for https targets).
+--
+-- What it deliberately does not do: gzip (no Accept-Encoding is sent),
+-- HTTP/2, redirects, per-client CA files, SOCKS proxies. It refuses to run
+-- in nginx phases where cosockets are disabled (init, init_worker, set,
+-- header_filter, body_filter, log, balancer, ...): there a call fails at once,
+-- before any I/O, as kind "invalid" with stage "connect", and the message
+-- names the phase and the remedy (ngx.timer.at).
+
+local ngx = ngx -- luacheck: ignore 113 (the nginx API, a global inside nginx)
+
+local pack = table.pack or function(...) return { n = select("#", ...), ... } end
+local unpack = table.unpack or unpack -- luacheck: ignore 143
+
+local M = {}
+M.__index = M
+M.name = "ngx"
+
+local DEFAULT_MAX_RESPONSE = 16 * 1024 * 1024
+local STALE_RETRIES = 3 -- pooled connections tried before a fresh one must do
+-- ngx.sleep's resolution; ngx.sleep(0) would spin (and warn) on stock nginx.
+local MIN_SLEEP = 0.001
+
+-- Phases (ngx.get_phase()) whose code may use cosockets, light threads,
+-- semaphores and ngx.sleep. "preread" is the stream subsystem's.
+local YIELDABLE = {
+  rewrite = true, access = true, content = true, timer = true,
+  ssl_cert = true, ssl_session_fetch = true, ssl_client_hello = true, preread = true,
+}
+
+local has_semaphore, semaphore = pcall(require, "ngx.semaphore")
+if not has_semaphore then semaphore = nil end
+
+-- nil when requests can be made now, else why not.
+local function phase_problem()
+  local phase = ngx.get_phase()
+  if YIELDABLE[phase] then return nil end
+  return "cannot send a request from nginx's " .. phase .. " phase: cosockets are disabled there"
+    .. " (the call would have to block the worker); make the call from rewrite, access, content"
+    .. " or timer code, e.g. run it later with ngx.timer.at(0, function() ... end)"
+end
+
+local function ms(seconds)
+  local v = math.floor(seconds * 1000 + 0.5)
+  if v < 1 then v = 1 end
+  return v
+end
+
+---------------------------------------------------------------- addresses
+
+local hosts -- name -> address from /etc/hosts (IPv4 first), read once per worker
+
+local function load_hosts()
+  local v4, v6 = {}, {}
+  local f = io.open("/etc/hosts", "r")
+  if f then
+    for line in f:lines() do
+      line = line:gsub("#.*$", "")
+      local addr, names = line:match("^%s*(%S+)%s+(.-)%s*$")
+      if addr then
+        local is_v4 = addr:find("^%d+%.%d+%.%d+%.%d+$") ~= nil
+        local is_v6 = not is_v4 and addr:find(":", 1, true) ~= nil
+        for name in names:gmatch("%S+") do
+          name = name:lower()
+          if is_v4 and not v4[name] then v4[name] = addr end
+          if is_v6 and not v6[name] then v6[name] = "[" .. addr .. "]" end
+        end
+      end
+    end
+    f:close()
+  end
+  local t = {}
+  for name, addr in pairs(v6) do t[name] = addr end
+  for name, addr in pairs(v4) do t[name] = addr end
+  return t
+end
+
+-- The address to connect to: IP literals as they are, /etc/hosts names
+-- as listed there, anything else by name (nginx's resolver).
+local function address(host)
+  if host:find("^%d+%.%d+%.%d+%.%d+$") or host:sub(1, 1) == "[" then return host end
+  hosts = hosts or load_hosts()
+  return hosts[host:lower()] or host
+end
+
+-- scheme, host, port, host header, target | nil, message
+local function parse_url(url)
+  local scheme, authority, target = url:match("^(%a[%w+.%-]*)://([^/?#]*)(.*)$")
+  if not scheme then return nil, "malformed URL" end
+  scheme = scheme:lower()
+  if scheme ~= "http" and scheme ~= "https" then
+    return nil, "unsupported URL scheme '" .. scheme .. "'"
+  end
+  if authority:find("@", 1, true) then return nil, "credentials in the URL are not supported" end
+  local host, port
+  if authority:sub(1, 1) == "[" then
+    host, port = authority:match("^(%[[%x:.]+%])(.*)$")
+  else
+    host, port = authority:match("^([^:]+)(.*)$")
+  end
+  if not host or not (port == "" or port:find("^:%d+$")) then
+    return nil, "malformed host in URL"
+  end
+  local default = scheme == "https" and 443 or 80
+  port = port == "" and default or tonumber(port:sub(2))
+  if port < 1 or port > 65535 then return nil, "port out of range in URL" end
+  if target == "" then
+    target = "/"
+  elseif target:sub(1, 1) ~= "/" then
+    target = "/" .. target
+  end
+  if target:find("[%s#]") then return nil, "spaces or '#' in the URL" end
+  local host_header = host:lower() .. (port == default and "" or (":" .. port))
+  return scheme, host:lower(), port, host_header, target
+end
+
+-- An http:// proxy URL: host, port (1080 when not given, as libcurl), and
+-- the Proxy-Authorization line when it carries credentials.
+local function parse_proxy(proxy)
+  local scheme, rest = proxy:match("^(%a+)://([^/?#]+)/?$")
+  if not scheme or scheme:lower() ~= "http" then
+    error("stream.ngx: option 'proxy' must be an http://[user:password@]host[:port] URL"
+      .. " (the ngx transport supports HTTP proxies only)", 3)
+  end
+  local user, hostport = rest:match("^(.*)@([^@]*)$")
+  hostport = hostport or rest
+  local host, port = hostport:match("^([^:]+):?(%d*)$")
+  if not host then error("stream.ngx: option 'proxy' has a malformed host", 3) end
+  local p = { host = host:lower(), port = tonumber(port) or 1080 }
+  if user and user ~= "" then
+    local cred = user:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end)
+    p.auth = "Proxy-Authorization: Basic " .. ngx.encode_base64(cred) .. "\r\n"
+  end
+  p.name = p.host .. ":" .. p.port
+  return p
+end
+
+---------------------------------------------------------------- transport
+
+-- Header lines "Name: value" as request text. "Name:" with nothing after
+-- it means "do not send Name" (libcurl's convention; the client uses it
+-- for Expect:), so it is left out.
+local function header_text(list, what)
+  local out = {}
+  for i, line in ipairs(list or {}) do
+    if type(line) ~= "string" then
+      error("stream.ngx: option '" .. what .. "' must be a list of strings", 3)
+    end
+    if line:find("[\r\n]") then
+      error("stream.ngx: " .. what .. "[" .. i .. "] contains a line break", 3)
+    end
+    local name, value = line:match("^([^:%s]+):%s*(.-)%s*$")
+    if not name then
+      error("stream.ngx: " .. what .. "[" .. i .. "] is not a 'Name: value' header", 3)
+    end
+    if value ~= "" then out[#out + 1] = name .. ": " .. value .. "\r\n" end
+  end
+  return table.concat(out)
+end
+
+local warned_ca = {}
+
+-- settings: timeout, connect_timeout, ca_file, verify, proxy, user_agent,
+-- max_connections, max_response_bytes, headers, body_headers.
+function M.new(core, settings)
+  if type(ngx) ~= "table" or type(ngx.get_phase) ~= "function" then
+    error("stream.ngx: the ngx transport runs only inside nginx (lua-nginx-module)", 2)
+  end
+  settings = settings or {}
+  local self = setmetatable({
+    core = core,
+    _timeout = settings.timeout or 10,
+    _connect_timeout = settings.connect_timeout or 5,
+    _verify = settings.verify ~= false,
+    _max_response = settings.max_response_bytes or DEFAULT_MAX_RESPONSE,
+    _max_connections = settings.max_connections,
+    _requests = 0, _connects = 0, _in_flight = 0, _closed = false,
+  }, M)
+  local head = header_text(settings.headers, "headers")
+  if settings.user_agent then
+    head = head .. header_text({ "User-Agent: " .. settings.user_agent }, "user_agent")
+  end
+  self._head = head
+  self._head_body = head .. header_text(settings.body_headers, "body_headers")
+  if settings.proxy then self._proxy = parse_proxy(settings.proxy) end
+  if settings.ca_file and not warned_ca[settings.ca_file] then
+    warned_ca[settings.ca_file] = true
+    ngx.log(ngx.WARN, "stream: option ca_file (", settings.ca_file, ") is ignored under nginx;",
+      " TLS is verified against lua_ssl_trusted_certificate")
+  end
+  return self
+end
+
+local function check_open(self)
+  if self._closed then error("stream.ngx: transport is closed", 3) end
+end
+
+local function now(self)
+  local core = self.core
+  if core and core.monotime then return core.monotime() end
+  ngx.update_time()
+  return ngx.now()
+end
+
+-- Connection slots when max_connections is set: a semaphore per transport.
+local function acquire(self, deadline)
+  if not self._max_connections then return true end
+  if semaphore then
+    if not self._slots then self._slots = semaphore.new(self._max_connections) end
+    local left = deadline - now(self)
+    if left <= 0 then return false end
+    return self._slots:wait(left) and true or false
+  end
+  while (self._busy or 0) >= self._max_connections do
+    if now(self) >= deadline then return false end
+    ngx.sleep(MIN_SLEEP)
+  end
+  self._busy = (self._busy or 0) + 1
+  return true
+end
+
+local function release(self)
+  if not self._max_connections then return end
+  if self._slots then self._slots:post(1) else self._busy = self._busy - 1 end
+end
+
+local function fail(kind, message, stage)
+  return nil, kind, message, stage
+end
+
+-- Reads one header block; fills h (lower-cased names, last one wins).
+-- Returns true, or nil, err.
+local function read_headers(sock, h)
+  local count = 0
+  while true do
+    local line, err = sock:receive("*l")
+    if not line then return nil, err end
+    if line == "" then return true end
+    count = count + 1
+    if count > 200 then return nil, "too many header lines" end
+    local name, value = line:match("^([^:%s]+)%s*:%s*(.-)%s*$")
+    if name then h[name:lower()] = value end
+  end
+end
+
+-- Opens a tunnel through the proxy to host:port. true | nil, err
+local function connect_tunnel(self, sock, host, port)
+  local p = self._proxy
+  local authority = host .. ":" .. port
+  local ok, err = sock:send("CONNECT " .. authority .. " HTTP/1.1\r\nHost: " .. authority .. "\r\n"
+    .. (p.auth or "") .. "\r\n")
+  if not ok then return nil, err end
+  local line
+  line, err = sock:receive("*l")
+  if not line then return nil, err end
+  local status = tonumber(line:match("^HTTP/%d%.%d (%d%d%d)"))
+  local ignored = {}
+  ok, err = read_headers(sock, ignored)
+  if not ok then return nil, err end
+  if status ~= 200 then
+    return nil, "proxy answered CONNECT with " .. tostring(status or line)
+  end
+  return true
+end
+
+-- Gets a connection (pooled or new, TLS done). sock, reused | nil, kind, message, stage
+local function open(self, scheme, host, port, deadline, pool)
+  local left = deadline - now(self)
+  if left <= 0 then return fail("timeout", "timed out before connecting to " .. host .. ":" .. port, "connect") end
+  local sock, err = ngx.socket.tcp()
+  if not sock then return fail("transport", "cannot make a socket: " .. tostring(err), "connect") end
+  local to = ms(left)
+  sock:settimeouts(ms(math.min(self._connect_timeout, left)), to, to)
+  local p = self._proxy
+  local chost, cport = host, port
+  if p then chost, cport = p.host, p.port end
+  local ok
+  ok, err = sock:connect(address(chost), cport, { pool = pool })
+  if not ok then
+    if err == "timeout" then
+      return fail("timeout", "timed out connecting to " .. chost .. ":" .. cport, "connect")
+    end
+    local hint = ""
+    if tostring(err):find("resolver", 1, true) then
+      hint = " (set nginx's resolver directive, or list the host in /etc/hosts)"
+    end
+    return fail("transport", "could not connect to " .. chost .. ":" .. cport .. ": " .. tostring(err) .. hint,
+      "connect")
+  end
+  local reused = sock:getreusedtimes() or 0
+  if reused > 0 then return sock, reused end
+  self._connects = self._connects + 1
+  if p and scheme == "https" then
+    ok, err = connect_tunnel(self, sock, host, port)
+    if not ok then
+      sock:close()
+      return fail(err == "timeout" and "timeout" or "transport",
+        "proxy tunnel to " .. host .. ":" .. port .. " failed: " .. tostring(err), "connect")
+    end
+  end
+  if scheme == "https" then
+    local server_name = host:gsub("^%[(.*)%]$", "%1")
+    -- When nginx finishes a handshake at once but the check of the certificate
+    -- fails, lua-resty-core raises ("assertion failed!") instead of returning
+    -- the error; that is a failed handshake too (nginx's error log has why).
+    -- (reused_session must stay nil: with false that case reports success.)
+    local ok_call, sess
+    ok_call, sess, err = pcall(sock.sslhandshake, sock, nil, server_name, self._verify)
+    if not ok_call then
+      sess, err = nil, "the certificate or the handshake was refused (nginx's error log says why; "
+        .. tostring(sess) .. ")"
+    end
+    if not sess then
+      sock:close()
+      return fail(err == "timeout" and "timeout" or "transport",
+        "TLS handshake with " .. host .. ":" .. port .. " failed: " .. tostring(err), "transfer")
+    end
+  end
+  return sock, 0
+end
+
+local NO_BODY_METHOD = { GET = true, HEAD = true, DELETE = true, OPTIONS = true }
+local NOT_IDEMPOTENT = { POST = true, PATCH = true }
+
+-- One exchange on an open connection. Returns
+--   status, body, headers, keepalive        on success
+--   nil, kind, message, stage, stale        on failure (stale: nothing came back
+--                                           on a reused connection, send again)
+local function exchange(self, sock, reused, method, request, deadline)
+  local function left()
+    local l = deadline - now(self)
+    if l <= 0 then return nil end
+    sock:settimeout(ms(l))
+    return l
+  end
+  if not left() then return nil, "timeout", "timed out before sending", "connect" end
+  local ok, err = sock:send(request)
+  if not ok then
+    if reused > 0 and err ~= "timeout" then return nil, "transport", err, "connect", true end
+    return nil, err == "timeout" and "timeout" or "transport", "sending the request failed: " .. tostring(err),
+      "transfer"
+  end
+  local line, status, version, headers
+  repeat
+    if not left() then return nil, "timeout", "timed out waiting for the answer", "transfer" end
+    local partial
+    line, err, partial = sock:receive("*l")
+    if not line then
+      -- Nothing at all came back on a pooled connection: the server most
+      -- likely closed it while idle. Sending again is only safe when a
+      -- duplicate cannot matter (not for POST: it may have been stored).
+      if reused > 0 and err ~= "timeout" and (partial == nil or partial == "") and not status
+          and not NOT_IDEMPOTENT[method] then
+        return nil, "transport", err, "transfer", true
+      end
+      if err == "timeout" then return nil, "timeout", "timed out waiting for the answer", "transfer" end
+      return nil, "transport", "connection " .. tostring(err) .. " before the answer's status line", "transfer"
+    end
+    version, status = line:match("^HTTP/(%d%.%d) (%d%d%d)")
+    status = tonumber(status)
+    if not status then
+      return nil, "transport", "malformed status line from the server: " .. line:sub(1, 60), "transfer"
+    end
+    headers = {}
+    if not left() then return nil, "timeout", "timed out reading the answer's headers", "transfer" end
+    ok, err = read_headers(sock, headers)
+    if not ok then
+      return nil, err == "timeout" and "timeout" or "transport",
+        "reading the answer's headers failed: " .. tostring(err), "transfer"
+    end
+  until status >= 200 or status == 101
+  local conn = (headers["connection"] or ""):lower()
+  local keepalive
+  if version == "1.1" then
+    keepalive = not conn:find("close", 1, true)
+  else
+    keepalive = conn:find("keep-alive", 1, true) ~= nil
+  end
+  local max = self._max_response
+  local function too_large()
+    return nil, "transport", "response larger than max_response_bytes (" .. max .. ")", "limit"
+  end
+  local function broken(e, what)
+    if e == "timeout" then return nil, "timeout", "timed out reading the answer's body", "transfer" end
+    return nil, "transport", what .. ": " .. tostring(e), "transfer"
+  end
+  local body
+  local te = headers["transfer-encoding"]
+  local cl = headers["content-length"]
+  if method == "HEAD" or status == 204 or status == 304 or status == 101 then
+    body = ""
+  elseif te and te:lower():find("chunked", 1, true) then
+    local parts, total = {}, 0
+    while true do
+      if not left() then return broken("timeout") end
+      local size_line
+      size_line, err = sock:receive("*l")
+      if not size_line then return broken(err, "connection lost inside a chunked answer") end
+      local hex = size_line:match("^%s*(%x+)")
+      if not hex or #hex > 8 then
+        return nil, "transport", "malformed chunk size in the answer", "transfer"
+      end
+      local size = tonumber(hex, 16)
+      if size == 0 then
+        local trailers = {}
+        ok, err = read_headers(sock, trailers)
+        if not ok then return broken(err, "connection lost in the answer's trailers") end
+        break
+      end
+      total = total + size
+      if total > max then return too_large() end
+      if not left() then return broken("timeout") end
+      local data
+      data, err = sock:receive(size)
+      if not data then return broken(err, "connection lost inside a chunked answer") end
+      parts[#parts + 1] = data
+      local crlf
+      crlf, err = sock:receive(2)
+      if crlf ~= "\r\n" then
+        return broken(err or "missing CRLF after a chunk", "malformed chunked answer")
+      end
+    end
+    body = table.concat(parts)
+  elseif cl then
+    local n = cl:match("^%d+$") and tonumber(cl)
+    if not n then return nil, "transport", "malformed Content-Length in the answer", "transfer" end
+    if n > max then return too_large() end
+    if n == 0 then
+      body = ""
+    else
+      if not left() then return broken("timeout") end
+      local partial
+      body, err, partial = sock:receive(n)
+      if not body then
+        if err == "closed" then
+          return nil, "transport", string.format("connection closed after %d of %d bytes of the answer",
+            #(partial or ""), n), "transfer"
+        end
+        return broken(err, "reading the answer failed")
+      end
+    end
+  else
+    -- No length: the answer ends when the server closes the connection.
+    keepalive = false
+    local parts, total = {}, 0
+    while true do
+      if not left() then return broken("timeout") end
+      local data, partial
+      data, err, partial = sock:receive(16384)
+      data = data or partial
+      if data and #data > 0 then
+        total = total + #data
+        if total > max then return too_large() end
+        parts[#parts + 1] = data
+      end
+      if err == "closed" then break end
+      if err then return broken(err, "reading the answer failed") end
+    end
+    body = table.concat(parts)
+  end
+  return status, body, headers, keepalive
+end
+
+-- The whole request: connection, exchange, keep-alive. Never raises for
+-- run-time problems.
+local function perform_request(self, method, url, body, timeout)
+  local problem = phase_problem()
+  if problem then return nil, "invalid", problem, "connect" end
+  local scheme, host, port, host_header, target = parse_url(url)
+  if not scheme then return nil, "transport", host .. ": " .. url:gsub("%?.*$", ""), "connect" end
+  self._requests = self._requests + 1
+  local deadline = now(self) + (timeout or self._timeout)
+  local p = self._proxy
+  local pool = scheme .. "://" .. host .. ":" .. port .. (self._verify and "" or " noverify")
+    .. (p and (" via " .. p.name) or "")
+  local lines = { method, " ", (p and scheme == "http") and (scheme .. "://" .. host_header .. target) or target,
+    " HTTP/1.1\r\nHost: ", host_header, "\r\n" }
+  if p and scheme == "http" and p.auth then lines[#lines + 1] = p.auth end
+  if body then
+    lines[#lines + 1] = self._head_body
+    lines[#lines + 1] = "Content-Length: " .. #body .. "\r\n\r\n"
+    lines[#lines + 1] = body
+  else
+    lines[#lines + 1] = self._head
+    if not NO_BODY_METHOD[method] then lines[#lines + 1] = "Content-Length: 0\r\n" end
+    lines[#lines + 1] = "\r\n"
+  end
+  local request = table.concat(lines)
+  if not acquire(self, deadline) then
+    return nil, "timeout", "timed out waiting for one of max_connections (" .. self._max_connections .. ")",
+      "connect"
+  end
+  local attempts = 0
+  while true do
+    attempts = attempts + 1
+    local sock, reused, msg, stage = open(self, scheme, host, port, deadline, pool)
+    if not sock then
+      release(self)
+      return nil, reused, msg, stage
+    end
+    -- status, body, headers, keepalive | nil, kind, message, stage, stale
+    local status, a, b, c, stale = exchange(self, sock, reused, method, request, deadline)
+    if status then
+      if c then
+        local ok = sock:setkeepalive()
+        if not ok then sock:close() end
+      else
+        sock:close()
+      end
+      release(self)
+      return status, a, b
+    end
+    sock:close()
+    if not (stale and attempts <= STALE_RETRIES) then
+      release(self)
+      if stale then
+        return nil, "transport", "connection closed by the server before answering: " .. tostring(b), c
+      end
+      return nil, a, b, c
+    end
+  end
+end
+
+function M:request(method, url, body, timeout)
+  check_open(self)
+  self._in_flight = self._in_flight + 1
+  local ok, a, b, c, d = pcall(perform_request, self, method, url, body, timeout)
+  self._in_flight = self._in_flight - 1
+  if not ok then error(a, 0) end
+  return a, b, c, d
+end
+
+---------------------------------------------------------------- concurrency
+
+local Handle = {}
+Handle.__index = Handle
+Handle.__name = "stream.ngx.request"
+
+function Handle:done()
+  return self.finished
+end
+
+function Handle:result()
+  if not self.finished then error("stream.ngx: request still in flight", 2) end
+  if self.raised then error(self.raised, 0) end
+  return unpack(self.res, 1, self.res.n)
+end
+
+-- Starts the request in a light thread and returns at once.
+function M:submit(method, url, body, timeout)
+  check_open(self)
+  local h = setmetatable({ finished = false }, Handle)
+  local problem = phase_problem()
+  if problem then
+    h.res, h.finished = pack(nil, "invalid", problem, "connect"), true
+    return h
+  end
+  if semaphore and not self._signal then self._signal = semaphore.new(0) end
+  self._in_flight = self._in_flight + 1
+  local function run()
+    local r = pack(pcall(perform_request, self, method, url, body, timeout))
+    if r[1] then
+      h.res = pack(unpack(r, 2, r.n))
+    else
+      h.raised = r[2]
+    end
+    h.finished = true
+    self._in_flight = self._in_flight - 1
+    self._finished_count = (self._finished_count or 0) + 1
+    if self._signal then self._signal:post(1) end
+  end
+  local th, err = ngx.thread.spawn(run)
+  if not th then
+    self._in_flight = self._in_flight - 1
+    h.res, h.finished = pack(nil, "transport", "cannot start a light thread: " .. tostring(err), "connect"), true
+  end
+  return h
+end
+
+-- Waits at most `wait` seconds for a submitted request to finish (yielding
+-- to nginx, never blocking it). Returns the number still in flight.
+function M:perform(wait)
+  check_open(self)
+  wait = wait or 0
+  local sig = self._signal
+  if sig then
+    if sig:count() == 0 and self._in_flight > 0 then
+      if wait > 0 then sig:wait(wait) else ngx.sleep(MIN_SLEEP) end
+    end
+    while sig:count() > 0 do sig:wait(0) end
+  elseif self._in_flight > 0 then
+    local seen = self._finished_count
+    local until_t = now(self) + wait
+    repeat
+      ngx.sleep(MIN_SLEEP)
+    until self._finished_count ~= seen or now(self) >= until_t
+  end
+  return self._in_flight
+end
+
+-- 0 when a request finished since the last perform, else nil (no timer of its own).
+function M:timeout()
+  if self._signal and self._signal:count() > 0 then return 0 end
+  return nil
+end
+
+function M:stats()
+  return { requests = self._requests, connects = self._connects, in_flight = self._in_flight, closed = self._closed }
+end
+
+function M:now()
+  return now(self)
+end
+
+-- ngx.sleep: yields, the worker goes on. Where nginx cannot sleep without
+-- blocking (phases without cosockets) it returns at once: requests made
+-- there fail at once anyway.
+function M.sleep(_, seconds)
+  if seconds > 0 and YIELDABLE[ngx.get_phase()] then ngx.sleep(math.max(seconds, MIN_SLEEP)) end
+end
+
+-- Pooled connections belong to the nginx worker, not to the client, so
+-- there is nothing to shut; requests in flight finish on their own.
+function M:close()
+  self._closed = true
+end
+
+return M
