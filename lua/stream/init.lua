@@ -75,8 +75,8 @@ function stream.connect(api_key, credential, app_id, opts)
   elseif type(app_id) == "table" and opts == nil then
     opts, app_id = app_id, nil
   end
-  if type(api_key) ~= "string" or api_key == "" then
-    error("stream.connect: api_key must be a non-empty string", 2)
+  if type(api_key) ~= "string" or api_key == "" or api_key:find("%c") then
+    error("stream.connect: api_key must be a non-empty string without control characters", 2)
   end
   if type(credential) ~= "string" or credential == "" then
     error("stream.connect: the API secret or user token must be a non-empty string", 2)
