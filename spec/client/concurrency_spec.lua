@@ -92,7 +92,7 @@ describe("client:parallel", function()
     local elapsed = socket.gettime() - t0
     for i = 1, 32 do assert.equal(id, results[i][1].id) end
     assert.is_true(elapsed < 32 * 0.2 / 4, "took " .. elapsed .. " s")
-    assert.is_true(elapsed >= 0.2)
+    assert.is_true(elapsed >= 0.19, "took " .. elapsed)
     slow:close()
   end)
 

