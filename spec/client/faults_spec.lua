@@ -1,24 +1,12 @@
 -- The client against each fault the local server can inject: the error
 -- kind, how many attempts were made and how long the call took.
 local stream = require "stream"
-local socket = require "socket"
 local server = require "helpers.server"
 local capture = require "helpers.capture"
 local http = require "helpers.http"
 local H = require "helpers.client"
 
-local function connect(s, headers, opts)
-  opts = opts or {}
-  opts.base_url = s.base_url
-  if headers then opts.transport = H.transport(headers) end
-  return stream.connect(s.api_key, s.api_secret, "1", opts)
-end
-
-local function timed(f)
-  local t0 = socket.gettime()
-  local a, b = f()
-  return a, b, socket.gettime() - t0
-end
+local connect, timed = H.faulty, H.timed
 
 -- Queues faults for the next requests that carry no fault header.
 local function program(s, fault)

@@ -1,22 +1,10 @@
 -- Retries, back-off and call budgets against the local server's faults.
 local stream = require "stream"
-local socket = require "socket"
 local server = require "helpers.server"
 local capture = require "helpers.capture"
 local H = require "helpers.client"
 
-local function faulty(s, headers, opts)
-  opts = opts or {}
-  opts.base_url = s.base_url
-  opts.transport = H.transport(headers)
-  return stream.connect(s.api_key, s.api_secret, "1", opts)
-end
-
-local function timed(f)
-  local t0 = socket.gettime()
-  local a, b = f()
-  return a, b, socket.gettime() - t0
-end
+local faulty, timed = H.faulty, H.timed
 
 describe("retries", function()
   local s

@@ -28,6 +28,22 @@ function M.transport(extra, log)
   }
 end
 
+-- A server-side client whose requests all carry the fault headers given
+-- (nil: none), for a server started with faults = true.
+function M.faulty(s, headers, opts)
+  opts = opts or {}
+  opts.base_url = s.base_url
+  if headers then opts.transport = M.transport(headers) end
+  return stream.connect(s.api_key, s.api_secret, "1", opts)
+end
+
+-- f's first two results and the seconds it took.
+function M.timed(f)
+  local t0 = require("socket").gettime()
+  local a, b = f()
+  return a, b, require("socket").gettime() - t0
+end
+
 function M.server_client(s, opts)
   opts = opts or {}
   opts.base_url = opts.base_url or s.base_url

@@ -68,7 +68,6 @@ local ngx = ngx
 local tonumber, tostring, type, error, pcall, ipairs = tonumber, tostring, type, error, pcall, ipairs
 local floor, ceil, min = math.floor, math.ceil, math.min
 local concat, format, rep = table.concat, string.format, string.rep
-local io_open = io.open
 
 local M = {}
 
@@ -293,21 +292,7 @@ local function push_locked(plan)
   return list
 end
 
-local function read_body()
-  ngx.req.read_body()
-  local body = ngx.req.get_body_data()
-  if body then return body end
-  local file = ngx.req.get_body_file()
-  if file then
-    local f = io_open(file, "rb")
-    if f then
-      body = f:read("*a")
-      f:close()
-      return body
-    end
-  end
-  return ""
-end
+local read_body = reply.read_body
 
 -- /_local/faults
 local function control()

@@ -22,9 +22,6 @@ local reply = require "stream_local.reply"
 local auth = require "stream_local.auth"
 local config = require "stream_local.config"
 
--- luacheck: globals ngx
-local ngx = ngx
-local io_open = io.open
 local type, ipairs, tostring = type, ipairs, tostring
 local concat = table.concat
 local format = string.format
@@ -52,21 +49,7 @@ local valid_id = M.valid_id
 
 local ID_RULE = "must be 1 to 255 characters of A-Z, a-z, 0-9, - and _"
 
-local function read_body()
-  ngx.req.read_body()
-  local body = ngx.req.get_body_data()
-  if body then return body end
-  local file = ngx.req.get_body_file()
-  if file then
-    local f = io_open(file, "rb")
-    if f then
-      body = f:read("*a")
-      f:close()
-      return body
-    end
-  end
-  return ""
-end
+local read_body = reply.read_body
 
 -- body_object() -> object tree | nil (after answering 400)
 local function body_object()
