@@ -478,9 +478,6 @@ static int l_http_submit(lua_State *L)
     start(L, h, r);
     r->done = 0;
     anchor(L, 1, r, ridx);
-    /* Start connecting now rather than at the next perform. */
-    curl_multi_perform(h->multi, &h->running);
-    collect(L, 1, h);
     lua_settop(L, ridx);
     return 1;
 }
@@ -634,6 +631,11 @@ static int l_http_new(lua_State *L)
         curl_multi_setopt(h->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)n);
         curl_multi_setopt(h->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)n);
         curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS, (long)n);
+    } else {
+        /* libcurl's default cache size is 4 x the transfers added at the
+         * moment, which shrinks (closing kept-alive connections) whenever
+         * the transfers in flight drain between two steps. */
+        curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS, (long)POOL_MAX);
     }
     lua_pop(L, 1);
     return 1;
