@@ -50,7 +50,7 @@ DEB_5.1 := lua5.1 liblua5.1-0-dev
 DEB_5.3 := lua5.3 liblua5.3-dev
 DEB_PACKAGES += $(DEB_$(LUA_VERSION))
 
-.PHONY: all deps test unit demo server install uninstall clean valgrind lint ngx-core
+.PHONY: all deps test unit demo server install uninstall clean valgrind lint ngx-core bench
 
 all: $(CORE)
 
@@ -104,6 +104,11 @@ valgrind: deps all $(NGX_CORE)
 
 lint:
 	luacheck lua spec server examples
+
+# Benchmarks against raw libcurl, wrk and the official JavaScript client
+# (bench/README.md); a few minutes, never part of `make test`.
+bench: all
+	./bench/run
 
 # ------------------------------------------------------------------ running
 demo: deps all
