@@ -85,6 +85,21 @@ describe("config.from_env", function()
                   base_url = "http://h:1/api/" }, s)
   end)
 
+  it("splits STREAM_URL at the last '@', so no part of the secret reaches the host", function()
+    local s = config.from_env(env({ STREAM_URL = "https://key:se@cret@h.example/?app_id=1" }))
+    assert.equal("se@cret", s.api_secret)
+    assert.equal("https://h.example/api/v1.0/", config.base_url(s))
+    local ok = pcall(config.from_env, env({ STREAM_URL = "https://key:secret@h.example@" }))
+    assert.is_false(ok)
+  end)
+
+  it("refuses a STREAM_REGION that is not a host-name label", function()
+    local ok, msg = pcall(config.from_env, env({ STREAM_API_KEY = "k", STREAM_API_SECRET = "s",
+                                                 STREAM_REGION = "a/b?x" }))
+    assert.is_false(ok)
+    assert.matches("STREAM_REGION must be letters, digits and '%-'", msg)
+  end)
+
   it("raises on a malformed STREAM_URL without echoing it", function()
     local ok, msg = pcall(config.from_env, env({ STREAM_URL = "https://onlykey@host/" }))
     assert.is_false(ok)

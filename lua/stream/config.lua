@@ -106,7 +106,10 @@ end
 -- host; "LOC.stream-io-api.com" and "LOC-api.stream-io-api.com" mean
 -- location LOC; any other host is used as it is, as a base URL.
 function config.parse_stream_url(url)
-  local scheme, key, secret, host, path = url:match("^(https?)://([^:/@]+):([^@/]+)@([^/?#]+)([^#]*)$")
+  -- The secret runs to the last '@' (it may hold one; the host never does),
+  -- so no part of it can end up in the host, the base URL or tostring.
+  local scheme, key, secret, host, path = url:match("^(https?)://([^:/@]+):([^/?#]+)@([^/?#@]+)([^#]*)$")
+  if path and path ~= "" and not path:find("^[/?]") then scheme = nil end
   if not scheme then
     error("stream.connect: STREAM_URL must look like https://KEY:SECRET@HOST/?app_id=ID", 3)
   end
@@ -149,6 +152,10 @@ function config.from_env(getenv)
   s.api_secret = s.api_secret or pick("STREAM_API_SECRET")
   s.app_id = s.app_id or pick("STREAM_APP_ID")
   s.location = s.location or pick("STREAM_REGION")
+  if s.location and not s.location:match("^[%w%-]+$") then
+    -- it becomes part of the host name
+    error("stream.connect: STREAM_REGION must be letters, digits and '-'", 3)
+  end
   s.base_url = s.base_url or pick("STREAM_BASE_URL")
   return s
 end
