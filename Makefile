@@ -50,7 +50,8 @@ DEB_5.1 := lua5.1 liblua5.1-0-dev
 DEB_5.3 := lua5.3 liblua5.3-dev
 DEB_PACKAGES += $(DEB_$(LUA_VERSION))
 
-.PHONY: all deps test unit demo server install uninstall clean valgrind lint ngx-core bench
+.PHONY: all deps test unit demo server install uninstall clean valgrind lint ngx-core bench \
+        asan fuzz soak
 
 all: $(CORE)
 
@@ -101,6 +102,22 @@ valgrind: deps all $(NGX_CORE)
 	  --errors-for-leak-kinds=definite --show-leak-kinds=definite \
 	  --suppressions=.ci/valgrind.supp \
 	  $(BUSTED) $(TEST_SPECS)
+
+# The lua5.4 suite (spec/openresty aside: nginx runs the LuaJIT core)
+# against a core built with AddressSanitizer + UBSan, the GC running often;
+# fails on any report.
+asan: deps
+	./.ci/asan
+
+# The libFuzzer harnesses in fuzz/, FUZZ_SECONDS each (default 60); clang.
+fuzz:
+	./.ci/deps clang libclang-rt-14-dev
+	./fuzz/run
+
+# 200,000 mixed calls with faults against a private local server; checks
+# that nothing written is lost and RSS stays flat. Not part of make test.
+soak: deps all
+	./bench/soak
 
 lint:
 	luacheck lua spec server examples
