@@ -40,7 +40,7 @@ BUSTED_SCRIPT ?= $(firstword $(shell command -v busted) /usr/bin/busted)
 # Run busted inside the chosen interpreter itself (no re-exec), so valgrind
 # and sanitizers see the process that loads the core.
 BUSTED  ?= $(LUA) $(BUSTED_SCRIPT) --ignore-lua --cpath='$(BUILD)/?.so'
-DEB_PACKAGES := lua5.4 liblua5.4-dev libcurl4-openssl-dev libssl-dev pkg-config \
+DEB_PACKAGES := gcc libc6-dev lua5.4 liblua5.4-dev libcurl4-openssl-dev libssl-dev pkg-config \
                 lua-cjson lua-busted lua-socket nginx-light libnginx-mod-http-lua \
                 curl openssl valgrind luajit2 libluajit2-5.1-dev
 # luajit2 is the OpenResty flavour of LuaJIT, the one Debian's
