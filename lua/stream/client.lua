@@ -30,9 +30,9 @@ local function url_escape(s)
   end))
 end
 
--- Replaces every occurrence of the client's secrets in text.
 local MIN_SCRUB = 8
 
+-- Replaces every occurrence of the client's secrets in text.
 local function scrub(client, text)
   if type(text) ~= "string" then return text end
   local p = private[client]

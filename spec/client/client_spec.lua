@@ -10,9 +10,7 @@ local SECRET = "s3cr3t-value-that-must-never-leak-0123456789"
 local USER_JSON = '{"id":"john","created_at":"2026-11-26T17:02:16.131000Z",'
   .. '"updated_at":"2026-11-26T17:02:16.131000Z","data":{"n":9007199254740993},"duration":"0.31ms"}'
 
-local function header(req, name)
-  return req:match("\r\n" .. name .. ":%s*([^\r\n]*)")
-end
+local header = capture.header
 
 describe("stream.connect", function()
   it("detects a user token by its three base64url segments", function()

@@ -41,11 +41,11 @@ end
 log:close()
 ]==]
 
-local function free_port()
-  local s = assert(socket.bind("127.0.0.1", 0))
-  local _, port = s:getsockname()
-  s:close()
-  return tonumber(port)
+local free_port = require("helpers.server").free_port
+
+-- The value of header `name` (a Lua pattern) in a captured raw request.
+function M.header(req, name)
+  return req:match("\r\n" .. name .. ":%s*([^\r\n]*)")
 end
 
 -- start{status=, headers={...}, body=, count=} -> peer with .url, :requests()

@@ -11,12 +11,7 @@ local function sh(cmd)
   assert(ok == true or ok == 0, "failed: " .. cmd)
 end
 
-local function free_port()
-  local s = assert(socket.bind("127.0.0.1", 0))
-  local _, port = s:getsockname()
-  s:close()
-  return tonumber(port)
-end
+local free_port = require("helpers.server").free_port
 
 local BODY = '{"id":"tls","created_at":"2026-11-26T17:02:16.131000Z",'
   .. '"updated_at":"2026-11-26T17:02:16.131000Z","data":{},"duration":"0.1ms"}'
