@@ -138,6 +138,28 @@ describe("client:parallel", function()
     slow:close()
   end)
 
+  it("keeps its kept-alive connections through a long run of 32 at a time", function()
+    local c = stream.connect(s.api_key, s.api_secret, "1", { base_url = s.base_url })
+    local user = c:user(H.uid("churn"))
+    assert(user:get_or_create({}))
+    local left = 2000
+    local fns = {}
+    for i = 1, 32 do
+      fns[i] = function()
+        while left > 0 do
+          left = left - 1
+          assert(user:get())
+        end
+      end
+    end
+    c:parallel(fns)
+    local st = c:stats()
+    assert.equal(2001, st.requests)
+    -- one connection per function; none closed and reopened between bursts
+    assert.is_true(st.connects <= 32, st.connects .. " connections opened")
+    c:close()
+  end)
+
   it("keeps calls from a coroutine it did not start blocking", function()
     local id = H.uid("own-co")
     assert(client:user(id):create({}))
