@@ -70,7 +70,8 @@ end
 -- "http://h:8000" and "http://h:8000/" become "http://h:8000/api/v1.0/";
 -- "http://h/api" and "http://h/api/" become "http://h/api/v1.0/";
 -- a base already ending in "/v1.0" or "/v1.0/" is kept.
-function config.base_url(opts)
+function config.base_url(opts, level)
+  level = (level or 1) + 1
   local base = opts.base_url
   if base == nil then
     local host = DEFAULT_HOST
@@ -79,14 +80,14 @@ function config.base_url(opts)
   end
   local scheme, rest = base:match("^(https?)://(.+)$")
   if not scheme then
-    error("stream.connect: option 'base_url' must start with http:// or https://", 3)
+    error("stream.connect: option 'base_url' must start with http:// or https://", level)
   end
   if rest:find("[%s?#]") then
-    error("stream.connect: option 'base_url' must not contain spaces, '?' or '#'", 3)
+    error("stream.connect: option 'base_url' must not contain spaces, '?' or '#'", level)
   end
   local hostport, path = rest:match("^([^/]+)(.*)$")
   if not hostport then
-    error("stream.connect: option 'base_url' has no host", 3)
+    error("stream.connect: option 'base_url' has no host", level)
   end
   if path == "" or path == "/" then
     path = "/api/v1.0/"
@@ -105,13 +106,15 @@ end
 -- HOST "api.stream-io-api.com" (or "stream-io-api.com") means the default
 -- host; "LOC.stream-io-api.com" and "LOC-api.stream-io-api.com" mean
 -- location LOC; any other host is used as it is, as a base URL.
-function config.parse_stream_url(url)
+-- Raises (at `level`, as error() counts from the caller) when malformed.
+function config.parse_stream_url(url, level)
+  level = (level or 1) + 1
   -- The secret runs to the last '@' (it may hold one; the host never does),
   -- so no part of it can end up in the host, the base URL or tostring.
   local scheme, key, secret, host, path = url:match("^(https?)://([^:/@]+):([^/?#]+)@([^/?#@]+)([^#]*)$")
   if path and path ~= "" and not path:find("^[/?]") then scheme = nil end
   if not scheme then
-    error("stream.connect: STREAM_URL must look like https://KEY:SECRET@HOST/?app_id=ID", 3)
+    error("stream.connect: STREAM_URL must look like https://KEY:SECRET@HOST/?app_id=ID", level)
   end
   local s = {
     api_key = url_unescape(key),
@@ -136,13 +139,14 @@ function config.parse_stream_url(url)
 end
 
 -- Reads credentials and options from the environment. `getenv` is a
--- parameter so specs can pass a table-backed one.
-function config.from_env(getenv)
+-- parameter so specs can pass a table-backed one; `level` as for error().
+function config.from_env(getenv, level)
+  level = (level or 1) + 1
   getenv = getenv or os.getenv
   local s = {}
   local url = getenv("STREAM_URL")
   if url and url ~= "" then
-    s = config.parse_stream_url(url)
+    s = config.parse_stream_url(url, level)
   end
   local function pick(name)
     local v = getenv(name)
@@ -154,7 +158,7 @@ function config.from_env(getenv)
   s.location = s.location or pick("STREAM_REGION")
   if s.location and not s.location:match("^[%w%-]+$") then
     -- it becomes part of the host name
-    error("stream.connect: STREAM_REGION must be letters, digits and '-'", 3)
+    error("stream.connect: STREAM_REGION must be letters, digits and '-'", level)
   end
   s.base_url = s.base_url or pick("STREAM_BASE_URL")
   return s

@@ -66,7 +66,7 @@ function stream.connect(api_key, credential, app_id, opts)
       error("stream.connect: pass either (api_key, secret, app_id, opts) or (opts)", 2)
     end
     opts = api_key
-    env = config.from_env()
+    env = config.from_env(nil, 2)
     api_key, credential, app_id = env.api_key, env.api_secret, env.app_id
     if not api_key or not credential then
       error("stream.connect: no credentials given; pass them or set STREAM_URL, "
@@ -95,7 +95,7 @@ function stream.connect(api_key, credential, app_id, opts)
   local settings = {
     api_key = api_key,
     app_id = app_id ~= nil and tostring(app_id) or nil,
-    base_url = config.base_url(opts),
+    base_url = config.base_url(opts, 2),
     options = opts,
   }
   local claims = config.token_payload(core, credential)

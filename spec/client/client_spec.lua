@@ -48,6 +48,18 @@ describe("stream.connect", function()
     p:close()
     assert.equal("envkey 77 http://127.0.0.1:9/api/v1.0/", out)
   end)
+
+  it("reports a malformed STREAM_URL at the caller's line", function()
+    local cmd = "STREAM_URL='not a url' lua5.4 -e '"
+      .. "package.path=\"lua/?.lua;lua/?/init.lua;\"..package.path;"
+      .. "package.cpath=\"build/5.4/?.so;\"..package.cpath;"
+      .. "local f=load(\"local c = require([[stream]]).connect() return c\", \"=caller.lua\");"
+      .. "io.write(select(2, pcall(f)))'"
+    local p = io.popen(cmd)
+    local out = p:read("*a")
+    p:close()
+    assert.matches("^caller%.lua:1: stream%.connect: STREAM_URL must look like", out)
+  end)
 end)
 
 describe("the wire format", function()
