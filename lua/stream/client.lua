@@ -21,8 +21,8 @@ local CLIENT_NAME = "stream-lua-client-" .. VERSION
 -- client -> { secret = ..., token = ... }; weak so a client can be collected.
 local private = setmetatable({}, { __mode = "k" })
 
--- The JWT server-side clients send: the users scope the official clients use.
-local SERVER_CLAIMS = '{"resource":"users","action":"*","feed_id":"*"}'
+-- The JWT server-side clients send: one token for every endpoint.
+local SERVER_CLAIMS = '{"resource":"*","action":"*","feed_id":"*"}'
 
 local function url_escape(s)
   return (s:gsub("[^A-Za-z0-9_.~%-]", function(c)

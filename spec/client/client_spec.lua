@@ -75,7 +75,7 @@ describe("the wire format", function()
     assert.equal("application/json", header(req, "Content%-Type"))
     assert.is_nil(header(req, "Expect"))
     local auth = header(req, "Authorization")
-    assert.equal(stream.core.hs256(SECRET, '{"resource":"users","action":"*","feed_id":"*"}'), auth)
+    assert.equal(stream.core.hs256(SECRET, '{"resource":"*","action":"*","feed_id":"*"}'), auth)
     assert.equal('{"id":"john","data":{"n":1}}', req:match("\r\n\r\n(.*)$"))
     c:close(); peer.stop()
   end)
@@ -281,7 +281,7 @@ describe("secrets", function()
       c:close()
     end
     good:close(); s:stop()
-    local hidden = { SECRET, token, stream.core.hs256(SECRET, '{"resource":"users","action":"*","feed_id":"*"}') }
+    local hidden = { SECRET, token, stream.core.hs256(SECRET, '{"resource":"*","action":"*","feed_id":"*"}') }
     for _, text in ipairs(texts) do
       for _, h in ipairs(hidden) do
         assert.is_nil(text:find(h, 1, true), "leaked in: " .. text)
