@@ -74,7 +74,7 @@ clean:
 # integration specs (each spec file starts its own local server), and the
 # OpenResty specs. Under LuaJIT or 5.1 (LUA_VERSION=jit|5.1) the specs that
 # run in the chosen interpreter: codec, signing, config and client.
-PORTABLE_SPECS := spec/json_spec.lua spec/jwt_spec.lua spec/config_spec.lua spec/client
+PORTABLE_SPECS := spec/json_spec.lua spec/jwt_spec.lua spec/config_spec.lua spec/unit spec/client
 ifeq ($(filter $(LUA_VERSION),5.3 5.4),)
   TEST_SPECS := $(PORTABLE_SPECS)
   NGX_CORE :=
@@ -90,7 +90,7 @@ ngx-core:
 	@$(MAKE) --no-print-directory LUA_VERSION=jit all
 
 unit: all
-	$(BUSTED) spec/json_spec.lua spec/jwt_spec.lua spec/config_spec.lua spec/server/json_spec.lua \
+	$(BUSTED) spec/json_spec.lua spec/jwt_spec.lua spec/config_spec.lua spec/unit spec/server/json_spec.lua \
 	  $(if $(TEST_SPECS),,spec/lua53)
 
 # The whole suite with the interpreter (and so the core) under valgrind

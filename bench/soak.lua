@@ -192,16 +192,16 @@ end
 
 -------------------------------------------------------------------- faults
 
-local control = core.http_new({ timeout = 5, connect_timeout = 2, headers = {},
-  body_headers = { "Content-Type: application/json" } })
+local control = core.http_new({ timeout = 5, connect_timeout = 2, max_response_bytes = 1024 * 1024,
+  headers = {}, body_headers = { "Content-Type: application/json" } })
 local FAULTS_URL = SERVER .. "/_local/faults"
 
 local function ctl(method, body)
-  local status, raw = control:request(method, FAULTS_URL, nil, body)
-  if not status or status >= 300 then
-    error("control endpoint: " .. tostring(status) .. " " .. tostring(raw), 0)
+  local res, err = control:request(method, FAULTS_URL, body)
+  if not res or res.status >= 300 then
+    error("control endpoint: " .. (res and (res.status .. " " .. res.body) or err.message), 0)
   end
-  return raw
+  return res.body
 end
 
 local function between(r) return random(r[1], r[2]) end

@@ -10,20 +10,29 @@
  *                        proxy=, user_agent=, max_connections=,
  *                        max_response_bytes=, headers={"K: v", ...},
  *                        body_headers={"Content-Type: ...", ...}}
- *   status, body, headers = http:request(method, url [, headers [, body [, timeout]]])
- *   req = http:submit(method, url [, headers [, body [, timeout]]])  -- returns at once
+ *   res, err = http:request(method, url [, body [, timeout]])
+ *   req = http:submit(method, url [, body [, timeout]])  -- returns at once
  *   running = http:perform(wait_seconds)  -- drives transfers, waits at most that long
- *   req:done() ; status, body, headers = req:result()
+ *   req:done() ; res, err = req:result()
  *   http:timeout()  -> seconds until perform should be called again, or nil
- *   http:stats()    -> {requests=, connects=, running=}
+ *   http:stats()    -> {requests=, connects=, in_flight=, closed=}
  *   http:close()    -- also __gc and __close; idempotent
  *
- * Failures come back as nil, kind, message, stage with kind "timeout" or
- * "transport"; stage is "connect" when the request provably never reached
- * the server (no connection could be made), "limit" when the answer (after
- * decompression) outgrew max_response_bytes and the transfer was cut, else
- * "transfer". `timeout` (seconds) overrides the client's total timeout for
- * one request. `headers` maps lower-cased names to values (last one wins).
+ * The values the client resolved (timeouts, the response cap) are required
+ * options: the defaults live in the Lua layer (config.lua), not here. The
+ * header lists are libcurl's "Name: value" strings (the curl transport
+ * builds them from the client's name/value map); `body_headers` are added
+ * for requests with a body. There is no per-request header list.
+ *
+ * Success is {status=, body=, headers=} (headers maps lower-cased names to
+ * values, the last one winning). Failure is nil, {kind=, message=, sent=,
+ * reason=}: kind "timeout" or "transport"; sent is false when no byte of
+ * the request was written to a connection (libcurl's request size is 0), so
+ * the request certainly did not reach the server; reason is "connect" (no
+ * connection, name, proxy or TLS session could be made), "limit" (the answer,
+ * after decompression, outgrew max_response_bytes and was cut), "closed" (the
+ * client was closed while it was in flight) or "transfer". `timeout`
+ * (seconds) overrides the client's total timeout for one request.
  *
  * Deliberately not here: URLs, auth, retries, JSON, scheduling of
  * coroutines (all Lua). Redirects are never followed (a redirected POST
@@ -41,8 +50,11 @@
 
 #define HTTP_MT "stream.http"
 #define REQUEST_MT "stream.request"
-#define POOL_MAX 64
-#define DEFAULT_MAX_RESPONSE (16L * 1024 * 1024)
+/* Easy handles (and cached connections) kept when max_connections is not
+ * given; with it, the pool and the cache hold that many. */
+#define POOL_DEFAULT 64
+#define MAX_HEADER_BYTES (256 * 1024)
+#define MS_PER_DAY 86400000L
 
 typedef struct {
     char *data;
@@ -54,10 +66,12 @@ typedef struct http_s http_t;
 typedef struct {
     http_t *http;               /* NULL once finished or detached */
     CURL *easy;                 /* NULL unless in flight */
-    struct curl_slist *headers; /* this request's list, if it has its own */
     membuf body, head;
     size_t max_bytes;
     int done, too_large;
+    int in_multi;               /* added to the multi handle and counted in flight */
+    int closed;                 /* the client was closed while it was in flight */
+    int sent;                   /* some byte of the request was written */
     CURLcode result;
     long status;
     char errbuf[CURL_ERROR_SIZE];
@@ -65,8 +79,8 @@ typedef struct {
 
 struct http_s {
     CURLM *multi;               /* NULL once closed */
-    CURL *pool[POOL_MAX];
-    int npool;
+    CURL **pool;                /* pool_cap idle easy handles */
+    int npool, pool_cap;
     struct curl_slist *base;    /* headers sent on every request */
     struct curl_slist *base_body; /* base plus the ones for requests with a body */
     long timeout_ms, connect_timeout_ms;
@@ -77,7 +91,15 @@ struct http_s {
     lua_Integer requests, connects, inflight;
 };
 
+/* One call's arguments, parsed by l_http_request / l_http_submit. */
+typedef struct {
+    const char *method, *url, *body;
+    size_t blen;
+    long timeout_ms;
+} call_t;
+
 static int curl_ready = 0;
+
 
 /* ---------------------------------------------------------------- buffers */
 
@@ -140,7 +162,7 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
     /* A new status line starts a new header block (1xx answers). */
     if (bytes >= 5 && memcmp(p, "HTTP/", 5) == 0)
         r->head.len = 0;
-    if (r->head.len + bytes > 256 * 1024)
+    if (r->head.len + bytes > MAX_HEADER_BYTES)
         return 0;
     return membuf_add(&r->head, p, bytes) ? bytes : 0;
 }
@@ -155,20 +177,26 @@ static http_t *check_http(lua_State *L, int idx)
     return h;
 }
 
-static long opt_ms(lua_State *L, int t, const char *key, long dflt)
+/* Seconds as whole milliseconds, at least 1. */
+static long seconds_ms(lua_Number s)
 {
-    long v = dflt;
+    long v;
+    if (s > 86400)
+        return MS_PER_DAY;
+    v = (long)(s * 1000.0 + 0.5);
+    return v < 1 ? 1 : v;
+}
+
+/* A required option in seconds, as milliseconds. */
+static long opt_ms(lua_State *L, int t, const char *key)
+{
+    lua_Number s;
     lua_getfield(L, t, key);
-    if (!lua_isnil(L, -1)) {
-        lua_Number s = luaL_checknumber(L, -1);
-        if (!(s > 0) || s > 86400)
-            luaL_error(L, "stream.http: option '%s' must be a number of seconds in (0, 86400]", key);
-        v = (long)(s * 1000.0 + 0.5);
-        if (v < 1)
-            v = 1;
-    }
+    s = lua_type(L, -1) == LUA_TNUMBER ? lua_tonumber(L, -1) : 0;
+    if (!(s > 0) || s > 86400)
+        luaL_error(L, "stream.http: option '%s' must be a number of seconds in (0, 86400]", key);
     lua_pop(L, 1);
-    return v;
+    return seconds_ms(s);
 }
 
 static char *opt_str(lua_State *L, int t, const char *key)
@@ -214,11 +242,12 @@ static void request_release(request_t *r)
 {
     http_t *h = r->http;
     if (r->easy != NULL) {
-        if (h != NULL && h->multi != NULL) {
+        if (r->in_multi && h != NULL && h->multi != NULL) {
             curl_multi_remove_handle(h->multi, r->easy);
             h->inflight--;
         }
-        if (h != NULL && h->npool < POOL_MAX) {
+        r->in_multi = 0;
+        if (h != NULL && h->npool < h->pool_cap) {
             curl_easy_reset(r->easy);
             h->pool[h->npool++] = r->easy;
         } else {
@@ -226,12 +255,20 @@ static void request_release(request_t *r)
         }
         r->easy = NULL;
     }
-    if (r->headers != NULL) {
-        curl_slist_free_all(r->headers);
-        r->headers = NULL;
-    }
     r->http = NULL;
 }
+
+/* Whether any byte of the request was written (libcurl counts the bytes of
+ * the request it wrote, headers included, from 0 for each transfer). */
+static int request_sent(request_t *r)
+{
+    long size = 0;
+    if (r->easy == NULL)
+        return 1;
+    curl_easy_getinfo(r->easy, CURLINFO_REQUEST_SIZE, &size);
+    return size > 0;
+}
+
 
 /* The http userdata's uservalue table anchors requests in flight. */
 static void anchor(lua_State *L, int http_idx, request_t *r, int req_idx)
@@ -269,6 +306,7 @@ static void collect(lua_State *L, int http_idx, http_t *h)
         curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &r->status);
         curl_easy_getinfo(r->easy, CURLINFO_NUM_CONNECTS, &nconn);
         h->connects += nconn;
+        r->sent = r->result == CURLE_OK || request_sent(r);
         r->done = 1;
         request_release(r);   /* msg is invalid from here on */
         anchor(L, http_idx, r, 0);
@@ -277,44 +315,30 @@ static void collect(lua_State *L, int http_idx, http_t *h)
 
 /* --------------------------------------------------------------- requests */
 
-static int start(lua_State *L, http_t *h, request_t *r)
+/* Method, URL, body and timeout from the stack (2..5). */
+static void read_call(lua_State *L, http_t *h, call_t *c)
 {
-    size_t blen = 0;
-    const char *method = luaL_checkstring(L, 2);
-    const char *url = luaL_checkstring(L, 3);
-    const char *body = luaL_optlstring(L, 5, NULL, &blen);
-    lua_Number tmo = luaL_optnumber(L, 6, 0);
-    long timeout_ms = h->timeout_ms;
-    struct curl_slist *list = body != NULL ? h->base_body : h->base;
-    CURL *e;
-    CURLMcode mc;
+    lua_Number tmo;
+    c->method = luaL_checkstring(L, 2);
+    c->url = luaL_checkstring(L, 3);
+    c->blen = 0;
+    c->body = luaL_optlstring(L, 4, NULL, &c->blen);
+    tmo = luaL_optnumber(L, 5, 0);
+    c->timeout_ms = tmo > 0 ? seconds_ms(tmo) : h->timeout_ms;
+}
 
-    if (!lua_isnoneornil(L, 4)) {
-        struct curl_slist *s;
-        for (s = list; s != NULL; s = s->next)
-            if (!(r->headers = curl_slist_append(r->headers, s->data)))
-                return luaL_error(L, "stream.http: out of memory");
-        if (!append_headers(L, 4, &r->headers))
-            return luaL_error(L, "stream.http: headers must be a list of strings");
-        list = r->headers;
-    }
-    e = h->npool > 0 ? h->pool[--h->npool] : curl_easy_init();
-    if (e == NULL)
-        return luaL_error(L, "stream.http: cannot create a transfer");
-    r->easy = e;
-    r->http = h;
-    r->max_bytes = (size_t)h->max_response;
-    r->errbuf[0] = '\0';
-
+/* Sets every option of one transfer on a fresh or reset easy handle. */
+static void configure(http_t *h, request_t *r, CURL *e, const call_t *c)
+{
     curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)r);
-    curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_URL, c->url);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, list);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, c->body != NULL ? h->base_body : h->base);
     curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
@@ -324,12 +348,7 @@ static int start(lua_State *L, http_t *h, request_t *r)
 #else
     curl_easy_setopt(e, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
 #endif
-    if (tmo > 0) {
-        timeout_ms = tmo > 86400 ? 86400000L : (long)(tmo * 1000.0 + 0.5);
-        if (timeout_ms < 1)
-            timeout_ms = 1;
-    }
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, c->timeout_ms);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, h->connect_timeout_ms);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, h->verify ? 1L : 0L);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, h->verify ? 2L : 0L);
@@ -339,25 +358,14 @@ static int start(lua_State *L, http_t *h, request_t *r)
         curl_easy_setopt(e, CURLOPT_PROXY, h->proxy);
     if (h->user_agent)
         curl_easy_setopt(e, CURLOPT_USERAGENT, h->user_agent);
-
-    if (strcmp(method, "GET") == 0) {
+    if (strcmp(c->method, "GET") == 0)
         curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
-    } else {
-        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
+    else
+        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, c->method);
+    if (c->body != NULL) {
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)c->blen);
+        curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, c->body);
     }
-    if (body != NULL) {
-        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)blen);
-        curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, body);
-    }
-
-    mc = curl_multi_add_handle(h->multi, e);
-    if (mc != CURLM_OK) {
-        request_release(r);
-        return luaL_error(L, "stream.http: %s", curl_multi_strerror(mc));
-    }
-    h->inflight++;
-    h->requests++;
-    return 0;
 }
 
 static request_t *new_request(lua_State *L)
@@ -366,6 +374,33 @@ static request_t *new_request(lua_State *L)
     memset(r, 0, sizeof(*r));
     r->done = 1;             /* "closed" until a transfer is attached */
     luaL_setmetatable(L, REQUEST_MT);
+    return r;
+}
+
+/* The one way a transfer starts, for request and submit: pushes the
+ * request userdata, anchored in the http userdata at index 1. */
+static request_t *submit_call(lua_State *L, http_t *h, const call_t *c)
+{
+    request_t *r = new_request(L);
+    int ridx = lua_gettop(L);
+    CURL *e = h->npool > 0 ? h->pool[--h->npool] : curl_easy_init();
+    CURLMcode mc;
+    if (e == NULL)
+        luaL_error(L, "stream.http: cannot create a transfer");
+    r->easy = e;
+    r->http = h;
+    r->max_bytes = (size_t)h->max_response;
+    configure(h, r, e, c);
+    mc = curl_multi_add_handle(h->multi, e);
+    if (mc != CURLM_OK) {
+        request_release(r);  /* never counted in flight: in_multi is 0 */
+        luaL_error(L, "stream.http: %s", curl_multi_strerror(mc));
+    }
+    r->in_multi = 1;
+    h->inflight++;
+    h->requests++;
+    r->done = 0;
+    anchor(L, 1, r, ridx);
     return r;
 }
 
@@ -414,51 +449,48 @@ static void push_headers(lua_State *L, const membuf *m)
         p = eol ? eol + 1 : end;
     }
 }
-
 static int push_result(lua_State *L, request_t *r)
 {
     if (r->result != CURLE_OK) {
         lua_pushnil(L);
+        lua_createtable(L, 0, 4);
         if (r->too_large) {
             lua_pushliteral(L, "transport");
+            lua_setfield(L, -2, "kind");
             lua_pushfstring(L, "response larger than max_response_bytes (%d)", (int)r->max_bytes);
+            lua_setfield(L, -2, "message");
             lua_pushliteral(L, "limit");
-            return 4;
         } else {
             lua_pushstring(L, r->result == CURLE_OPERATION_TIMEDOUT ? "timeout" : "transport");
-            if (r->errbuf[0] != '\0')
-                lua_pushstring(L, r->errbuf);
-            else
-                lua_pushstring(L, curl_easy_strerror(r->result));
+            lua_setfield(L, -2, "kind");
+            lua_pushstring(L, r->errbuf[0] != '\0' ? r->errbuf : curl_easy_strerror(r->result));
+            lua_setfield(L, -2, "message");
+            lua_pushstring(L, r->closed ? "closed" : r->sent ? "transfer" : "connect");
         }
-        switch (r->result) {
-        case CURLE_COULDNT_CONNECT:
-        case CURLE_COULDNT_RESOLVE_HOST:
-        case CURLE_COULDNT_RESOLVE_PROXY:
-            lua_pushliteral(L, "connect");
-            break;
-        default:
-            lua_pushliteral(L, "transfer");
-        }
-        return 4;
+        lua_setfield(L, -2, "reason");
+        lua_pushboolean(L, r->sent);
+        lua_setfield(L, -2, "sent");
+        return 2;
     }
+    lua_createtable(L, 0, 3);
     lua_pushinteger(L, (lua_Integer)r->status);
+    lua_setfield(L, -2, "status");
     lua_pushlstring(L, r->body.data ? r->body.data : "", r->body.len);
+    lua_setfield(L, -2, "body");
     push_headers(L, &r->head);
-    return 3;
+    lua_setfield(L, -2, "headers");
+    return 1;
 }
 
 static int l_http_request(lua_State *L)
 {
     http_t *h = check_http(L, 1);
     request_t *r;
-    int ridx, n;
-    lua_settop(L, 6);
-    r = new_request(L);
-    ridx = lua_gettop(L);
-    start(L, h, r);
-    r->done = 0;
-    anchor(L, 1, r, ridx);
+    call_t c;
+    int n;
+    lua_settop(L, 5);
+    read_call(L, h, &c);
+    r = submit_call(L, h, &c);
     while (!r->done && h->multi != NULL)
         drive(L, 1, h, 1000);
     n = push_result(L, r);
@@ -470,17 +502,13 @@ static int l_http_request(lua_State *L)
 static int l_http_submit(lua_State *L)
 {
     http_t *h = check_http(L, 1);
-    request_t *r;
-    int ridx;
-    lua_settop(L, 6);
-    r = new_request(L);
-    ridx = lua_gettop(L);
-    start(L, h, r);
-    r->done = 0;
-    anchor(L, 1, r, ridx);
-    lua_settop(L, ridx);
+    call_t c;
+    lua_settop(L, 5);
+    read_call(L, h, &c);
+    submit_call(L, h, &c);
     return 1;
 }
+
 
 static int l_http_perform(lua_State *L)
 {
@@ -538,6 +566,8 @@ static int l_http_close(lua_State *L)
                 if (r != NULL && !r->done) {
                     r->result = CURLE_ABORTED_BY_CALLBACK;
                     snprintf(r->errbuf, sizeof(r->errbuf), "client closed while the request was in flight");
+                    r->sent = request_sent(r);
+                    r->closed = 1;
                     r->done = 1;
                     request_release(r);
                 }
@@ -557,6 +587,10 @@ static int l_http_close(lua_State *L)
         free(h->user_agent);
         h->ca_file = h->proxy = h->user_agent = NULL;
     }
+    /* also when curl_multi_init failed after the pool was made */
+    free(h->pool);
+    h->pool = NULL;
+    h->pool_cap = 0;
     return 0;
 }
 
@@ -590,25 +624,34 @@ static int l_http_new(lua_State *L)
     lua_setfenv(L, -2);
 #endif
 
-    h->timeout_ms = opt_ms(L, t, "timeout", 10000);
-    h->connect_timeout_ms = opt_ms(L, t, "connect_timeout", 5000);
+    h->timeout_ms = opt_ms(L, t, "timeout");
+    h->connect_timeout_ms = opt_ms(L, t, "connect_timeout");
     h->verify = 1;
     lua_getfield(L, t, "verify");
     if (lua_type(L, -1) == LUA_TBOOLEAN)
         h->verify = lua_toboolean(L, -1);
     lua_pop(L, 1);
-    h->max_response = DEFAULT_MAX_RESPONSE;
     lua_getfield(L, t, "max_response_bytes");
+    {
+        lua_Number n = lua_type(L, -1) == LUA_TNUMBER ? lua_tonumber(L, -1) : 0;
+        if (!(n >= 1) || n > 2147483647.0)
+            return luaL_error(L, "stream.http: option 'max_response_bytes' must be a number of bytes in [1, 2^31)");
+        h->max_response = (long)n;
+    }
+    lua_pop(L, 1);
+    lua_getfield(L, t, "max_connections");
+    h->pool_cap = POOL_DEFAULT;
     if (!lua_isnil(L, -1)) {
         lua_Number n = luaL_checknumber(L, -1);
-        if (!(n >= 1) || n > 2147483647.0)
-            return luaL_error(L, "stream.http: option 'max_response_bytes' out of range");
-        h->max_response = (long)n;
+        if (!(n >= 1) || n > 10000)
+            return luaL_error(L, "stream.http: option 'max_connections' must be in [1, 10000]");
+        h->pool_cap = (int)n;
     }
     lua_pop(L, 1);
 
     /* Acquire resources only now that the userdata can release them. */
-    h->multi = curl_multi_init();
+    h->pool = calloc((size_t)h->pool_cap, sizeof(CURL *));
+    h->multi = h->pool != NULL ? curl_multi_init() : NULL;
     if (h->multi == NULL)
         return luaL_error(L, "stream.http: cannot create a curl multi handle");
     h->ca_file = opt_str(L, t, "ca_file");
@@ -625,18 +668,13 @@ static int l_http_new(lua_State *L)
     lua_pop(L, 1);
     lua_getfield(L, t, "max_connections");
     if (!lua_isnil(L, -1)) {
-        lua_Number n = luaL_checknumber(L, -1);
-        if (!(n >= 1) || n > 10000)
-            return luaL_error(L, "stream.http: option 'max_connections' must be in [1, 10000]");
-        curl_multi_setopt(h->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)n);
-        curl_multi_setopt(h->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)n);
-        curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS, (long)n);
-    } else {
-        /* libcurl's default cache size is 4 x the transfers added at the
-         * moment, which shrinks (closing kept-alive connections) whenever
-         * the transfers in flight drain between two steps. */
-        curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS, (long)POOL_MAX);
+        curl_multi_setopt(h->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)h->pool_cap);
+        curl_multi_setopt(h->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)h->pool_cap);
     }
+    /* The cache holds every connection the client may have open: libcurl's
+     * default (4 x the transfers added at the moment) shrinks, closing
+     * kept-alive connections, whenever the transfers in flight drain. */
+    curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS, (long)h->pool_cap);
     lua_pop(L, 1);
     return 1;
 }

@@ -1,5 +1,7 @@
--- stream.client: one connection to Stream. Builds URLs and headers, sends
--- through a transport, decodes answers and turns failures into errors.
+-- stream.client: one connection to Stream. Holds the credentials, the
+-- resolved options, the transport and the scheduler; API modules send
+-- through Client:_request, whose pipeline (URL, retries, deadline, decoding,
+-- errors) is request.lua.
 --
 -- Credentials live in a private weak table, never in a field of the client
 -- object, so dumping a client (pairs, inspect, tostring) shows no secret.
@@ -10,12 +12,15 @@
 local errors = require "stream.errors"
 local users = require "stream.users"
 local scheduler = require "stream.scheduler"
+local config = require "stream.config"
+local check = require "stream.check"
+local request = require "stream.request"
 
 local Client = {}
 Client.__index = Client
 Client.__name = "stream.client"
 
-local VERSION = "0.1.0"
+local VERSION = config.VERSION
 local CLIENT_NAME = "stream-lua-client-" .. VERSION
 
 -- client -> { secret = ..., token = ... }; weak so a client can be collected.
@@ -24,39 +29,35 @@ local private = setmetatable({}, { __mode = "k" })
 -- The JWT server-side clients send: one token for every endpoint.
 local SERVER_CLAIMS = '{"resource":"*","action":"*","feed_id":"*"}'
 
-local function url_escape(s)
-  return (s:gsub("[^A-Za-z0-9_.~%-]", function(c)
-    return string.format("%%%02X", c:byte())
-  end))
-end
-
+-- Secrets shorter than this are not scrubbed: a secret of a few characters
+-- would blank ordinary words; Stream's secrets and every token are longer.
 local MIN_SCRUB = 8
+local REDACTED = "[redacted]"
 
 -- Replaces every occurrence of the client's secrets in text.
-local function scrub(client, text)
+function Client:_scrub(text)
   if type(text) ~= "string" then return text end
-  local p = private[client]
+  local p = private[self]
   if not p then return text end
   for _, s in ipairs(p.hidden) do
-    -- a secret of a few characters would blank ordinary words; Stream's
-    -- secrets and every token are far longer
     local i = #s >= MIN_SCRUB and text:find(s, 1, true)
     while i do
-      text = text:sub(1, i - 1) .. "[redacted]" .. text:sub(i + #s)
-      i = text:find(s, i + 10, true)
+      text = text:sub(1, i - 1) .. REDACTED .. text:sub(i + #s)
+      i = text:find(s, i + #REDACTED, true)
     end
   end
   return text
 end
 
-local function check_open(self, fname)
+local function check_open(self, fname, level)
   if self._closed then
-    error("stream: " .. fname .. " on a closed client", 3)
+    error("stream: " .. fname .. " on a closed client", (level or 2) + 1)
   end
 end
 
 -- settings (from stream.connect, already checked): api_key, secret or
--- token (+ claims), app_id, base_url, and transport options.
+-- token (+ claims), app_id, base_url, options; for the unit specs also
+-- epoch (a wall clock) and random (a [0, 1) source).
 function Client.new(core, settings, transport_mod)
   local self = setmetatable({}, Client)
   local p = { hidden = {} }
@@ -78,29 +79,27 @@ function Client.new(core, settings, transport_mod)
   self.api_key = settings.api_key
   self.app_id = settings.app_id
   self.base_url = settings.base_url
-  self._prefix_q = "?api_key=" .. url_escape(settings.api_key)
-  local o = settings.options
-  self._timeout = o.timeout or 10
-  self._total_timeout = o.total_timeout
-  self._retries = o.retries or 2
-  self._max_retry_wait = o.max_retry_wait or 5
+  self._key_query = "?api_key=" .. check.escape(settings.api_key)
+  local o = config.resolve(settings.options or {})
+  self._settings = o
+  self._epoch = settings.epoch or os.time
+  self._random = settings.random or math.random
   self._transport = transport_mod.new(core, {
-    timeout = self._timeout,
-    connect_timeout = o.connect_timeout or 5,
+    timeout = o.timeout,
+    connect_timeout = o.connect_timeout,
+    max_response_bytes = o.max_response_bytes,
+    max_connections = o.max_connections,
     ca_file = o.ca_file,
     verify = o.verify,
     proxy = o.proxy,
-    user_agent = o.user_agent or ("stream-lua-client/" .. VERSION),
-    max_connections = o.max_connections,
-    max_response_bytes = o.max_response_bytes,
     headers = {
-      "Authorization: " .. auth,
-      "stream-auth-type: jwt",
-      "X-Stream-Client: " .. CLIENT_NAME,
-      "Accept: application/json",
-      "Expect:",
+      ["Authorization"] = auth,
+      ["stream-auth-type"] = "jwt",
+      ["X-Stream-Client"] = CLIENT_NAME,
+      ["Accept"] = "application/json",
+      ["User-Agent"] = o.user_agent,
     },
-    body_headers = { "Content-Type: application/json" },
+    body_headers = { ["Content-Type"] = "application/json" },
   })
   self._sched = scheduler.new(self._transport)
   self.users = users.collection(self)
@@ -111,92 +110,18 @@ function Client.new(core, settings, transport_mod)
   return self
 end
 
--- One attempt: the decoded answer, or nil, err, stage.
-local function attempt(self, method, url, path, body, timeout)
-  local status, raw, headers, stage = self._sched:send(method, url, body, timeout)
-  if not status then
-    -- "invalid": the transport refused before sending (e.g. an nginx phase
-    -- without cosockets); repeating it cannot help
-    local kind = (raw == "timeout" or raw == "invalid") and raw or "transport"
-    local err = errors.new(kind, scrub(self, headers), {
-      method = method, path = path,
-    })
-    -- an answer over max_response_bytes would be just as large next time
-    if stage == "limit" then err.retryable = false end
-    return nil, err, stage
-  end
-  local core = self._core
-  if status >= 200 and status < 300 then
-    local value, msg = core.json_decode(raw)
-    if value == nil then
-      return nil, errors.new("decode", "answer is not valid JSON: " .. msg, {
-        status = status, method = method, path = path, rate_limit = errors.rate_limit(headers),
-      })
-    end
-    return value
-  end
-  local err = errors.from_response(status, core.json_decode(raw), raw, headers,
-    { method = method, path = path })
-  err.detail = scrub(self, err.detail)
-  return nil, err
-end
-
-local BACKOFF_BASE, BACKOFF_CAP = 0.1, 2
-
--- How long to wait before sending again, or nil when this error must not
--- be retried. Only what repeating cannot change is repeated: idempotent
--- requests after connection errors, timeouts and 502/503/504; any request
--- after a 429 (it was refused, not done) when the reset is near enough;
--- a non-idempotent one only when it never reached the server.
-local function retry_delay(self, err, stage, idempotent, n)
-  local backoff = math.min(BACKOFF_CAP, BACKOFF_BASE * 2 ^ (n - 1)) * (0.5 + math.random() / 2)
-  if err.kind == "transport" or err.kind == "timeout" then
-    if stage == "limit" then return nil end
-    if idempotent or stage == "connect" then return backoff end
-  elseif err.kind == "api" then
-    if err.status == 429 then
-      local reset = err.rate_limit and err.rate_limit.reset
-      if not reset then return nil end
-      local wait = math.max(0, reset - os.time()) + math.random() * 0.1
-      if wait <= self._max_retry_wait then return wait end
-    elseif idempotent and (err.status == 502 or err.status == 503 or err.status == 504) then
-      return backoff
-    end
-  end
-  return nil
-end
-
--- Sends a request (retrying where that is safe) and returns the decoded
--- answer, or nil, err. path is relative to the base ("user/john/"), query
--- has no api_key.
-function Client:_call(method, path, query, body)
-  check_open(self, method .. " " .. path)
-  local url = self.base_url .. path .. self._prefix_q
-  if query then url = url .. "&" .. query end
-  local idempotent = method ~= "POST" or query == "get_or_create=true"
-  local transport = self._transport
-  local deadline = self._total_timeout and (transport:now() + self._total_timeout)
-  local n = 0
-  while true do
-    n = n + 1
-    local timeout
-    if deadline then
-      timeout = math.min(self._timeout, deadline - transport:now())
-    end
-    local res, err, stage = attempt(self, method, url, path, body, timeout)
-    if res ~= nil then return res end
-    err.attempts = n
-    if n > self._retries then return nil, err end
-    local delay = retry_delay(self, err, stage, idempotent, n)
-    if not delay then return nil, err end
-    if deadline and transport:now() + delay >= deadline - 0.001 then return nil, err end
-    self._sched:sleep(delay)
-  end
+-- Sends a request description (request.lua says what it holds) and
+-- returns the decoded answer, or nil, err. The one way API modules talk
+-- to Stream.
+function Client:_request(desc)
+  check_open(self, desc.method .. " " .. desc.path, 3)
+  return request.perform(self, desc)
 end
 
 function Client:user(id)
   check_open(self, "client:user")
-  return users.handle(self, id)
+  local user = users.handle(self, id, 2) -- not a tail call: errors point at our caller
+  return user
 end
 
 -- Get-or-create of the token's own user; its data is never overwritten.
@@ -224,20 +149,9 @@ function Client:create_user_token(user_id, extra_claims, opts)
   if extra_claims ~= nil and type(extra_claims) ~= "table" then
     error("client:create_user_token: extra_claims must be a table, got " .. type(extra_claims), 2)
   end
-  if opts ~= nil then
-    if type(opts) ~= "table" then
-      error("client:create_user_token: options must be a table, got " .. type(opts), 2)
-    end
-    for k in pairs(opts) do
-      if not TOKEN_OPTS[k] then
-        error("client:create_user_token: unknown option '" .. tostring(k) .. "'", 2)
-      end
-    end
-  end
-  if user_id == "" or #user_id > 255 or user_id:find("[^A-Za-z0-9_%-]") then
-    return nil, errors.invalid(string.format(
-      "user_id %q must be 1 to 255 characters of A-Z a-z 0-9 _ -", user_id:sub(1, 40)), "user_id")
-  end
+  opts = check.opts(opts, TOKEN_OPTS, "client:create_user_token")
+  local bad = check.id(user_id, "user_id")
+  if bad then return nil, bad end
   local claims = {}
   if extra_claims then
     for k, v in pairs(extra_claims) do
@@ -248,7 +162,7 @@ function Client:create_user_token(user_id, extra_claims, opts)
     end
   end
   claims.user_id = user_id
-  if opts and opts.expires_in ~= nil then
+  if opts.expires_in ~= nil then
     local e = opts.expires_in
     if type(e) ~= "number" or e <= 0 or e ~= e then
       error("client:create_user_token: expires_in must be a positive number of seconds", 2)

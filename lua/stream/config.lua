@@ -7,7 +7,21 @@
 
 local config = {}
 
+config.VERSION = "0.1.0"
+
 local DEFAULT_HOST = "api.stream-io-api.com"
+
+-- Every default, defined once: the client resolves the options against
+-- these, and transports receive resolved values only.
+config.DEFAULTS = {
+  timeout = 10,                          -- seconds per attempt
+  connect_timeout = 5,                   -- seconds to set up a connection
+  retries = 2,                           -- attempts after the first
+  max_retry_wait = 5,                    -- longest wait for a rate-limit reset
+  max_response_bytes = 16 * 1024 * 1024, -- answers above this are cut
+  verify = true,                         -- TLS certificates and host names
+  user_agent = "stream-lua-client/" .. config.VERSION,
+}
 
 -- Every option `connect` knows, with a checker that raises on a bad value.
 local function is_seconds(v) return type(v) == "number" and v > 0 and v <= 86400 end
@@ -41,6 +55,14 @@ local OPTIONS = {
   transport = { function(v) return type(v) == "string" or type(v) == "table" end,
     "\"curl\", \"ngx\" or a transport table" },
 }
+
+-- opts (already checked by config.options) with every default filled in.
+function config.resolve(opts)
+  local out = {}
+  for k, v in pairs(config.DEFAULTS) do out[k] = v end
+  for k, v in pairs(opts) do out[k] = v end
+  return out
+end
 
 -- Copies and checks an options table; raises naming the first bad key.
 function config.options(opts, level)

@@ -3,11 +3,16 @@
 -- An error is a table with a __tostring, so `assert(res, err)`, `print(err)`
 -- and `ngx.log(ngx.ERR, err)` all read well. Fields: kind ("api",
 -- "transport", "timeout", "invalid", "decode"), status, code, exception,
--- detail, fields, rate_limit, method, path, retryable, attempts.
+-- detail, fields, rate_limit, method, path, retryable, attempts, sent.
+-- `sent == false` means no byte of the request reached the server: a
+-- failed write with it certainly did not happen. (`reason` says why a
+-- transport failed: "connect", "limit", "closed", "phase", "transfer".)
 --
 -- This module builds errors; it sends nothing and never sees credentials.
 -- Text that comes from outside (a server's detail) is scrubbed of the
 -- client's secrets by the caller before it lands here.
+
+local retry = require "stream.retry"
 
 local errors = {}
 
@@ -33,9 +38,6 @@ function Error.__tostring(e)
   return "stream: " .. e.kind .. ": " .. tostring(e.detail) .. where(e)
 end
 
--- Statuses after which the same request may succeed when sent again.
-local RETRYABLE_STATUS = { [429] = true, [502] = true, [503] = true, [504] = true }
-
 function errors.is_error(v)
   return getmetatable(v) == Error
 end
@@ -44,10 +46,11 @@ function errors.new(kind, detail, extra)
   local e = extra or {}
   e.kind = kind
   e.detail = detail
-  if e.retryable == nil then
-    e.retryable = kind == "transport" or kind == "timeout"
-        or (e.status ~= nil and RETRYABLE_STATUS[e.status] == true)
+  if e.sent == nil then
+    -- an answer came back, or the request was refused before sending
+    e.sent = e.status ~= nil
   end
+  if e.retryable == nil then e.retryable = retry.retryable(e) end
   return setmetatable(e, Error)
 end
 

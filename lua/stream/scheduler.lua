@@ -4,8 +4,9 @@
 --
 -- Only coroutines this scheduler created ever yield: a request made from
 -- the main thread, or from a coroutine the caller made, stays a plain
--- blocking call. The scheduler knows nothing of Stream; the client gives it
--- method, URL and body and gets the transport's answer back.
+-- blocking call. The scheduler knows nothing of Stream; the pipeline gives
+-- it a transport request ({method =, url =, body =, ...}) and gets the
+-- transport's answer back.
 
 local pack = table.pack or function(...) return { n = select("#", ...), ... } end
 local unpack = table.unpack or unpack -- luacheck: ignore 143
@@ -32,16 +33,16 @@ end
 
 -- Sends one request: yields the calling task while it is in flight, or
 -- blocks when the caller is not one of this scheduler's tasks.
-function S:send(method, url, body, timeout)
+function S:send(req)
   local co = coroutine.running()
   local task = co and self.tasks[co]
   if not task then
-    return self.transport:request(method, url, body, timeout)
+    return self.transport:request(req)
   end
-  local req = self.transport:submit(method, url, body, timeout)
-  self.waiting[#self.waiting + 1] = { req = req, task = task }
+  local h = self.transport:submit(req)
+  self.waiting[#self.waiting + 1] = { req = h, task = task }
   coroutine.yield(WAITING)
-  return req:result()
+  return h:result()
 end
 
 -- Waits `seconds`: a task yields (the others go on), anything else blocks

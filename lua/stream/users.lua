@@ -4,147 +4,89 @@
 -- Everything run-time is checked here before a byte is sent: ids must be
 -- 1-255 characters of A-Z a-z 0-9 _ - (so an id can never change the
 -- request target), data must be a JSON object that fits the 10240-byte
--- user object limit. Such problems return nil, err (kind "invalid");
--- wrong argument types raise. Sending, decoding and error mapping are
--- the client's (client.lua).
+-- user object limit (the rules are check.lua's). Such problems return
+-- nil, err (kind "invalid"); wrong argument types raise. Each operation
+-- then describes its request and hands it to client:_request (request.lua
+-- sends, retries, decodes and builds errors).
 
 local errors = require "stream.errors"
+local check = require "stream.check"
 
 local users = {}
 
 local MAX_USER_BYTES = 10240
-local MAX_ID = 255
-
-local function raise(msg, level)
-  error(msg, (level or 1) + 2)
-end
-
--- Normalises an id argument: strings as they are, integers as decimal
--- text; any other type raises.
-local function id_arg(id, fname)
-  local t = type(id)
-  if t == "number" and id == math.floor(id) and id >= -2^53 and id <= 2^53 then
-    return string.format("%d", id)
-  elseif t ~= "string" then
-    raise(fname .. ": id must be a string, got " .. t, 2)
-  end
-  return id
-end
-
--- nil when the id is fine, else an "invalid" error.
-local function id_problem(id, info)
-  if #id == 0 or #id > MAX_ID or id:find("[^A-Za-z0-9_%-]") then
-    local shown = #id > 40 and (id:sub(1, 40) .. "...") or id
-    return errors.invalid(string.format(
-      "id %q must be 1 to %d characters of A-Z a-z 0-9 _ -", shown, MAX_ID), "id", info)
-  end
-end
-
-local function check_data(data, fname)
-  if data ~= nil and type(data) ~= "table" then
-    raise(fname .. ": data must be a table, got " .. type(data), 2)
-  end
-end
-
--- Encodes data (nil means {}) as a JSON object; nil, err when it cannot be.
-local function encode_data(core, data, info)
-  if data == nil then return "{}" end
-  local text, msg = core.json_encode(data, "data")
-  if not text then
-    return nil, errors.invalid(msg, "data", info)
-  end
-  if text:byte(1) ~= 123 then -- "{"
-    return nil, errors.invalid("data must be a JSON object, not an array", "data", info)
-  end
-  return text
-end
+-- Bytes a user object adds around its id and data: {"id":"","data":}
+local USER_WRAP = #'{"id":"","data":}'
 
 -- The JSON text of one user object, checked against the size limit.
 local function user_json(core, id, data, info)
-  local d, err = encode_data(core, data, info)
+  local d, err = check.object(core, data, "data", info, MAX_USER_BYTES, USER_WRAP + #id, "user object")
   if not d then return nil, err end
-  local text = '{"id":"' .. id .. '","data":' .. d .. '}'
-  if #text > MAX_USER_BYTES then
-    return nil, errors.invalid(string.format(
-      "user object is %d bytes, over the %d-byte limit", #text, MAX_USER_BYTES), "data", info)
-  end
-  return text, d
+  return '{"id":"' .. id .. '","data":' .. d .. '}', d
 end
 
-local function check_opts(opts, allowed, fname)
-  if opts == nil then return {} end
-  if type(opts) ~= "table" then
-    raise(fname .. ": options must be a table, got " .. type(opts), 2)
-  end
-  for k in pairs(opts) do
-    if not allowed[k] then
-      raise(fname .. ": unknown option '" .. tostring(k) .. "'", 2)
-    end
-  end
-  return opts
-end
-
-local function ids_arg(ids, fname)
-  if type(ids) ~= "table" then
-    raise(fname .. ": ids must be a list of strings, got " .. type(ids), 2)
-  end
-  local out = {}
-  for i = 1, #ids do out[i] = id_arg(ids[i], fname) end
-  return out
-end
-
-local function ids_query(list, info)
-  if #list == 0 then
-    return nil, errors.invalid("ids must not be empty", "ids", info)
-  end
-  for i = 1, #list do
-    local err = id_problem(list[i], info)
-    if err then return nil, err end
-  end
-  return "ids=" .. table.concat(list, ",")
+local function user_path(id)
+  return "user/" .. id .. "/"
 end
 
 ---------------------------------------------------------------- operations
--- Each takes the client first; the handle and the collection both call these.
+-- Each takes the client first; the handle and the collection both call
+-- these. Each checks what came from outside, then describes its request.
 
 local ops = {}
 
 function ops.create(client, id, data, get_or_create)
   local info = { method = "POST", path = "user/" }
-  local err = id_problem(id, info)
+  local err = check.id(id, "id", info)
   if err then return nil, err end
   local body
   body, err = user_json(client._core, id, data, info)
   if not body then return nil, err end
-  return client:_call("POST", "user/", get_or_create and "get_or_create=true" or nil, body)
+  return client:_request({
+    method = "POST", path = "user/", body = body,
+    query = get_or_create and { get_or_create = true } or nil,
+    -- a get-or-create never changes a user that exists: safe to repeat
+    idempotent = get_or_create and true or false,
+  })
 end
 
 function ops.get(client, id, with_follow_counts)
-  local path = "user/" .. id .. "/"
-  local err = id_problem(id, { method = "GET", path = "user/" })
+  local err = check.id(id, "id", { method = "GET", path = "user/" })
   if err then return nil, err end
-  return client:_call("GET", path, with_follow_counts and "with_follow_counts=true" or nil)
+  return client:_request({
+    method = "GET", path = user_path(id), idempotent = true,
+    query = with_follow_counts and { with_follow_counts = true } or nil,
+  })
 end
 
 function ops.update(client, id, data)
   local info = { method = "PUT", path = "user/" }
-  local err = id_problem(id, info)
+  local err = check.id(id, "id", info)
   if err then return nil, err end
   local _, d = user_json(client._core, id, data, info)
   if not _ then return nil, d end
-  return client:_call("PUT", "user/" .. id .. "/", nil, '{"data":' .. d .. '}')
+  return client:_request({
+    method = "PUT", path = user_path(id), body = '{"data":' .. d .. '}', idempotent = true,
+  })
 end
 
 function ops.delete(client, id)
-  local err = id_problem(id, { method = "DELETE", path = "user/" })
+  local err = check.id(id, "id", { method = "DELETE", path = "user/" })
   if err then return nil, err end
-  return client:_call("DELETE", "user/" .. id .. "/")
+  return client:_request({ method = "DELETE", path = user_path(id), idempotent = true })
 end
 
 function ops.ref(id)
-  local err = id_problem(id)
+  local err = check.id(id, "id")
   if err then return nil, err end
   return "SU:" .. id
+end
+
+-- ids joined for the query; nil, err when the list is empty or an id is bad.
+local function ids_query(list, info)
+  local err = check.ids(list, "ids", info)
+  if err then return nil, err end
+  return { ids = table.concat(list, ",") }
 end
 
 ---------------------------------------------------------------- user handle
@@ -157,8 +99,9 @@ function User.__tostring(u)
   return "stream.user " .. u.id
 end
 
-function users.handle(client, id)
-  id = id_arg(id, "client:user")
+-- level: where a bad id type is reported (as error() counts from the caller)
+function users.handle(client, id, level)
+  id = check.id_arg(id, "client:user", (level or 1) + 1)
   return setmetatable({ client = client, id = id }, User)
 end
 
@@ -167,26 +110,26 @@ local GET_OPTS = { with_follow_counts = true }
 
 -- user:create(data [, {get_or_create = true}])
 function User:create(data, opts)
-  check_data(data, "user:create")
-  opts = check_opts(opts, CREATE_OPTS, "user:create")
+  check.data_arg(data, "user:create")
+  opts = check.opts(opts, CREATE_OPTS, "user:create")
   return ops.create(self.client, self.id, data, opts.get_or_create)
 end
 
 function User:get_or_create(data)
-  check_data(data, "user:get_or_create")
+  check.data_arg(data, "user:get_or_create")
   return ops.create(self.client, self.id, data, true)
 end
 
 -- user:get([{with_follow_counts = true}])
 function User:get(opts)
-  opts = check_opts(opts, GET_OPTS, "user:get")
+  opts = check.opts(opts, GET_OPTS, "user:get")
   return ops.get(self.client, self.id, opts.with_follow_counts)
 end
 
 User.profile = User.get
 
 function User:update(data)
-  check_data(data, "user:update")
+  check.data_arg(data, "user:update")
   return ops.update(self.client, self.id, data)
 end
 
@@ -214,29 +157,29 @@ end
 
 -- users:add(id, data [, get_or_create])
 function Users:add(id, data, get_or_create)
-  id = id_arg(id, "users:add")
-  check_data(data, "users:add")
+  id = check.id_arg(id, "users:add")
+  check.data_arg(data, "users:add")
   return ops.create(self.client, id, data, get_or_create and true or false)
 end
 
 function Users:get(id, opts)
-  id = id_arg(id, "users:get")
-  opts = check_opts(opts, GET_OPTS, "users:get")
+  id = check.id_arg(id, "users:get")
+  opts = check.opts(opts, GET_OPTS, "users:get")
   return ops.get(self.client, id, opts.with_follow_counts)
 end
 
 function Users:update(id, data)
-  id = id_arg(id, "users:update")
-  check_data(data, "users:update")
+  id = check.id_arg(id, "users:update")
+  check.data_arg(data, "users:update")
   return ops.update(self.client, id, data)
 end
 
 function Users:delete(id)
-  return ops.delete(self.client, id_arg(id, "users:delete"))
+  return ops.delete(self.client, check.id_arg(id, "users:delete"))
 end
 
 function Users.ref(_, id)
-  return ops.ref(id_arg(id, "users:ref"))
+  return ops.ref(check.id_arg(id, "users:ref"))
 end
 
 local ADD_MANY_OPTS = { override = true }
@@ -244,9 +187,9 @@ local ADD_MANY_OPTS = { override = true }
 -- users:add_many({{id = ..., data = ...}, ...} [, {override = true}])
 function Users:add_many(list, opts)
   if type(list) ~= "table" then
-    raise("users:add_many: expected a list of {id = ..., data = ...}, got " .. type(list))
+    check.raise("users:add_many: expected a list of {id = ..., data = ...}, got " .. type(list), 2)
   end
-  opts = check_opts(opts, ADD_MANY_OPTS, "users:add_many")
+  opts = check.opts(opts, ADD_MANY_OPTS, "users:add_many")
   local info = { method = "POST", path = "users/" }
   if #list == 0 then
     return nil, errors.invalid("the list of users must not be empty", "users", info)
@@ -256,11 +199,11 @@ function Users:add_many(list, opts)
   for i = 1, #list do
     local u = list[i]
     if type(u) ~= "table" then
-      raise("users:add_many: item " .. i .. " must be a table, got " .. type(u))
+      check.raise("users:add_many: item " .. i .. " must be a table, got " .. type(u), 2)
     end
-    local id = id_arg(u.id, "users:add_many")
-    check_data(u.data, "users:add_many")
-    local err = id_problem(id, info)
+    local id = check.id_arg(u.id, "users:add_many")
+    check.data_arg(u.data, "users:add_many")
+    local err = check.id(id, "id", info)
     if err then
       err.detail = "users[" .. i .. "]: " .. err.detail
       return nil, err
@@ -275,21 +218,22 @@ function Users:add_many(list, opts)
   end
   local body = '{"users":[' .. table.concat(parts, ",") .. '],"override":'
       .. (opts.override and "true" or "false") .. '}'
-  return self.client:_call("POST", "users/", nil, body)
+  -- a batch may have been stored in part: never sent twice
+  return self.client:_request({ method = "POST", path = "users/", body = body, idempotent = false })
 end
 
 function Users:get_many(ids)
-  local list = ids_arg(ids, "users:get_many")
+  local list = check.ids_arg(ids, "users:get_many")
   local q, err = ids_query(list, { method = "GET", path = "users/" })
   if not q then return nil, err end
-  return self.client:_call("GET", "users/", q)
+  return self.client:_request({ method = "GET", path = "users/", query = q, idempotent = true })
 end
 
 function Users:delete_many(ids)
-  local list = ids_arg(ids, "users:delete_many")
+  local list = check.ids_arg(ids, "users:delete_many")
   local q, err = ids_query(list, { method = "DELETE", path = "users/" })
   if not q then return nil, err end
-  return self.client:_call("DELETE", "users/", q)
+  return self.client:_request({ method = "DELETE", path = "users/", query = q, idempotent = true })
 end
 
 users.User = User

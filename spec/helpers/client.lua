@@ -12,15 +12,17 @@ function M.transport(extra, log)
   return {
     new = function(core, settings)
       for _, h in ipairs(extra or {}) do
-        settings.headers[#settings.headers + 1] = h
+        local name, value = h:match("^([^:]+):%s*(.*)$")
+        settings.headers[name] = value
       end
       local t = curl.new(core, settings)
       if log then
         local request = t.request
-        t.request = function(self, method, url, body)
-          local status, raw, headers = request(self, method, url, body)
-          log[#log + 1] = { method = method, url = url, body = body, status = status, headers = headers }
-          return status, raw, headers
+        t.request = function(self, req)
+          local res, err = request(self, req)
+          log[#log + 1] = { method = req.method, url = req.url, body = req.body,
+            status = res and res.status, headers = res and res.headers, err = err }
+          return res, err
         end
       end
       return t

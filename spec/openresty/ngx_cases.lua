@@ -80,24 +80,30 @@ end
 
 local function new(opts)
   local s = {
-    timeout = 5, connect_timeout = 2, user_agent = "cases/1",
-    headers = { "Authorization: a.b.c", "stream-auth-type: jwt", "Accept: application/json", "Expect:" },
-    body_headers = { "Content-Type: application/json" },
+    timeout = 5, connect_timeout = 2, max_response_bytes = 16 * 1024 * 1024,
+    headers = { Authorization = "a.b.c", ["stream-auth-type"] = "jwt", Accept = "application/json",
+      ["User-Agent"] = "cases/1" },
+    body_headers = { ["Content-Type"] = "application/json" },
   }
   for k, v in pairs(opts or {}) do s[k] = v end
   return T.new(core, s)
 end
 
--- status, body, headers | nil, kind, message, stage  ->  a table
-local function summary(status, body, headers, stage)
-  if status then
-    return { status = status, body = body, headers = headers }
+-- A transport request.
+local function rq(method, url, body, timeout)
+  return { method = method, url = url, body = body, timeout = timeout }
+end
+
+-- {status =, body =, headers =} | nil, {kind =, message =, sent =, reason =}  ->  a table
+local function summary(res, err)
+  if res then
+    return { status = res.status, body = res.body, headers = res.headers }
   end
-  return { kind = body, message = headers, stage = stage }
+  return { kind = err.kind, message = err.message, sent = err.sent, reason = err.reason }
 end
 
 local function echo(t, method, path, body)
-  local s = summary(t:request(method, base() .. path, body))
+  local s = summary(t:request(rq(method, base() .. path, body)))
   if s.status then s.echo = core.json_decode(s.body) end
   return s
 end
@@ -105,12 +111,12 @@ end
 local cases = {}
 
 function cases.chunked()
-  return summary(new():request("GET", base() .. "/up/chunked"))
+  return summary(new():request(rq("GET", base() .. "/up/chunked")))
 end
 
 function cases.close_delimited()
   local t = new()
-  local a = summary(t:request("GET", base() .. "/up/close-delimited"))
+  local a = summary(t:request(rq("GET", base() .. "/up/close-delimited")))
   a.size = a.body and #a.body
   a.tail = a.body and a.body:sub(-3)
   a.body = nil
@@ -121,40 +127,40 @@ end
 function cases.limits()
   local t = new({ max_response_bytes = 100000 })
   local out = {
-    fits = summary(t:request("GET", base() .. "/up/big?n=100000")),
-    over = summary(t:request("GET", base() .. "/up/big?n=100001")),
-    over_chunked = summary(t:request("GET", base() .. "/up/big-chunked?n=300000")),
-    fits_chunked = summary(t:request("GET", base() .. "/up/big-chunked?n=99999")),
+    fits = summary(t:request(rq("GET", base() .. "/up/big?n=100000"))),
+    over = summary(t:request(rq("GET", base() .. "/up/big?n=100001"))),
+    over_chunked = summary(t:request(rq("GET", base() .. "/up/big-chunked?n=300000"))),
+    fits_chunked = summary(t:request(rq("GET", base() .. "/up/big-chunked?n=99999"))),
   }
   out.fits.size, out.fits.body = out.fits.body and #out.fits.body, nil
   out.fits_chunked.size, out.fits_chunked.body = out.fits_chunked.body and #out.fits_chunked.body, nil
-  out.after = summary(t:request("GET", base() .. "/up/status?s=200"))
+  out.after = summary(t:request(rq("GET", base() .. "/up/status?s=200")))
   return out
 end
 
 function cases.timeout()
   local t = new({ timeout = 0.3 })
   local t0 = now()
-  local s = summary(t:request("GET", base() .. "/up/slow?ms=2000"))
+  local s = summary(t:request(rq("GET", base() .. "/up/slow?ms=2000")))
   s.seconds = now() - t0
   -- the per-call timeout argument wins over the option
   t0 = now()
-  local s2 = summary(t:request("GET", base() .. "/up/slow?ms=2000", nil, 0.1))
+  local s2 = summary(t:request(rq("GET", base() .. "/up/slow?ms=2000", nil, 0.1)))
   s2.seconds = now() - t0
   return { option = s, argument = s2 }
 end
 
 function cases.refused()
   -- ?port= was free a moment ago: nothing listens there
-  return summary(new():request("GET", "http://127.0.0.1:" .. ngx.var.arg_port .. "/x"))
+  return summary(new():request(rq("GET", "http://127.0.0.1:" .. ngx.var.arg_port .. "/x")))
 end
 
 function cases.no_resolver()
-  return summary(new():request("GET", "http://stream-no-such-host.invalid/x"))
+  return summary(new():request(rq("GET", "http://stream-no-such-host.invalid/x")))
 end
 
 function cases.redirect()
-  return summary(new():request("POST", base() .. "/up/redirect", "{}"))
+  return summary(new():request(rq("POST", base() .. "/up/redirect", "{}")))
 end
 
 function cases.headers()
@@ -186,11 +192,11 @@ function cases.stale()
   -- "localhost" (from /etc/hosts) names a pool of its own, empty so far
   local t = new()
   local url = "http://localhost:" .. ngx.var.server_port
-  local first = summary(t:request("GET", url .. "/up/echo"))
+  local first = summary(t:request(rq("GET", url .. "/up/echo")))
   -- on its kept-alive connection the server closes without answering
-  local s = summary(t:request("PUT", url .. "/up/drop-reused", "{}"))
-  -- a POST is never sent twice: the error comes back (stage "transfer")
-  local post = summary(t:request("POST", url .. "/up/drop-reused", "{}"))
+  local s = summary(t:request(rq("PUT", url .. "/up/drop-reused", "{}")))
+  -- a POST is never sent twice: the error comes back (reason "transfer")
+  local post = summary(t:request(rq("POST", url .. "/up/drop-reused", "{}")))
   return {
     first = tonumber(first.headers["x-connection"]),
     second = s.headers and tonumber(s.headers["x-connection"]),
@@ -203,7 +209,7 @@ function cases.submit()
   local t0 = now()
   local handles = {}
   for i = 1, 8 do
-    handles[i] = t:submit("GET", base() .. "/up/slow?ms=300")
+    handles[i] = t:submit(rq("GET", base() .. "/up/slow?ms=300"))
   end
   local during = t:stats().in_flight
   local loops = 0
@@ -225,11 +231,11 @@ function cases.max_connections()
   local t0 = now()
   local handles = {}
   for i = 1, 6 do
-    handles[i] = t:submit("GET", base() .. "/up/slow?ms=200")
+    handles[i] = t:submit(rq("GET", base() .. "/up/slow?ms=200"))
   end
   while t:perform(1) > 0 do end
   local statuses = {}
-  for i, h in ipairs(handles) do statuses[i] = (h:result()) end
+  for i, h in ipairs(handles) do statuses[i] = (h:result()).status end
   return { seconds = now() - t0, statuses = statuses, stats = t:stats() }
 end
 
@@ -237,7 +243,7 @@ function cases.timer()
   local done, result = false, nil
   local url = base() .. "/up/status?s=200" -- ngx.var is not available in timers
   local ok, err = ngx.timer.at(0, function()
-    result = summary(new():request("GET", url))
+    result = summary(new():request(rq("GET", url)))
     result.phase = ngx.get_phase()
     done = true
   end)
@@ -264,15 +270,15 @@ end
 function cases.bad_url()
   local t = new()
   return {
-    scheme = summary(t:request("GET", "ftp://127.0.0.1/x")),
-    host = summary(t:request("GET", "http://:80/x")),
+    scheme = summary(t:request(rq("GET", "ftp://127.0.0.1/x"))),
+    host = summary(t:request(rq("GET", "http://:80/x"))),
   }
 end
 
 function cases.closed()
   local t = new()
   t:close()
-  local ok, err = pcall(t.request, t, "GET", base() .. "/up/status?s=200")
+  local ok, err = pcall(t.request, t, rq("GET", base() .. "/up/status?s=200"))
   return { ok = ok, error = tostring(err), stats = t:stats() }
 end
 
@@ -282,13 +288,13 @@ function cases.tls()
   local port = ngx.var.arg_port
   local t = new()
   local out = {
-    good = summary(t:request("GET", "https://localhost:" .. port .. "/api/v1.0/user/tls/")),
-    again = summary(t:request("GET", "https://localhost:" .. port .. "/api/v1.0/user/tls/")),
-    mismatch = summary(t:request("GET", "https://127.0.0.1:" .. port .. "/api/v1.0/user/tls/")),
+    good = summary(t:request(rq("GET", "https://localhost:" .. port .. "/api/v1.0/user/tls/"))),
+    again = summary(t:request(rq("GET", "https://localhost:" .. port .. "/api/v1.0/user/tls/"))),
+    mismatch = summary(t:request(rq("GET", "https://127.0.0.1:" .. port .. "/api/v1.0/user/tls/"))),
   }
   out.stats = t:stats()
   local nv = new({ verify = false })
-  out.unverified = summary(nv:request("GET", "https://127.0.0.1:" .. port .. "/api/v1.0/user/tls/"))
+  out.unverified = summary(nv:request(rq("GET", "https://127.0.0.1:" .. port .. "/api/v1.0/user/tls/")))
   out.unverified_stats = nv:stats()
   return out
 end
@@ -297,7 +303,7 @@ end
 function cases.tls_proxy()
   local t = new({ proxy = "http://u:p@127.0.0.1:" .. ngx.var.arg_proxy })
   local url = "https://localhost:" .. ngx.var.arg_port .. "/api/v1.0/user/tls/"
-  local out = { first = summary(t:request("GET", url)), second = summary(t:request("GET", url)) }
+  local out = { first = summary(t:request(rq("GET", url))), second = summary(t:request(rq("GET", url))) }
   out.stats = t:stats()
   return out
 end
@@ -357,12 +363,12 @@ end
 -- into a response header.
 function M.header_filter()
   local t = new()
-  local status, kind, message, stage = t:request("GET", base() .. "/up/status?s=200")
-  local h = t:submit("GET", base() .. "/up/status?s=200")
-  local _, kind2 = h:result()
-  ngx.header["X-Result"] = table.concat({ tostring(status), tostring(kind), tostring(stage), tostring(h:done()),
-    tostring(kind2), tostring(t:stats().requests) }, " ")
-  ngx.header["X-Message"] = message
+  local res, err = t:request(rq("GET", base() .. "/up/status?s=200"))
+  local h = t:submit(rq("GET", base() .. "/up/status?s=200"))
+  local _, err2 = h:result()
+  ngx.header["X-Result"] = table.concat({ tostring(res), tostring(err.kind), tostring(err.reason),
+    tostring(err.sent), tostring(h:done()), tostring(err2.kind), tostring(t:stats().requests) }, " ")
+  ngx.header["X-Message"] = err.message
 end
 
 return M

@@ -1,12 +1,21 @@
 -- stream.transport.curl: the default transport, a thin face over the C
 -- core's libcurl multi handle (one per client, so connections are reused).
 --
--- A transport is any table with these methods; the ngx one (cosockets) or
--- a test double can take its place through the `transport` option:
---   t:request(method, url, body [, timeout])
---       -> status, body, headers | nil, kind, message, stage
---          (stage "connect": the request never reached the server)
---   t:submit(method, url, body [, timeout]) -> handle with :done() and :result()
+-- The transport contract (the ngx transport and the unit specs' fake
+-- follow it too):
+--   T.new(core, settings)
+--       settings: timeout, connect_timeout, max_response_bytes (resolved:
+--       the defaults are config.lua's), max_connections, ca_file, verify,
+--       proxy, headers = {Name = value} (every request), body_headers =
+--       {Name = value} (requests with a body)
+--   t:request(req)  req = {method =, url =, body =, timeout =, idempotent =}
+--       -> {status =, body =, headers = {lower-cased name = value}}
+--       |  nil, {kind =, message =, sent =, reason =}
+--          kind: "transport", "timeout" or "invalid" (refused before any I/O);
+--          sent: false when no byte of the request reached the server;
+--          reason: "connect", "limit" (answer over max_response_bytes),
+--          "closed", "phase" (ngx only), "transfer"
+--   t:submit(req)                 -> handle with :done() and :result() (as request)
 --   t:perform(wait_seconds)       -> number of transfers still running
 --   t:timeout()                   -> seconds until perform is due, or nil
 --   t:stats()                     -> {requests, connects, in_flight, closed}
@@ -14,23 +23,53 @@
 --   t:sleep(seconds)              -> waits (the ngx transport does not block)
 --   t:close()
 -- It knows nothing of Stream: URLs, auth and errors are the client's.
+-- libcurl's header idioms stay here: the map becomes "Name: value" lines,
+-- and an empty "Expect:" stops libcurl from holding POST bodies back for a
+-- "100 Continue".
 
 local M = {}
 M.__index = M
 
--- settings: timeout, connect_timeout, ca_file, verify, proxy, user_agent,
--- max_connections, max_response_bytes, headers, body_headers.
+-- The map as libcurl's header lines, in name order (so requests are the
+-- same from run to run); a CR or LF in a name or value raises.
+local function header_lines(map, what)
+  local names = {}
+  for name in pairs(map or {}) do names[#names + 1] = name end
+  table.sort(names)
+  local out = {}
+  for i, name in ipairs(names) do
+    local value = map[name]
+    if type(name) ~= "string" or type(value) ~= "string" or (name .. value):find("[\r\n]") then
+      error("stream.curl: " .. what .. " must map names to values without line breaks", 3)
+    end
+    out[i] = name .. ": " .. value
+  end
+  return out
+end
+
 function M.new(core, settings)
-  local http = core.http_new(settings)
+  local lines = header_lines(settings.headers, "headers")
+  lines[#lines + 1] = "Expect:"
+  local http = core.http_new({
+    timeout = settings.timeout,
+    connect_timeout = settings.connect_timeout,
+    max_response_bytes = settings.max_response_bytes,
+    max_connections = settings.max_connections,
+    ca_file = settings.ca_file,
+    verify = settings.verify,
+    proxy = settings.proxy,
+    headers = lines,
+    body_headers = header_lines(settings.body_headers, "body_headers"),
+  })
   return setmetatable({ http = http, core = core }, M)
 end
 
-function M:request(method, url, body, timeout)
-  return self.http:request(method, url, nil, body, timeout)
+function M:request(req)
+  return self.http:request(req.method, req.url, req.body, req.timeout)
 end
 
-function M:submit(method, url, body, timeout)
-  return self.http:submit(method, url, nil, body, timeout)
+function M:submit(req)
+  return self.http:submit(req.method, req.url, req.body, req.timeout)
 end
 
 function M:now()

@@ -1,7 +1,11 @@
 -- stream.transport.ngx: the transport for OpenResty / lua-nginx-module.
 -- HTTP/1.1 over nginx cosockets (ngx.socket.tcp), so a call yields the
 -- current request's coroutine instead of blocking the nginx worker.
--- Same interface as stream.transport.curl (documented at its top).
+-- Same contract as stream.transport.curl (documented at its top). This
+-- file is the nginx adapter: phases, connections and their pool, TLS,
+-- proxies, semaphores, stats and the stale-connection rule; the HTTP/1.1
+-- wire code (request text, status line, headers, body framings, the size
+-- cap) is transport/http1.lua.
 --
 -- What it does:
 -- - one connection per request at a time, taken from and given back to
@@ -17,8 +21,8 @@
 --   answers capped at max_response_bytes, no redirect followed, header names
 --   lower-cased with the last one winning (as the curl transport returns
 --   them); a pooled connection that turns out closed is replaced by a new
---   one when the request could not be sent on it, or (except for POST and
---   PATCH, which must never be sent twice) when nothing came back;
+--   one when the request could not be sent on it, or (only for a request
+--   the client marked idempotent) when nothing came back;
 -- - submit() runs the request in an ngx.thread light thread; perform(wait)
 --   waits on an ngx.semaphore (never blocking the worker) until one is done;
 -- - host names are looked up in /etc/hosts first (read once per worker),
@@ -29,10 +33,11 @@
 -- HTTP/2, redirects, per-client CA files, SOCKS proxies. It refuses to run
 -- in nginx phases where cosockets are disabled (init, init_worker, set,
 -- header_filter, body_filter, log, balancer, ...): there a call fails at once,
--- before any I/O, as kind "invalid" with stage "connect", and the message
+-- before any I/O, as kind "invalid" with reason "phase", and the message
 -- names the phase and the remedy (ngx.timer.at).
 
 local ngx = ngx -- luacheck: ignore 113 (the nginx API, a global inside nginx)
+local http1 = require "stream.transport.http1"
 
 local pack = table.pack or function(...) return { n = select("#", ...), ... } end
 local unpack = table.unpack or unpack -- luacheck: ignore 143
@@ -41,7 +46,6 @@ local M = {}
 M.__index = M
 M.name = "ngx"
 
-local DEFAULT_MAX_RESPONSE = 16 * 1024 * 1024
 local STALE_RETRIES = 3 -- pooled connections tried before a fresh one must do
 -- ngx.sleep's resolution; ngx.sleep(0) would spin (and warn) on stock nginx.
 local MIN_SLEEP = 0.001
@@ -162,51 +166,30 @@ end
 
 ---------------------------------------------------------------- transport
 
--- Header lines "Name: value" as request text. "Name:" with nothing after
--- it means "do not send Name" (libcurl's convention; the client uses it
--- for Expect:), so it is left out.
-local function header_text(list, what)
-  local out = {}
-  for i, line in ipairs(list or {}) do
-    if type(line) ~= "string" then
-      error("stream.ngx: option '" .. what .. "' must be a list of strings", 3)
-    end
-    if line:find("[\r\n]") then
-      error("stream.ngx: " .. what .. "[" .. i .. "] contains a line break", 3)
-    end
-    local name, value = line:match("^([^:%s]+):%s*(.-)%s*$")
-    if not name then
-      error("stream.ngx: " .. what .. "[" .. i .. "] is not a 'Name: value' header", 3)
-    end
-    if value ~= "" then out[#out + 1] = name .. ": " .. value .. "\r\n" end
-  end
-  return table.concat(out)
-end
-
 local warned_ca = {}
 
--- settings: timeout, connect_timeout, ca_file, verify, proxy, user_agent,
--- max_connections, max_response_bytes, headers, body_headers.
+-- settings: timeout, connect_timeout, max_response_bytes (resolved values),
+-- ca_file, verify, proxy, max_connections, headers and body_headers (maps).
 function M.new(core, settings)
   if type(ngx) ~= "table" or type(ngx.get_phase) ~= "function" then
     error("stream.ngx: the ngx transport runs only inside nginx (lua-nginx-module)", 2)
   end
-  settings = settings or {}
+  for _, k in ipairs({ "timeout", "connect_timeout", "max_response_bytes" }) do
+    if type(settings[k]) ~= "number" then
+      error("stream.ngx: setting '" .. k .. "' must be a number (the client resolves it)", 2)
+    end
+  end
   local self = setmetatable({
     core = core,
-    _timeout = settings.timeout or 10,
-    _connect_timeout = settings.connect_timeout or 5,
+    _timeout = settings.timeout,
+    _connect_timeout = settings.connect_timeout,
     _verify = settings.verify ~= false,
-    _max_response = settings.max_response_bytes or DEFAULT_MAX_RESPONSE,
+    _max_response = settings.max_response_bytes,
     _max_connections = settings.max_connections,
     _requests = 0, _connects = 0, _in_flight = 0, _closed = false,
   }, M)
-  local head = header_text(settings.headers, "headers")
-  if settings.user_agent then
-    head = head .. header_text({ "User-Agent: " .. settings.user_agent }, "user_agent")
-  end
-  self._head = head
-  self._head_body = head .. header_text(settings.body_headers, "body_headers")
+  self._head = http1.header_text(settings.headers, "headers")
+  self._head_body = self._head .. http1.header_text(settings.body_headers, "body_headers")
   if settings.proxy then self._proxy = parse_proxy(settings.proxy) end
   if settings.ca_file and not warned_ca[settings.ca_file] then
     warned_ca[settings.ca_file] = true
@@ -249,23 +232,9 @@ local function release(self)
   if self._slots then self._slots:post(1) else self._busy = self._busy - 1 end
 end
 
-local function fail(kind, message, stage)
-  return nil, kind, message, stage
-end
-
--- Reads one header block; fills h (lower-cased names, last one wins).
--- Returns true, or nil, err.
-local function read_headers(sock, h)
-  local count = 0
-  while true do
-    local line, err = sock:receive("*l")
-    if not line then return nil, err end
-    if line == "" then return true end
-    count = count + 1
-    if count > 200 then return nil, "too many header lines" end
-    local name, value = line:match("^([^:%s]+)%s*:%s*(.-)%s*$")
-    if name then h[name:lower()] = value end
-  end
+-- A failure before any byte of the request was written.
+local function unsent(kind, message, reason)
+  return nil, { kind = kind, message = message, sent = false, reason = reason or "connect" }
 end
 
 -- Opens a tunnel through the proxy to host:port. true | nil, err
@@ -280,7 +249,7 @@ local function connect_tunnel(self, sock, host, port)
   if not line then return nil, err end
   local status = tonumber(line:match("^HTTP/%d%.%d (%d%d%d)"))
   local ignored = {}
-  ok, err = read_headers(sock, ignored)
+  ok, err = http1.read_headers(sock, ignored)
   if not ok then return nil, err end
   if status ~= 200 then
     return nil, "proxy answered CONNECT with " .. tostring(status or line)
@@ -288,12 +257,12 @@ local function connect_tunnel(self, sock, host, port)
   return true
 end
 
--- Gets a connection (pooled or new, TLS done). sock, reused | nil, kind, message, stage
+-- Gets a connection (pooled or new, TLS done). sock, reused | nil, failure
 local function open(self, scheme, host, port, deadline, pool)
   local left = deadline - now(self)
-  if left <= 0 then return fail("timeout", "timed out before connecting to " .. host .. ":" .. port, "connect") end
+  if left <= 0 then return unsent("timeout", "timed out before connecting to " .. host .. ":" .. port) end
   local sock, err = ngx.socket.tcp()
-  if not sock then return fail("transport", "cannot make a socket: " .. tostring(err), "connect") end
+  if not sock then return unsent("transport", "cannot make a socket: " .. tostring(err)) end
   local to = ms(left)
   sock:settimeouts(ms(math.min(self._connect_timeout, left)), to, to)
   local p = self._proxy
@@ -303,14 +272,13 @@ local function open(self, scheme, host, port, deadline, pool)
   ok, err = sock:connect(address(chost), cport, { pool = pool })
   if not ok then
     if err == "timeout" then
-      return fail("timeout", "timed out connecting to " .. chost .. ":" .. cport, "connect")
+      return unsent("timeout", "timed out connecting to " .. chost .. ":" .. cport)
     end
     local hint = ""
     if tostring(err):find("resolver", 1, true) then
       hint = " (set nginx's resolver directive, or list the host in /etc/hosts)"
     end
-    return fail("transport", "could not connect to " .. chost .. ":" .. cport .. ": " .. tostring(err) .. hint,
-      "connect")
+    return unsent("transport", "could not connect to " .. chost .. ":" .. cport .. ": " .. tostring(err) .. hint)
   end
   local reused = sock:getreusedtimes() or 0
   if reused > 0 then return sock, reused end
@@ -319,8 +287,8 @@ local function open(self, scheme, host, port, deadline, pool)
     ok, err = connect_tunnel(self, sock, host, port)
     if not ok then
       sock:close()
-      return fail(err == "timeout" and "timeout" or "transport",
-        "proxy tunnel to " .. host .. ":" .. port .. " failed: " .. tostring(err), "connect")
+      return unsent(err == "timeout" and "timeout" or "transport",
+        "proxy tunnel to " .. host .. ":" .. port .. " failed: " .. tostring(err))
     end
   end
   if scheme == "https" then
@@ -337,222 +305,97 @@ local function open(self, scheme, host, port, deadline, pool)
     end
     if not sess then
       sock:close()
-      return fail(err == "timeout" and "timeout" or "transport",
-        "TLS handshake with " .. host .. ":" .. port .. " failed: " .. tostring(err), "transfer")
+      return unsent(err == "timeout" and "timeout" or "transport",
+        "TLS handshake with " .. host .. ":" .. port .. " failed: " .. tostring(err))
     end
   end
   return sock, 0
 end
 
-local NO_BODY_METHOD = { GET = true, HEAD = true, DELETE = true, OPTIONS = true }
-local NOT_IDEMPOTENT = { POST = true, PATCH = true }
-
--- One exchange on an open connection. Returns
---   status, body, headers, keepalive        on success
---   nil, kind, message, stage, stale        on failure (stale: nothing came back
---                                           on a reused connection, send again)
-local function exchange(self, sock, reused, method, request, deadline)
-  local function left()
+-- A function that sets the socket's timeout to what is left of the
+-- deadline, or returns nil once it has passed (http1.lua's `left`).
+local function time_left(self, sock, deadline)
+  return function()
     local l = deadline - now(self)
     if l <= 0 then return nil end
     sock:settimeout(ms(l))
     return l
   end
-  if not left() then return nil, "timeout", "timed out before sending", "connect" end
-  local ok, err = sock:send(request)
-  if not ok then
-    if reused > 0 and err ~= "timeout" then return nil, "transport", err, "connect", true end
-    return nil, err == "timeout" and "timeout" or "transport", "sending the request failed: " .. tostring(err),
-      "transfer"
-  end
-  local line, status, version, headers
-  repeat
-    if not left() then return nil, "timeout", "timed out waiting for the answer", "transfer" end
-    local partial
-    line, err, partial = sock:receive("*l")
-    if not line then
-      -- Nothing at all came back on a pooled connection: the server most
-      -- likely closed it while idle. Sending again is only safe when a
-      -- duplicate cannot matter (not for POST: it may have been stored).
-      if reused > 0 and err ~= "timeout" and (partial == nil or partial == "") and not status
-          and not NOT_IDEMPOTENT[method] then
-        return nil, "transport", err, "transfer", true
-      end
-      if err == "timeout" then return nil, "timeout", "timed out waiting for the answer", "transfer" end
-      return nil, "transport", "connection " .. tostring(err) .. " before the answer's status line", "transfer"
-    end
-    version, status = line:match("^HTTP/(%d%.%d) (%d%d%d)")
-    status = tonumber(status)
-    if not status then
-      return nil, "transport", "malformed status line from the server: " .. line:sub(1, 60), "transfer"
-    end
-    headers = {}
-    if not left() then return nil, "timeout", "timed out reading the answer's headers", "transfer" end
-    ok, err = read_headers(sock, headers)
-    if not ok then
-      return nil, err == "timeout" and "timeout" or "transport",
-        "reading the answer's headers failed: " .. tostring(err), "transfer"
-    end
-  until status >= 200 or status == 101
-  local conn = (headers["connection"] or ""):lower()
-  local keepalive
-  if version == "1.1" then
-    keepalive = not conn:find("close", 1, true)
-  else
-    keepalive = conn:find("keep-alive", 1, true) ~= nil
-  end
-  local max = self._max_response
-  local function too_large()
-    return nil, "transport", "response larger than max_response_bytes (" .. max .. ")", "limit"
-  end
-  local function broken(e, what)
-    if e == "timeout" then return nil, "timeout", "timed out reading the answer's body", "transfer" end
-    return nil, "transport", what .. ": " .. tostring(e), "transfer"
-  end
-  local body
-  local te = headers["transfer-encoding"]
-  local cl = headers["content-length"]
-  if method == "HEAD" or status == 204 or status == 304 or status == 101 then
-    body = ""
-  elseif te and te:lower():find("chunked", 1, true) then
-    local parts, total = {}, 0
-    while true do
-      if not left() then return broken("timeout") end
-      local size_line
-      size_line, err = sock:receive("*l")
-      if not size_line then return broken(err, "connection lost inside a chunked answer") end
-      local hex = size_line:match("^%s*(%x+)")
-      if not hex or #hex > 8 then
-        return nil, "transport", "malformed chunk size in the answer", "transfer"
-      end
-      local size = tonumber(hex, 16)
-      if size == 0 then
-        local trailers = {}
-        ok, err = read_headers(sock, trailers)
-        if not ok then return broken(err, "connection lost in the answer's trailers") end
-        break
-      end
-      total = total + size
-      if total > max then return too_large() end
-      if not left() then return broken("timeout") end
-      local data
-      data, err = sock:receive(size)
-      if not data then return broken(err, "connection lost inside a chunked answer") end
-      parts[#parts + 1] = data
-      local crlf
-      crlf, err = sock:receive(2)
-      if crlf ~= "\r\n" then
-        return broken(err or "missing CRLF after a chunk", "malformed chunked answer")
-      end
-    end
-    body = table.concat(parts)
-  elseif cl then
-    local n = cl:match("^%d+$") and tonumber(cl)
-    if not n then return nil, "transport", "malformed Content-Length in the answer", "transfer" end
-    if n > max then return too_large() end
-    if n == 0 then
-      body = ""
-    else
-      if not left() then return broken("timeout") end
-      local partial
-      body, err, partial = sock:receive(n)
-      if not body then
-        if err == "closed" then
-          return nil, "transport", string.format("connection closed after %d of %d bytes of the answer",
-            #(partial or ""), n), "transfer"
-        end
-        return broken(err, "reading the answer failed")
-      end
-    end
-  else
-    -- No length: the answer ends when the server closes the connection.
-    keepalive = false
-    local parts, total = {}, 0
-    while true do
-      if not left() then return broken("timeout") end
-      local data, partial
-      data, err, partial = sock:receive(16384)
-      data = data or partial
-      if data and #data > 0 then
-        total = total + #data
-        if total > max then return too_large() end
-        parts[#parts + 1] = data
-      end
-      if err == "closed" then break end
-      if err then return broken(err, "reading the answer failed") end
-    end
-    body = table.concat(parts)
-  end
-  return status, body, headers, keepalive
+end
+
+-- The pool a connection goes back to: never shared across trust settings.
+local function pool_name(self, scheme, host, port)
+  local p = self._proxy
+  return scheme .. "://" .. host .. ":" .. port .. (self._verify and "" or " noverify")
+    .. (p and (" via " .. p.name) or "")
+end
+
+-- Whether a failed exchange on a pooled connection may be sent again on a
+-- fresh one: the server most likely closed the idle connection. Always when
+-- the request could not be written; when nothing came back after it was,
+-- only for a request that may be sent twice.
+local function stale(req, reused, how)
+  if reused == 0 or not how then return false end
+  if how == "unsent" then return true end
+  local idempotent = req.idempotent
+  if idempotent == nil then idempotent = req.method ~= "POST" and req.method ~= "PATCH" end
+  return idempotent
 end
 
 -- The whole request: connection, exchange, keep-alive. Never raises for
 -- run-time problems.
-local function perform_request(self, method, url, body, timeout)
+local function perform_request(self, req)
   local problem = phase_problem()
-  if problem then return nil, "invalid", problem, "connect" end
+  if problem then return unsent("invalid", problem, "phase") end
+  local method, url, body = req.method, req.url, req.body
   local scheme, host, port, host_header, target = parse_url(url)
-  if not scheme then return nil, "transport", host .. ": " .. url:gsub("%?.*$", ""), "connect" end
+  if not scheme then return unsent("transport", host .. ": " .. url:gsub("%?.*$", "")) end
   self._requests = self._requests + 1
-  local deadline = now(self) + (timeout or self._timeout)
+  local deadline = now(self) + (req.timeout or self._timeout)
   local p = self._proxy
-  local pool = scheme .. "://" .. host .. ":" .. port .. (self._verify and "" or " noverify")
-    .. (p and (" via " .. p.name) or "")
-  local lines = { method, " ", (p and scheme == "http") and (scheme .. "://" .. host_header .. target) or target,
-    " HTTP/1.1\r\nHost: ", host_header, "\r\n" }
-  if p and scheme == "http" and p.auth then lines[#lines + 1] = p.auth end
-  if body then
-    lines[#lines + 1] = self._head_body
-    lines[#lines + 1] = "Content-Length: " .. #body .. "\r\n\r\n"
-    lines[#lines + 1] = body
-  else
-    lines[#lines + 1] = self._head
-    if not NO_BODY_METHOD[method] then lines[#lines + 1] = "Content-Length: 0\r\n" end
-    lines[#lines + 1] = "\r\n"
-  end
-  local request = table.concat(lines)
+  local via_proxy = p and scheme == "http"
+  local request = http1.request_text(method, via_proxy and (scheme .. "://" .. host_header .. target) or target,
+    host_header, self._head, self._head_body, body, via_proxy and p.auth or nil)
   if not acquire(self, deadline) then
-    return nil, "timeout", "timed out waiting for one of max_connections (" .. self._max_connections .. ")",
-      "connect"
+    return unsent("timeout", "timed out waiting for one of max_connections (" .. self._max_connections .. ")")
   end
+  local pool = pool_name(self, scheme, host, port)
   local attempts = 0
   while true do
     attempts = attempts + 1
-    local sock, reused, msg, stage = open(self, scheme, host, port, deadline, pool)
+    local sock, reused = open(self, scheme, host, port, deadline, pool)
     if not sock then
       release(self)
-      return nil, reused, msg, stage
+      return nil, reused
     end
-    -- status, body, headers, keepalive | nil, kind, message, stage, stale
-    local status, a, b, c, stale = exchange(self, sock, reused, method, request, deadline)
-    if status then
-      if c then
-        local ok = sock:setkeepalive()
-        if not ok then sock:close() end
-      else
-        sock:close()
-      end
+    local res, extra, how = http1.exchange(sock, method, request, self._max_response,
+      time_left(self, sock, deadline))
+    if res then
+      if not (extra and sock:setkeepalive()) then sock:close() end
       release(self)
-      return status, a, b
+      return res
     end
     sock:close()
-    if not (stale and attempts <= STALE_RETRIES) then
+    local again = stale(req, reused, how)
+    if not (again and attempts <= STALE_RETRIES) then
       release(self)
-      if stale then
-        return nil, "transport", "connection closed by the server before answering: " .. tostring(b), c
+      if again then
+        extra.message = "connection closed by the server before answering: " .. tostring(extra.message)
       end
-      return nil, a, b, c
+      -- a request that could not be written on a pooled connection never arrived
+      if how == "unsent" and reused > 0 then extra.sent, extra.reason = false, "connect" end
+      return nil, extra
     end
   end
 end
 
-function M:request(method, url, body, timeout)
+function M:request(req)
   check_open(self)
   self._in_flight = self._in_flight + 1
-  local ok, a, b, c, d = pcall(perform_request, self, method, url, body, timeout)
+  local ok, res, err = pcall(perform_request, self, req)
   self._in_flight = self._in_flight - 1
-  if not ok then error(a, 0) end
-  return a, b, c, d
+  if not ok then error(res, 0) end
+  return res, err
 end
 
 ---------------------------------------------------------------- concurrency
@@ -572,18 +415,18 @@ function Handle:result()
 end
 
 -- Starts the request in a light thread and returns at once.
-function M:submit(method, url, body, timeout)
+function M:submit(req)
   check_open(self)
   local h = setmetatable({ finished = false }, Handle)
   local problem = phase_problem()
   if problem then
-    h.res, h.finished = pack(nil, "invalid", problem, "connect"), true
+    h.res, h.finished = pack(unsent("invalid", problem, "phase")), true
     return h
   end
   if semaphore and not self._signal then self._signal = semaphore.new(0) end
   self._in_flight = self._in_flight + 1
   local function run()
-    local r = pack(pcall(perform_request, self, method, url, body, timeout))
+    local r = pack(pcall(perform_request, self, req))
     if r[1] then
       h.res = pack(unpack(r, 2, r.n))
     else
@@ -597,7 +440,7 @@ function M:submit(method, url, body, timeout)
   local th, err = ngx.thread.spawn(run)
   if not th then
     self._in_flight = self._in_flight - 1
-    h.res, h.finished = pack(nil, "transport", "cannot start a light thread: " .. tostring(err), "connect"), true
+    h.res, h.finished = pack(unsent("transport", "cannot start a light thread: " .. tostring(err))), true
   end
   return h
 end
