@@ -195,45 +195,12 @@ function Client:parallel(fns, opts)
       error("client:parallel: item " .. i .. " is a " .. type(fns[i]) .. ", not a function", 2)
     end
   end
-  local limit = n
-  if opts ~= nil then
-    if type(opts) ~= "table" then
-      error("client:parallel: options must be a table, got " .. type(opts), 2)
-    end
-    for k in pairs(opts) do
-      if not PARALLEL_OPTS[k] then
-        error("client:parallel: unknown option '" .. tostring(k) .. "'", 2)
-      end
-    end
-    local m = opts.max_in_flight
-    if m ~= nil then
-      if type(m) ~= "number" or m < 1 or m ~= math.floor(m) then
-        error("client:parallel: max_in_flight must be a positive integer", 2)
-      end
-      limit = m
-    end
+  opts = check.opts(opts, PARALLEL_OPTS, "client:parallel")
+  local m = opts.max_in_flight
+  if m ~= nil and (type(m) ~= "number" or m < 1 or m ~= math.floor(m)) then
+    error("client:parallel: max_in_flight must be a positive integer", 2)
   end
-  local results, active, nexti = {}, 0, 1
-  local sched = self._sched
-  local function start_more()
-    while active < limit and nexti <= n do
-      local i = nexti
-      nexti = i + 1
-      active = active + 1
-      sched:spawn(fns[i], function(task)
-        local r = task.results
-        if task.raised then r.raised = true end
-        results[i] = r
-        active = active - 1
-      end)
-    end
-  end
-  start_more()
-  while active > 0 or nexti <= n do
-    sched:step(1)
-    start_more()
-  end
-  return results
+  return self._sched:run_all(fns, m or n)
 end
 
 -- Starts fn(...) in a task without waiting; users calls inside it yield.
@@ -260,8 +227,7 @@ end
 -- Runs until no task is left.
 function Client:wait()
   check_open(self, "client:wait")
-  local sched = self._sched
-  while sched.count > 0 do sched:step(1) end
+  self._sched:wait()
 end
 
 -- Unfinished tasks, and requests in flight among them.

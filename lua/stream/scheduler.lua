@@ -6,7 +6,8 @@
 -- the main thread, or from a coroutine the caller made, stays a plain
 -- blocking call. The scheduler knows nothing of Stream; the pipeline gives
 -- it a transport request ({method =, url =, body =, ...}) and gets the
--- transport's answer back.
+-- transport's answer back. It owns the task counts, `run_all` (parallel's
+-- spawn-with-a-limit) and `wait`.
 
 local pack = table.pack or function(...) return { n = select("#", ...), ... } end
 local unpack = table.unpack or unpack -- luacheck: ignore 143
@@ -176,6 +177,39 @@ end
 
 function S:in_flight()
   return #self.waiting
+end
+
+-- Runs fns[1..n] as tasks, at most `limit` at once, stepping until all
+-- have finished. Returns one entry per function, in order: a packed list
+-- of what it returned; a function that raised gives
+-- {n = 2, nil, error_value, raised = true}.
+function S:run_all(fns, limit)
+  local n = #fns
+  local results, active, nexti = {}, 0, 1
+  local function start_more()
+    while active < limit and nexti <= n do
+      local i = nexti
+      nexti = i + 1
+      active = active + 1
+      self:spawn(fns[i], function(task)
+        local r = task.results
+        if task.raised then r.raised = true end
+        results[i] = r
+        active = active - 1
+      end)
+    end
+  end
+  start_more()
+  while active > 0 or nexti <= n do
+    self:step(1)
+    start_more()
+  end
+  return results
+end
+
+-- Steps until no task is left.
+function S:wait()
+  while self.count > 0 do self:step(1) end
 end
 
 return scheduler
