@@ -177,13 +177,28 @@ function config.from_env(getenv, level)
   s.api_key = s.api_key or pick("STREAM_API_KEY")
   s.api_secret = s.api_secret or pick("STREAM_API_SECRET")
   s.app_id = s.app_id or pick("STREAM_APP_ID")
-  s.location = s.location or pick("STREAM_REGION")
-  if s.location and not s.location:match("^[%w%-]+$") then
+  local where = config.endpoint_from_env(getenv, level)
+  s.location = s.location or where.location
+  s.base_url = s.base_url or where.base_url
+  return s
+end
+
+-- Where to send, from STREAM_BASE_URL and STREAM_REGION: read whatever
+-- credentials connect was given (as the official JavaScript client reads
+-- its base URL); connect's own base_url/location options win.
+function config.endpoint_from_env(getenv, level)
+  level = (level or 1) + 1
+  getenv = getenv or os.getenv
+  local function pick(name)
+    local v = getenv(name)
+    if v ~= nil and v ~= "" then return v end
+  end
+  local location = pick("STREAM_REGION")
+  if location and not location:match("^[%w%-]+$") then
     -- it becomes part of the host name
     error("stream.connect: STREAM_REGION must be letters, digits and '-'", level)
   end
-  s.base_url = s.base_url or pick("STREAM_BASE_URL")
-  return s
+  return { location = location, base_url = pick("STREAM_BASE_URL") }
 end
 
 -- A credential is a user token when it is a three-segment base64url JWT

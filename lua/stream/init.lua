@@ -72,8 +72,11 @@ function stream.connect(api_key, credential, app_id, opts)
       error("stream.connect: no credentials given; pass them or set STREAM_URL, "
         .. "or STREAM_API_KEY and STREAM_API_SECRET", 2)
     end
-  elseif type(app_id) == "table" and opts == nil then
-    opts, app_id = app_id, nil
+  else
+    if type(app_id) == "table" and opts == nil then
+      opts, app_id = app_id, nil
+    end
+    env = config.endpoint_from_env(nil, 2)
   end
   if type(api_key) ~= "string" or api_key == "" or api_key:find("%c") then
     error("stream.connect: api_key must be a non-empty string without control characters", 2)
@@ -85,11 +88,10 @@ function stream.connect(api_key, credential, app_id, opts)
     error("stream.connect: app_id must be a string or a number", 2)
   end
   opts = config.options(opts, 2)
-  if env then
-    -- Explicit options win over the environment.
-    if opts.location == nil and opts.base_url == nil then
-      opts.location, opts.base_url = env.location, env.base_url
-    end
+  -- STREAM_BASE_URL / STREAM_REGION apply whatever the credentials;
+  -- explicit options win over the environment.
+  if opts.location == nil and opts.base_url == nil then
+    opts.location, opts.base_url = env.location, env.base_url
   end
   local transport = pick_transport(opts)
   local settings = {
@@ -99,6 +101,11 @@ function stream.connect(api_key, credential, app_id, opts)
     options = opts,
   }
   local claims = config.token_payload(core, credential)
+  if claims and (type(claims.user_id) ~= "string" or claims.user_id == "") then
+    -- every call of such a client would be refused with 403
+    error("stream.connect: the user token has no user_id claim (a string); "
+      .. "sign user tokens with client:create_user_token(user_id)", 2)
+  end
   if claims then
     settings.token = credential
     settings.claims = claims

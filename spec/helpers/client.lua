@@ -64,4 +64,19 @@ function M.uid(prefix)
   return string.format("%s-%d-%d-%d", prefix or "u", os.time(), math.random(1, 1e6), n)
 end
 
+-- Runs a Lua 5.4 script in a child (environment variables stay there);
+-- its output, and whether it ended within `seconds`.
+function M.child(env, script, seconds)
+  local path = os.tmpname()
+  local out = assert(io.open(path, "w"))
+  out:write('package.path = "lua/?.lua;lua/?/init.lua;" .. package.path\n',
+    'package.cpath = "build/5.4/?.so;" .. package.cpath\n', script)
+  out:close()
+  local p = io.popen(env .. " timeout " .. (seconds or 10) .. " lua5.4 " .. path .. " 2>&1; echo \"rc=$?\"")
+  local text = p:read("*a")
+  p:close()
+  os.remove(path)
+  return text
+end
+
 return M
