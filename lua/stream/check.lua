@@ -116,8 +116,11 @@ function check.ids(list, field, info)
   end
 end
 
--- Raises unless data is nil or a table.
-function check.data_arg(data, fname, level, field)
+-- Raises unless data is a table (or nil, when not `required`).
+function check.data_arg(data, fname, level, field, required)
+  if data == nil and required then
+    raise(fname .. ": " .. (field or "data") .. " is required (a table)", (level or 2) + 1)
+  end
   if data ~= nil and type(data) ~= "table" then
     raise(fname .. ": " .. (field or "data") .. " must be a table, got " .. type(data), (level or 2) + 1)
   end

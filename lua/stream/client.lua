@@ -55,6 +55,15 @@ local function check_open(self, fname, level)
   end
 end
 
+-- Driving the scheduler from inside one of its own tasks would wait for
+-- that very task: a caller bug, raised at once.
+local function check_outside(self, fname)
+  if self._sched:inside() then
+    error(fname .. ": called from inside a task of this client (go/parallel); a task cannot "
+      .. "wait for the scheduler that runs it: return from the task instead", 3)
+  end
+end
+
 -- settings (from stream.connect, already checked): api_key, secret or
 -- token (+ claims), app_id, base_url, options; for the unit specs also
 -- epoch (a wall clock) and random (a [0, 1) source).
@@ -119,6 +128,7 @@ function Client:_request(desc)
 end
 
 function Client:user(id)
+  check.self(self, Client, "client:user")
   check_open(self, "client:user")
   local user = users.handle(self, id, 2) -- not a tail call: errors point at our caller
   return user
@@ -126,11 +136,20 @@ end
 
 -- Get-or-create of the token's own user; its data is never overwritten.
 function Client:set_user(data)
+  check.self(self, Client, "client:set_user")
   if self.auth_mode ~= "user_token" or not self.current_user then
     error("client:set_user needs a client made with a user token (it has a user_id claim)", 2)
   end
   if data ~= nil and type(data) ~= "table" then
     error("client:set_user: data must be a table, got " .. type(data), 2)
+  end
+  if data ~= nil and data.id ~= nil then
+    -- the token's user id is the id: a copy without it, the caller's table untouched
+    local copy = {}
+    for k, v in pairs(data) do
+      if k ~= "id" then copy[k] = v end
+    end
+    data = copy
   end
   return self.current_user:get_or_create(data)
 end
@@ -139,6 +158,7 @@ local TOKEN_OPTS = { expires_in = true }
 
 -- A token for one user, signed with the API secret (server side only).
 function Client:create_user_token(user_id, extra_claims, opts)
+  check.self(self, Client, "client:create_user_token")
   local p = private[self]
   if not p or not p.secret then
     error("client:create_user_token needs the API secret; this client holds a user token", 2)
@@ -185,7 +205,9 @@ local PARALLEL_OPTS = { max_in_flight = true }
 -- what it returned ({n = ..., ...}); a function that raised gives
 -- {n = 2, nil, error_value, raised = true}. One failure never stops the others.
 function Client:parallel(fns, opts)
+  check.self(self, Client, "client:parallel")
   check_open(self, "client:parallel")
+  check_outside(self, "client:parallel")
   if type(fns) ~= "table" then
     error("client:parallel: expected a list of functions, got " .. type(fns), 2)
   end
@@ -206,6 +228,7 @@ end
 -- Starts fn(...) in a task without waiting; users calls inside it yield.
 -- Returns the task (task:done(), task:result()). Drive with client:step.
 function Client:go(fn, ...)
+  check.self(self, Client, "client:go")
   check_open(self, "client:go")
   if type(fn) ~= "function" then
     error("client:go: expected a function, got " .. type(fn), 2)
@@ -217,7 +240,9 @@ end
 -- block) and resumes the tasks whose requests finished. Returns the number
 -- of unfinished tasks.
 function Client:step(timeout)
+  check.self(self, Client, "client:step")
   check_open(self, "client:step")
+  check_outside(self, "client:step")
   if timeout ~= nil and (type(timeout) ~= "number" or timeout < 0) then
     error("client:step: timeout must be a number of seconds >= 0", 2)
   end
@@ -226,28 +251,34 @@ end
 
 -- Runs until no task is left.
 function Client:wait()
+  check.self(self, Client, "client:wait")
   check_open(self, "client:wait")
+  check_outside(self, "client:wait")
   self._sched:wait()
 end
 
 -- Unfinished tasks, and requests in flight among them.
 function Client:pending()
+  check.self(self, Client, "client:pending")
   return self._sched.count, self._sched:in_flight()
 end
 
 -- Seconds an outside event loop may sleep before calling step again
 -- (0: now; nil: nothing is pending).
 function Client:timeout()
+  check.self(self, Client, "client:timeout")
   if self._sched.count == 0 then return nil end
   return self._sched:timeout()
 end
 
 -- Connection figures of the transport: requests sent, connections opened.
 function Client:stats()
+  check.self(self, Client, "client:stats")
   return self._transport:stats()
 end
 
 function Client:close()
+  check.self(self, Client, "client:close")
   if not self._closed then
     self._closed = true
     self._transport:close()

@@ -19,6 +19,7 @@ config.DEFAULTS = {
   retries = 2,                           -- attempts after the first
   max_retry_wait = 5,                    -- longest wait for a rate-limit reset
   max_response_bytes = 16 * 1024 * 1024, -- answers above this are cut
+  max_connections = 32,                  -- open at once; more requests queue
   verify = true,                         -- TLS certificates and host names
   user_agent = "stream-lua-client/" .. config.VERSION,
 }

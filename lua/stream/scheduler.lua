@@ -32,6 +32,12 @@ function scheduler.new(transport)
   }, S)
 end
 
+-- Whether the running coroutine is one of this scheduler's tasks.
+function S:inside()
+  local co = coroutine.running()
+  return co ~= nil and self.tasks[co] ~= nil
+end
+
 -- Sends one request: yields the calling task while it is in flight, or
 -- blocks when the caller is not one of this scheduler's tasks.
 function S:send(req)
@@ -71,7 +77,7 @@ Task.__index = Task
 Task.__name = "stream.task"
 
 function Task:done()
-  return self.finished
+  return self.finished == true
 end
 
 -- What the function returned; raises while it is still running.

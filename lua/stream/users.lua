@@ -29,6 +29,13 @@ local function user_path(id)
   return "user/" .. id .. "/"
 end
 
+-- The path an error about this id names: the full path, the id cut as
+-- check.shown cuts it (a rejected id may be long or hold anything).
+local function shown_path(id)
+  if #id > 40 then id = id:sub(1, 40) .. "..." end
+  return "user/" .. id .. "/"
+end
+
 ---------------------------------------------------------------- operations
 -- Each takes the client first; the handle and the collection both call
 -- these. Each checks what came from outside, then describes its request.
@@ -51,7 +58,7 @@ function ops.create(client, id, data, get_or_create)
 end
 
 function ops.get(client, id, with_follow_counts)
-  local err = check.id(id, "id", { method = "GET", path = "user/" })
+  local err = check.id(id, "id", { method = "GET", path = shown_path(id) })
   if err then return nil, err end
   return client:_request({
     method = "GET", path = user_path(id), idempotent = true,
@@ -60,7 +67,7 @@ function ops.get(client, id, with_follow_counts)
 end
 
 function ops.update(client, id, data)
-  local info = { method = "PUT", path = "user/" }
+  local info = { method = "PUT", path = shown_path(id) }
   local err = check.id(id, "id", info)
   if err then return nil, err end
   local _, d = user_json(client._core, id, data, info)
@@ -71,7 +78,7 @@ function ops.update(client, id, data)
 end
 
 function ops.delete(client, id)
-  local err = check.id(id, "id", { method = "DELETE", path = "user/" })
+  local err = check.id(id, "id", { method = "DELETE", path = shown_path(id) })
   if err then return nil, err end
   return client:_request({ method = "DELETE", path = user_path(id), idempotent = true })
 end
@@ -110,34 +117,45 @@ local GET_OPTS = { with_follow_counts = true }
 
 -- user:create(data [, {get_or_create = true}])
 function User:create(data, opts)
+  check.self(self, User, "user:create")
   check.data_arg(data, "user:create")
   opts = check.opts(opts, CREATE_OPTS, "user:create")
   return ops.create(self.client, self.id, data, opts.get_or_create)
 end
 
 function User:get_or_create(data)
+  check.self(self, User, "user:get_or_create")
   check.data_arg(data, "user:get_or_create")
   return ops.create(self.client, self.id, data, true)
 end
 
 -- user:get([{with_follow_counts = true}])
 function User:get(opts)
+  check.self(self, User, "user:get")
   opts = check.opts(opts, GET_OPTS, "user:get")
   return ops.get(self.client, self.id, opts.with_follow_counts)
 end
 
-User.profile = User.get
+-- user:profile(): the user with its follower and following counts, as the
+-- official clients' profile() is get({with_follow_counts: true}).
+function User:profile()
+  check.self(self, User, "user:profile")
+  return ops.get(self.client, self.id, true)
+end
 
 function User:update(data)
-  check.data_arg(data, "user:update")
+  check.self(self, User, "user:update")
+  check.data_arg(data, "user:update", 2, "data", true)
   return ops.update(self.client, self.id, data)
 end
 
 function User:delete()
+  check.self(self, User, "user:delete")
   return ops.delete(self.client, self.id)
 end
 
 function User:ref()
+  check.self(self, User, "user:ref")
   return ops.ref(self.id)
 end
 
@@ -157,28 +175,33 @@ end
 
 -- users:add(id, data [, get_or_create])
 function Users:add(id, data, get_or_create)
+  check.self(self, Users, "users:add")
   id = check.id_arg(id, "users:add")
   check.data_arg(data, "users:add")
   return ops.create(self.client, id, data, get_or_create and true or false)
 end
 
 function Users:get(id, opts)
+  check.self(self, Users, "users:get")
   id = check.id_arg(id, "users:get")
   opts = check.opts(opts, GET_OPTS, "users:get")
   return ops.get(self.client, id, opts.with_follow_counts)
 end
 
 function Users:update(id, data)
+  check.self(self, Users, "users:update")
   id = check.id_arg(id, "users:update")
-  check.data_arg(data, "users:update")
+  check.data_arg(data, "users:update", 2, "data", true)
   return ops.update(self.client, id, data)
 end
 
 function Users:delete(id)
+  check.self(self, Users, "users:delete")
   return ops.delete(self.client, check.id_arg(id, "users:delete"))
 end
 
-function Users.ref(_, id)
+function Users:ref(id)
+  check.self(self, Users, "users:ref")
   return ops.ref(check.id_arg(id, "users:ref"))
 end
 
@@ -186,6 +209,7 @@ local ADD_MANY_OPTS = { override = true }
 
 -- users:add_many({{id = ..., data = ...}, ...} [, {override = true}])
 function Users:add_many(list, opts)
+  check.self(self, Users, "users:add_many")
   if type(list) ~= "table" then
     check.raise("users:add_many: expected a list of {id = ..., data = ...}, got " .. type(list), 2)
   end
@@ -195,26 +219,39 @@ function Users:add_many(list, opts)
     return nil, errors.invalid("the list of users must not be empty", "users", info)
   end
   local core = self.client._core
-  local parts = {}
+  local parts, fields, problems = {}, {}, {}
   for i = 1, #list do
     local u = list[i]
     if type(u) ~= "table" then
       check.raise("users:add_many: item " .. i .. " must be a table, got " .. type(u), 2)
     end
-    local id = check.id_arg(u.id, "users:add_many")
-    check.data_arg(u.data, "users:add_many")
-    local err = check.id(id, "id", info)
+    local where = "users[" .. i .. "]"
+    local id, err = u.id
+    if id == nil then
+      err = errors.invalid(where .. ": id is missing", where .. ".id")
+    else
+      id = check.id_arg(id, "users:add_many: " .. where, 2)
+      check.data_arg(u.data, "users:add_many: " .. where, 2)
+      err = check.id(id, "id")
+      if not err then
+        local text, bad = user_json(core, id, u.data)
+        if text then parts[i] = text else err = bad end
+      end
+    end
     if err then
-      err.detail = "users[" .. i .. "]: " .. err.detail
-      return nil, err
+      -- every bad item is reported, keyed by where it is in the list
+      local field = next(err.fields)
+      local key = field == where .. ".id" and field or (where .. "." .. field)
+      local detail = err.detail:find("^users%[") and err.detail or (where .. ": " .. err.detail)
+      fields[key] = { detail }
+      problems[#problems + 1] = detail
     end
-    local text
-    text, err = user_json(core, id, u.data, info)
-    if not text then
-      err.detail = "users[" .. i .. "]: " .. err.detail
-      return nil, err
-    end
-    parts[i] = text
+  end
+  if #problems > 0 then
+    local e = errors.invalid(#problems .. " of " .. #list .. " users are invalid: "
+      .. table.concat(problems, "; "), nil, info)
+    e.fields = fields
+    return nil, e
   end
   local body = '{"users":[' .. table.concat(parts, ",") .. '],"override":'
       .. (opts.override and "true" or "false") .. '}'
@@ -223,6 +260,7 @@ function Users:add_many(list, opts)
 end
 
 function Users:get_many(ids)
+  check.self(self, Users, "users:get_many")
   local list = check.ids_arg(ids, "users:get_many")
   local q, err = ids_query(list, { method = "GET", path = "users/" })
   if not q then return nil, err end
@@ -230,6 +268,7 @@ function Users:get_many(ids)
 end
 
 function Users:delete_many(ids)
+  check.self(self, Users, "users:delete_many")
   local list = check.ids_arg(ids, "users:delete_many")
   local q, err = ids_query(list, { method = "DELETE", path = "users/" })
   if not q then return nil, err end
