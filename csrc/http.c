@@ -55,6 +55,8 @@
 #define POOL_DEFAULT 64
 #define MAX_HEADER_BYTES (256 * 1024)
 #define MS_PER_DAY 86400000L
+/* A blocking request polls its transfers at least this often (ms). */
+#define BLOCKING_POLL_MS 1000
 
 typedef struct {
     char *data;
@@ -492,7 +494,7 @@ static int l_http_request(lua_State *L)
     read_call(L, h, &c);
     r = submit_call(L, h, &c);
     while (!r->done && h->multi != NULL)
-        drive(L, 1, h, 1000);
+        drive(L, 1, h, BLOCKING_POLL_MS);
     n = push_result(L, r);
     membuf_free(&r->body);
     membuf_free(&r->head);

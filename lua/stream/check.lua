@@ -34,11 +34,16 @@ function check.self(self, mt, fname, level)
   end
 end
 
--- A copy of an options table (nil gives {}); raises for a non-table or an
--- unknown key, naming the function and the key.
+-- What check.opts gives for nil: shared, so never write into it.
+local NO_OPTS = setmetatable({}, { __newindex = function()
+  error("stream.check: the empty options table is read-only", 2)
+end })
+
+-- A copy of an options table (nil gives an empty read-only table); raises
+-- for a non-table or an unknown key, naming the function and the key.
 function check.opts(opts, allowed, fname, level)
   level = level or 2
-  if opts == nil then return {} end
+  if opts == nil then return NO_OPTS end
   if type(opts) ~= "table" then
     raise(fname .. ": options must be a table, got " .. type(opts), level + 1)
   end
@@ -64,9 +69,11 @@ function check.id_arg(id, fname, level, what)
   return id
 end
 
--- A value as a message shows it: quoted, cut after SHOWN characters.
-function check.shown(s)
+-- A value as a message shows it: cut after SHOWN characters (quoted
+-- unless `bare`).
+function check.shown(s, bare)
   if #s > SHOWN then s = s:sub(1, SHOWN) .. "..." end
+  if bare then return s end
   return string.format("%q", s)
 end
 

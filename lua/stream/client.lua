@@ -123,7 +123,7 @@ end
 -- returns the decoded answer, or nil, err. The one way API modules talk
 -- to Stream.
 function Client:_request(desc)
-  check_open(self, desc.method .. " " .. desc.path, 3)
+  if self._closed then check_open(self, desc.method .. " " .. desc.path, 3) end
   return request.perform(self, desc)
 end
 

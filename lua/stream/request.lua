@@ -30,6 +30,7 @@ local request = {}
 local METHODS = { GET = true, POST = true, PUT = true, DELETE = true }
 -- A retry must start this long before the deadline to be worth sending.
 local DEADLINE_MARGIN = 0.001
+local SLASH = ("/"):byte()
 
 local function query_value(v, key)
   local t = type(v)
@@ -64,7 +65,7 @@ local function check_desc(desc)
   if not METHODS[desc.method] then
     error("stream.request: unknown method '" .. tostring(desc.method) .. "'", 3)
   end
-  if type(desc.path) ~= "string" or desc.path:sub(-1) ~= "/" then
+  if type(desc.path) ~= "string" or desc.path:byte(-1) ~= SLASH then
     error("stream.request: path must be a string ending in '/'", 3)
   end
   if desc.body ~= nil and type(desc.body) ~= "string" then
@@ -111,8 +112,7 @@ function request.perform(client, desc)
     idempotent = desc.idempotent == true,
   }
   local deadline = s.total_timeout and (t:now() + s.total_timeout)
-  local ctx = { idempotent = req.idempotent, max_wait = s.max_retry_wait,
-    random = client._random }
+  local ctx -- made at the first failure: the common path allocates nothing more
   local n = 0
   while true do
     n = n + 1
@@ -121,6 +121,7 @@ function request.perform(client, desc)
     if res ~= nil then return res end
     err.attempts = n
     if n > s.retries then return nil, err end
+    ctx = ctx or { idempotent = req.idempotent, max_wait = s.max_retry_wait, random = client._random }
     ctx.epoch = client._epoch()
     local delay = retry.delay(err, n, ctx)
     if not delay then return nil, err end

@@ -21,6 +21,12 @@ local WAITING = setmetatable({}, { __name = "stream.scheduler.waiting" })
 
 local scheduler = {}
 
+-- Longest a step of run_all / wait blocks before looking at the tasks again.
+local STEP_WAIT = 1
+-- Longest sleep timeout() advises: the scheduler exposes no sockets to
+-- wait on, so an outside loop polls at least this often.
+local MAX_POLL = 0.05
+
 function scheduler.new(transport)
   return setmetatable({
     transport = transport,
@@ -166,7 +172,7 @@ end
 -- 50 ms (the scheduler does not expose sockets to wait on).
 function S:timeout()
   if #self.ready > 0 then return 0 end
-  local limit = 0.05
+  local limit = MAX_POLL
   if #self.sleepers > 0 then
     local now = self.transport:now()
     for _, sl in ipairs(self.sleepers) do
@@ -207,7 +213,7 @@ function S:run_all(fns, limit)
   end
   start_more()
   while active > 0 or nexti <= n do
-    self:step(1)
+    self:step(STEP_WAIT)
     start_more()
   end
   return results
@@ -215,7 +221,7 @@ end
 
 -- Steps until no task is left.
 function S:wait()
-  while self.count > 0 do self:step(1) end
+  while self.count > 0 do self:step(STEP_WAIT) end
 end
 
 return scheduler

@@ -19,8 +19,8 @@ local MAX_USER_BYTES = 10240
 local USER_WRAP = #'{"id":"","data":}'
 
 -- The JSON text of one user object, checked against the size limit.
-local function user_json(core, id, data, info)
-  local d, err = check.object(core, data, "data", info, MAX_USER_BYTES, USER_WRAP + #id, "user object")
+local function user_json(core, id, data)
+  local d, err = check.object(core, data, "data", nil, MAX_USER_BYTES, USER_WRAP + #id, "user object")
   if not d then return nil, err end
   return '{"id":"' .. id .. '","data":' .. d .. '}', d
 end
@@ -29,11 +29,16 @@ local function user_path(id)
   return "user/" .. id .. "/"
 end
 
--- The path an error about this id names: the full path, the id cut as
--- check.shown cuts it (a rejected id may be long or hold anything).
+-- An error refused before sending names the request it would have been:
+-- for a bad id the full path, the id cut as check.shown cuts it (a rejected
+-- id may be long or hold anything). Built only when there is an error.
+local function refused(err, method, path)
+  err.method, err.path = method, path
+  return nil, err
+end
+
 local function shown_path(id)
-  if #id > 40 then id = id:sub(1, 40) .. "..." end
-  return "user/" .. id .. "/"
+  return "user/" .. check.shown(id, true) .. "/"
 end
 
 ---------------------------------------------------------------- operations
@@ -43,12 +48,11 @@ end
 local ops = {}
 
 function ops.create(client, id, data, get_or_create)
-  local info = { method = "POST", path = "user/" }
-  local err = check.id(id, "id", info)
-  if err then return nil, err end
+  local err = check.id(id, "id")
+  if err then return refused(err, "POST", "user/") end
   local body
-  body, err = user_json(client._core, id, data, info)
-  if not body then return nil, err end
+  body, err = user_json(client._core, id, data)
+  if not body then return refused(err, "POST", "user/") end
   return client:_request({
     method = "POST", path = "user/", body = body,
     query = get_or_create and { get_or_create = true } or nil,
@@ -58,8 +62,8 @@ function ops.create(client, id, data, get_or_create)
 end
 
 function ops.get(client, id, with_follow_counts)
-  local err = check.id(id, "id", { method = "GET", path = shown_path(id) })
-  if err then return nil, err end
+  local err = check.id(id, "id")
+  if err then return refused(err, "GET", shown_path(id)) end
   return client:_request({
     method = "GET", path = user_path(id), idempotent = true,
     query = with_follow_counts and { with_follow_counts = true } or nil,
@@ -67,19 +71,18 @@ function ops.get(client, id, with_follow_counts)
 end
 
 function ops.update(client, id, data)
-  local info = { method = "PUT", path = shown_path(id) }
-  local err = check.id(id, "id", info)
-  if err then return nil, err end
-  local _, d = user_json(client._core, id, data, info)
-  if not _ then return nil, d end
+  local err = check.id(id, "id")
+  if err then return refused(err, "PUT", shown_path(id)) end
+  local _, d = user_json(client._core, id, data)
+  if not _ then return refused(d, "PUT", user_path(id)) end
   return client:_request({
     method = "PUT", path = user_path(id), body = '{"data":' .. d .. '}', idempotent = true,
   })
 end
 
 function ops.delete(client, id)
-  local err = check.id(id, "id", { method = "DELETE", path = shown_path(id) })
-  if err then return nil, err end
+  local err = check.id(id, "id")
+  if err then return refused(err, "DELETE", shown_path(id)) end
   return client:_request({ method = "DELETE", path = user_path(id), idempotent = true })
 end
 
