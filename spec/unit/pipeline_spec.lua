@@ -211,3 +211,33 @@ describe("request pipeline: descriptions", function()
     assert.same({ ["Content-Type"] = "application/json" }, clock.settings.body_headers)
   end)
 end)
+
+describe("users descriptions", function()
+  it("mark only what may be sent twice as idempotent", function()
+    local script = {}
+    for i = 1, 9 do script[i] = { status = 200 } end
+    local c, clock = client(script)
+    local calls = {
+      { function() return c:user("a"):create({}) end, "POST", "user/", false },
+      { function() return c:user("a"):get_or_create({}) end, "POST", "user/", true },
+      { function() return c:user("a"):get() end, "GET", "user/a/", true },
+      { function() return c:user("a"):profile() end, "GET", "user/a/", true },
+      { function() return c:user("a"):update({}) end, "PUT", "user/a/", true },
+      { function() return c:user("a"):delete() end, "DELETE", "user/a/", true },
+      { function() return c.users:add_many({ { id = "a" } }, { override = true }) end, "POST", "users/", false },
+      { function() return c.users:get_many({ "a", "b" }) end, "GET", "users/", true },
+      { function() return c.users:delete_many({ "a" }) end, "DELETE", "users/", true },
+    }
+    for i, call in ipairs(calls) do
+      call[1]()
+      local sent = clock.sent[i]
+      assert.equal(call[2], sent.method, i)
+      assert.equal("http://h/api/v1.0/" .. call[3], sent.url:match("^[^?]+"), i)
+      assert.equal(call[4], sent.idempotent, i)
+    end
+    assert.matches("&get_or_create=true$", clock.sent[2].url)
+    assert.matches("&with_follow_counts=true$", clock.sent[4].url)
+    assert.matches("&ids=a%%2Cb$", clock.sent[8].url)
+  end)
+end)
+
