@@ -10,8 +10,8 @@
  *                        proxy=, user_agent=, max_connections=,
  *                        max_response_bytes=, headers={"K: v", ...},
  *                        body_headers={"Content-Type: ...", ...}}
- *   res, err = http:request(method, url [, body [, timeout]])
- *   req = http:submit(method, url [, body [, timeout]])  -- returns at once
+ *   res, err = http:request(method, url [, body [, timeout [, once]]])
+ *   req = http:submit(method, url [, body [, timeout [, once]]])  -- returns at once
  *   running = http:perform(wait_seconds)  -- drives transfers, waits at most that long
  *   req:done() ; res, err = req:result()
  *   http:timeout()  -> seconds until perform should be called again, or nil
@@ -33,6 +33,15 @@
  * after decompression, outgrew max_response_bytes and was cut), "closed" (the
  * client was closed while it was in flight) or "transfer". `timeout`
  * (seconds) overrides the client's total timeout for one request.
+ *
+ * `once` (a request that must not reach the server twice, e.g. a POST that
+ * adds): libcurl re-sends a request by itself when a reused connection dies
+ * before any answer byte ("Connection died, retrying a fresh connect"),
+ * which for a POST that the server did process means a duplicate. Such a
+ * body is handed to libcurl through a read callback with no way to rewind,
+ * so libcurl may still re-send it when no body byte was written, but fails
+ * the transfer (CURLE_SEND_FAIL_REWIND, sent = true) instead of sending the
+ * body a second time.
  *
  * Deliberately not here: URLs, auth, retries, JSON, scheduling of
  * coroutines (all Lua). Redirects are never followed (a redirected POST
@@ -69,6 +78,8 @@ typedef struct {
     http_t *http;               /* NULL once finished or detached */
     CURL *easy;                 /* NULL unless in flight */
     membuf body, head;
+    membuf upload;              /* a `once` body, read by on_read */
+    size_t upload_pos;
     size_t max_bytes;
     int done, too_large;
     int in_multi;               /* added to the multi handle and counted in flight */
@@ -98,6 +109,7 @@ typedef struct {
     const char *method, *url, *body;
     size_t blen;
     long timeout_ms;
+    int once;                   /* the body must never be sent twice */
 } call_t;
 
 static int curl_ready = 0;
@@ -167,6 +179,17 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
     if (r->head.len + bytes > MAX_HEADER_BYTES)
         return 0;
     return membuf_add(&r->head, p, bytes) ? bytes : 0;
+}
+
+/* Hands out a `once` body; there is deliberately no seek callback. */
+static size_t on_read(char *p, size_t size, size_t n, void *ud)
+{
+    request_t *r = ud;
+    size_t left = r->upload.len - r->upload_pos;
+    size_t bytes = size * n < left ? size * n : left;
+    memcpy(p, r->upload.data + r->upload_pos, bytes);
+    r->upload_pos += bytes;
+    return bytes;
 }
 
 /* ---------------------------------------------------------------- helpers */
@@ -308,7 +331,8 @@ static void collect(lua_State *L, int http_idx, http_t *h)
         curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &r->status);
         curl_easy_getinfo(r->easy, CURLINFO_NUM_CONNECTS, &nconn);
         h->connects += nconn;
-        r->sent = r->result == CURLE_OK || request_sent(r);
+        /* a failed rewind means a body went out on a connection that died */
+        r->sent = r->result == CURLE_OK || r->result == CURLE_SEND_FAIL_REWIND || request_sent(r);
         r->done = 1;
         request_release(r);   /* msg is invalid from here on */
         anchor(L, http_idx, r, 0);
@@ -327,6 +351,7 @@ static void read_call(lua_State *L, http_t *h, call_t *c)
     c->body = luaL_optlstring(L, 4, NULL, &c->blen);
     tmo = luaL_optnumber(L, 5, 0);
     c->timeout_ms = tmo > 0 ? seconds_ms(tmo) : h->timeout_ms;
+    c->once = lua_toboolean(L, 6);
 }
 
 /* Sets every option of one transfer on a fresh or reset easy handle. */
@@ -364,7 +389,12 @@ static void configure(http_t *h, request_t *r, CURL *e, const call_t *c)
         curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
     else
         curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, c->method);
-    if (c->body != NULL) {
+    if (c->body != NULL && c->once && r->upload.data != NULL) {
+        curl_easy_setopt(e, CURLOPT_POST, 1L);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)c->blen);
+        curl_easy_setopt(e, CURLOPT_READFUNCTION, on_read);
+        curl_easy_setopt(e, CURLOPT_READDATA, r);
+    } else if (c->body != NULL) {
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)c->blen);
         curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, c->body);
     }
@@ -392,6 +422,10 @@ static request_t *submit_call(lua_State *L, http_t *h, const call_t *c)
     r->easy = e;
     r->http = h;
     r->max_bytes = (size_t)h->max_response;
+    if (c->body != NULL && c->once && c->blen > 0 && !membuf_add(&r->upload, c->body, c->blen)) {
+        request_release(r);
+        luaL_error(L, "stream.http: out of memory");
+    }
     configure(h, r, e, c);
     mc = curl_multi_add_handle(h->multi, e);
     if (mc != CURLM_OK) {
@@ -490,7 +524,7 @@ static int l_http_request(lua_State *L)
     request_t *r;
     call_t c;
     int n;
-    lua_settop(L, 5);
+    lua_settop(L, 6);
     read_call(L, h, &c);
     r = submit_call(L, h, &c);
     while (!r->done && h->multi != NULL)
@@ -498,6 +532,7 @@ static int l_http_request(lua_State *L)
     n = push_result(L, r);
     membuf_free(&r->body);
     membuf_free(&r->head);
+    membuf_free(&r->upload);
     return n;
 }
 
@@ -505,7 +540,7 @@ static int l_http_submit(lua_State *L)
 {
     http_t *h = check_http(L, 1);
     call_t c;
-    lua_settop(L, 5);
+    lua_settop(L, 6);
     read_call(L, h, &c);
     submit_call(L, h, &c);
     return 1;
@@ -704,6 +739,7 @@ static int l_request_gc(lua_State *L)
     request_release(r);
     membuf_free(&r->body);
     membuf_free(&r->head);
+    membuf_free(&r->upload);
     return 0;
 }
 

@@ -35,6 +35,25 @@ describe("faults", function()
     c:close()
   end)
 
+  it("dropped on a reused connection: a create is not re-sent, even by libcurl", function()
+    -- libcurl re-sends a request by itself when a reused connection dies before any
+    -- answer byte; for a create the server may have stored, that would be a duplicate
+    local c = connect(s, nil, { retries = 2 })
+    local id = H.uid("once")
+    assert.equal(404, select(2, c:user(id):get()).status) -- the connection is now reused
+    program(s, { fault = "drop", count = 1 })
+    local res, err = c:user(id):create({ v = 1 })
+    assert.is_nil(res)
+    assert.equal("transport", err.kind)
+    assert.is_true(err.sent)
+    assert.equal(1, err.attempts)
+    assert.equal(404, select(2, c:user(id):get()).status)
+    -- an idempotent request on a reused connection still gets through
+    program(s, { fault = "drop", count = 1 })
+    assert(c:user(id):create({ v = 2 }, { get_or_create = true }))
+    c:close()
+  end)
+
   it("dropped once, then answered: the retry succeeds", function()
     local c = connect(s)
     local id = H.uid("drop")

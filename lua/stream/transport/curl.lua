@@ -64,12 +64,14 @@ function M.new(core, settings)
   return setmetatable({ http = http, core = core }, M)
 end
 
+-- A body that must not be sent twice (req.idempotent false) goes to
+-- libcurl in a way it cannot re-send by itself (see csrc/http.c, `once`).
 function M:request(req)
-  return self.http:request(req.method, req.url, req.body, req.timeout)
+  return self.http:request(req.method, req.url, req.body, req.timeout, not req.idempotent)
 end
 
 function M:submit(req)
-  return self.http:submit(req.method, req.url, req.body, req.timeout)
+  return self.http:submit(req.method, req.url, req.body, req.timeout, not req.idempotent)
 end
 
 function M:now()
