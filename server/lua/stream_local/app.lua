@@ -19,39 +19,53 @@ local ratelimit = require "stream_local.ratelimit"
 local faults = require "stream_local.faults"
 local auth = require "stream_local.auth"
 local users = require "stream_local.users"
+local request = require "stream_local.request"
 
 -- luacheck: globals ngx
 local ngx = ngx
-local type, ipairs, xpcall, tonumber, concat = type, ipairs, xpcall, tonumber, table.concat
+local type, ipairs, pairs, xpcall, tonumber, concat = type, ipairs, pairs, xpcall, tonumber, table.concat
 local traceback = debug.traceback
 
 local M = {}
 
--- path pattern -> { METHOD = handler }; patterns match the raw path (no query)
+-- The routes, as data. Each: a PCRE `pattern` over the raw path (no query) whose named
+-- captures become ctx.params (percent-decoded); `resource`, the token scope it needs
+-- (one name or a list; `*` always covers); `feed`, when the route acts on one feed
+-- (named captures `slug` and `user`), whose joined id `slug..user` a token's `feed_id`
+-- claim must cover; and `methods`, METHOD -> handler. Slash-less forms of these paths
+-- get a redirect like the real service.
 local ROUTES = {
-  { "^/api/v1%.0/user/$", { POST = users.add } },
-  { "^/api/v1%.0/user/([^/]+)/$", { GET = users.get, PUT = users.update, DELETE = users.delete } },
-  { "^/api/v1%.0/users/$", { POST = users.add_many, GET = users.get_many, DELETE = users.delete_many } },
+  { pattern = [[^/api/v1\.0/user/$]], resource = "users",
+    methods = { POST = users.add } },
+  { pattern = [[^/api/v1\.0/user/(?<id>[^/]+)/$]], resource = "users",
+    methods = { GET = users.get, PUT = users.update, DELETE = users.delete } },
+  { pattern = [[^/api/v1\.0/users/$]], resource = "users",
+    methods = { POST = users.add_many, GET = users.get_many, DELETE = users.delete_many } },
 }
--- slash-less forms of the same paths, answered with a redirect like the real service
-local REDIRECTS = {
-  "^/api/v1%.0/user$",
-  "^/api/v1%.0/user/[^/]+$",
-  "^/api/v1%.0/users$",
-}
-local ALLOW = {}
+M.ROUTES = ROUTES
+
 for _, r in ipairs(ROUTES) do
   local names = {}
   for _, m in ipairs({ "GET", "POST", "PUT", "DELETE" }) do
-    if r[2][m] then names[#names + 1] = m end
+    if r.methods[m] then names[#names + 1] = m end
   end
-  ALLOW[r[1]] = concat(names, ", ")
+  r.allow = concat(names, ", ")
+  if type(r.resource) == "string" then r.resource = { r.resource } end
 end
 
-local function first(v)
-  if type(v) == "table" then v = v[1] end
-  if type(v) ~= "string" then return nil end
-  return v
+-- route(path) -> route, params | nil
+local function route(path)
+  for _, r in ipairs(ROUTES) do
+    local m = ngx.re.match(path, r.pattern, "jo")
+    if m then
+      local params = {}
+      for k, v in pairs(m) do
+        if type(k) == "string" and v then params[k] = ngx.unescape_uri(v) end
+      end
+      return r, params
+    end
+  end
+  return nil
 end
 
 local function split_uri()
@@ -64,40 +78,30 @@ local function dispatch()
   reply.start()
   reply.common_headers()
   local args = ngx.req.get_uri_args(200)
-  local api_key = first(args.api_key)
+  local api_key = request.first(args.api_key)
   local limited = ratelimit.count(api_key or "")
   if faults.apply() then return end
 
   local method = ngx.req.get_method()
   local path, query = split_uri()
 
-  local route, captured
-  for _, r in ipairs(ROUTES) do
-    local c = path:match(r[1])
-    if c then
-      route, captured = r, c
-      break
-    end
-  end
-
-  if not route then
-    for _, pattern in ipairs(REDIRECTS) do
-      if path:find(pattern) then
-        local location = path .. "/" .. (query ~= "" and ("?" .. query) or "")
-        local host = ngx.var.http_host or (ngx.var.server_addr .. ":" .. ngx.var.server_port)
-        ngx.header["Location"] = ngx.var.scheme .. "://" .. host .. location
-        return reply.error(301, "moved permanently to " .. location ..
-          " (Stream API paths end with a slash; a client following this redirect may lose a request body)")
-      end
+  local r, params = route(path)
+  if not r then
+    if path:sub(-1) ~= "/" and route(path .. "/") then
+      local location = path .. "/" .. (query ~= "" and ("?" .. query) or "")
+      local host = ngx.var.http_host or (ngx.var.server_addr .. ":" .. ngx.var.server_port)
+      ngx.header["Location"] = ngx.var.scheme .. "://" .. host .. location
+      return reply.error(301, "moved permanently to " .. location ..
+        " (Stream API paths end with a slash; a client following this redirect may lose a request body)")
     end
     return reply.error(404, "no such endpoint: " .. method .. " " .. path)
   end
 
-  local handler = route[2][method]
+  local handler = r.methods[method]
   if not handler then
-    ngx.header["Allow"] = ALLOW[route[1]]
+    ngx.header["Allow"] = r.allow
     return reply.error(405, "method " .. method .. " is not allowed on " .. path ..
-      " (allowed: " .. ALLOW[route[1]] .. ")")
+      " (allowed: " .. r.allow .. ")")
   end
 
   local ok, status, detail = auth.api_key(api_key)
@@ -109,14 +113,12 @@ local function dispatch()
   end
 
   local principal, code, exception
-  principal, status, detail, code, exception = auth.authenticate(method)
+  local feed_id = r.feed and (params.slug .. params.user) or nil
+  principal, status, detail, code, exception = auth.authenticate(method, r.resource, feed_id)
   if not principal then return reply.error(status, detail, nil, code, exception) end
 
-  local id
-  if type(captured) == "string" and route[1]:find("%(") then
-    id = ngx.unescape_uri(captured)
-  end
-  return handler({ method = method, args = args, principal = principal, id = id })
+  return handler({ method = method, args = args, principal = principal, params = params,
+    id = params.id, path = path, query = query })
 end
 
 local function on_error(err)
@@ -156,7 +158,7 @@ function M.nginx_error()
     reply.start()
     local status = tonumber(ngx.var.uri:match("(%d+)$")) or 500
     local _, query = split_uri()
-    local api_key = first(ngx.decode_args(query or "", 50).api_key)
+    local api_key = request.first(ngx.decode_args(query or "", 50).api_key)
     ratelimit.count(api_key or "")
     return reply.error(status, NGINX_DETAILS[status] or "error")
   end, on_error)

@@ -142,24 +142,6 @@ end
 
 -- error(status, detail [, fields [, code, exception]])
 -- fields: { {"id", "message"}, ... } or nil; code/exception override the catalogue.
--- The request body as text ("" when there is none); nginx may have
--- buffered a large one to a file.
-function M.read_body()
-  ngx.req.read_body()
-  local body = ngx.req.get_body_data()
-  if body then return body end
-  local file = ngx.req.get_body_file()
-  if file then
-    local f = io.open(file, "rb")
-    if f then
-      body = f:read("*a")
-      f:close()
-      return body
-    end
-  end
-  return ""
-end
-
 function M.error(status, detail, fields, code, exception)
   if type(fields) == "table" and fields[1] == nil then fields = nil end
   return write(status, M.error_text(status, detail, fields, code, exception))

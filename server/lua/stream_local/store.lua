@@ -8,7 +8,7 @@
 --   * add() uses dict:safe_add, so of two concurrent creates of one id exactly one wins,
 --     whichever worker runs it.
 --   * Changes to an existing record (update, override, delete) run under a per-id lock
---     (an entry in `stream_local_locks` taken with safe_add, polled with ngx.sleep), so an
+--     (stream_local.lock), so an
 --     update cannot resurrect a user deleted meanwhile or mix two records.
 --   * Timestamps: wall clock at millisecond resolution (ngx.now), written with
 --     microseconds; an update's updated_at is at least 1 µs after the previous one.
@@ -21,16 +21,13 @@
 local ngx = ngx
 local floor = math.floor
 local format, sub = string.format, string.sub
-local tonumber, tostring, error, pcall = tonumber, tostring, error, pcall
+local tonumber, tostring, error = tonumber, tostring, error
 local json = require "stream_local.json"
+local lock = require "stream_local.lock"
 
 local M = {}
 
 local function users() return ngx.shared.stream_local_users end
-local function locks() return ngx.shared.stream_local_locks end
-
-local LOCK_WAIT = 5 -- seconds before giving up on a lock
-local LOCK_TTL = 10 -- seconds a lock lives if its holder dies
 
 function M.now_us()
   ngx.update_time()
@@ -63,19 +60,7 @@ function M.user_json(id, record, extra)
 end
 
 local function with_lock(id, fn, ...)
-  local dict = locks()
-  local deadline = ngx.now() + LOCK_WAIT
-  while true do
-    local ok, err = dict:safe_add(id, true, LOCK_TTL)
-    if ok then break end
-    if err ~= "exists" then error("lock for user " .. id .. ": " .. tostring(err), 0) end
-    if ngx.now() > deadline then error("timed out waiting for the lock of user " .. id, 0) end
-    ngx.sleep(0.001)
-  end
-  local ok, a, b = pcall(fn, ...)
-  dict:delete(id)
-  if not ok then error(a, 0) end
-  return a, b
+  return lock.with_lock("user:" .. id, fn, ...)
 end
 
 local function store_error(err)

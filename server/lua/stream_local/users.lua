@@ -21,6 +21,7 @@ local store = require "stream_local.store"
 local reply = require "stream_local.reply"
 local auth = require "stream_local.auth"
 local config = require "stream_local.config"
+local request = require "stream_local.request"
 
 local type, ipairs, tostring = type, ipairs, tostring
 local concat = table.concat
@@ -30,17 +31,7 @@ local M = {}
 
 -- helpers ------------------------------------------------------------------
 
-local function arg(args, name)
-  local v = args[name]
-  if type(v) == "table" then v = v[1] end
-  if type(v) ~= "string" then return nil end
-  return v
-end
-
-local function flag(args, name)
-  local v = arg(args, name)
-  return v == "true" or v == "True" or v == "1"
-end
+local flag = request.flag
 
 function M.valid_id(id)
   return type(id) == "string" and #id >= 1 and #id <= 255 and id:find("^[A-Za-z0-9_-]+$") ~= nil
@@ -49,7 +40,7 @@ local valid_id = M.valid_id
 
 local ID_RULE = "must be 1 to 255 characters of A-Z, a-z, 0-9, - and _"
 
-local read_body = reply.read_body
+local read_body = request.read_body
 
 -- body_object() -> object tree | nil (after answering 400)
 local function body_object()
