@@ -122,12 +122,19 @@ local function dispatch()
 end
 
 local function on_error(err)
+  if type(err) == "table" and err.storage_full then return err end
   return traceback(err, 2)
 end
 
 function M.handle()
   local ok, err = xpcall(dispatch, on_error)
-  if not ok then
+  if not ok and type(err) == "table" then
+    -- the database reached STREAM_LOCAL_MEMORY; the transaction was rolled back
+    ngx.log(ngx.WARN, "stream-local: storage full (STREAM_LOCAL_MEMORY)")
+    if not ngx.headers_sent then
+      reply.error(507, "the local server's storage is full (STREAM_LOCAL_MEMORY); nothing was written")
+    end
+  elseif not ok then
     ngx.log(ngx.ERR, "stream-local: unexpected error: ", err)
     if not ngx.headers_sent then
       ngx.header["Allow"] = nil

@@ -12,13 +12,13 @@
 -- What it deliberately does not do: no content negotiation, no gzip, no pretty printing,
 -- no CORS headers.
 
-local ffi = require "ffi"
+local clock = require "stream_local.clock"
 local json = require "stream_local.json"
 
 -- luacheck: globals ngx
 local ngx = ngx
 local format, concat = string.format, table.concat
-local ipairs, type, pcall, tonumber = ipairs, type, pcall, tonumber
+local ipairs, type = ipairs, type
 
 local M = {}
 
@@ -45,22 +45,11 @@ local CATALOGUE = {
   [502] = { -1, "BadGateway" },
   [503] = { -1, "ServiceUnavailable" },
   [504] = { -1, "GatewayTimeout" },
+  [507] = { -1, "StorageFullException" },
 }
 M.CATALOGUE = CATALOGUE
 
--- a monotonic clock with sub-millisecond resolution for "duration" (ngx.now() has
--- millisecond resolution only)
-pcall(ffi.cdef, [[
-typedef struct { long tv_sec; long tv_nsec; } stream_local_timespec;
-int clock_gettime(int clk_id, stream_local_timespec *tp);
-]])
-local ts = ffi.new("stream_local_timespec")
-local CLOCK_MONOTONIC = 1
-
-local function clock_ms()
-  if ffi.C.clock_gettime(CLOCK_MONOTONIC, ts) ~= 0 then return nil end
-  return tonumber(ts.tv_sec) * 1000 + tonumber(ts.tv_nsec) / 1e6
-end
+local clock_ms = clock.monotonic_ms
 
 -- start(): remember when handling began (per request, in ngx.ctx)
 function M.start()

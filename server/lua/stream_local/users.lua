@@ -181,7 +181,7 @@ function M.get(ctx)
   if not record then return not_found(id) end
   local extra
   if flag(ctx.args, "with_follow_counts") then
-    extra = '"followers_count":0,"following_count":0'
+    extra = format('"followers_count":%d,"following_count":%d', store.follow_counts(id))
   end
   return reply.send(200, store.user_json(id, record, extra))
 end

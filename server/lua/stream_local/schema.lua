@@ -1,0 +1,78 @@
+-- stream_local.schema: the SQLite schema of the local server, as one script.
+--
+-- Tables and what they hold:
+--   users        one row per user: id, created/updated (µs since the epoch), data (JSON text)
+--   activities   one row per activity, wherever it was delivered: the id, its sort key
+--                `sk`, the feed it was added to (`feed_id`, "user:alice"), foreign_id
+--                ("" when none), time (µs), a digest of its fields (activities without a
+--                foreign id, to store an identical add once) and `body`: the compact JSON
+--                object in output key order, without `origin`; `head` is the byte length
+--                of its part up to the `object` value, where `origin` is spliced in.
+--   feed_items   which activity is in which feed: (feed_id, activity_id) unique, the
+--                activity's `sk` copied for the ordered reads, and `origin` (NULL in the
+--                feed it was added to and in `to` targets, the source feed id in copies
+--                made by following).
+--   follows      (feed_id follows target_id), slugs split out for the stats filters,
+--                created/updated µs, and `seq` to order follows made in one microsecond.
+--
+-- Sort key: `sk` is 15 hex digits of the 60-bit time inside the activity id, then its
+-- remaining 8 bytes in hex, so text order is (time, rest) order; ids themselves are
+-- never compared as strings (their low time bits come first).
+--
+-- Room to grow without a rewrite: reactions key on activities.id (a `reactions` table
+-- with activity_id, parent, user_id, kind, created µs); collections get their own table
+-- keyed (collection, id) for `SO:` references; notification and aggregated feeds read
+-- feed_items in the same order and group at read time (seen/read marks in a table keyed
+-- by feed_id and group); partial updates rewrite activities.body in place, which every
+-- feed sees because copies are feed_items rows pointing at one activities row.
+
+local M = {}
+
+M.VERSION = 1
+
+M.SQL = [[
+CREATE TABLE IF NOT EXISTS users (
+  id TEXT PRIMARY KEY,
+  created_us INTEGER NOT NULL,
+  updated_us INTEGER NOT NULL,
+  data TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS activities (
+  id TEXT PRIMARY KEY,
+  sk TEXT NOT NULL,
+  feed_id TEXT NOT NULL,
+  foreign_id TEXT NOT NULL,
+  time_us INTEGER NOT NULL,
+  digest TEXT,
+  head INTEGER NOT NULL,
+  body TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS activities_by_foreign_id ON activities (foreign_id, feed_id)
+  WHERE foreign_id <> '';
+CREATE INDEX IF NOT EXISTS activities_by_digest ON activities (digest) WHERE digest IS NOT NULL;
+CREATE TABLE IF NOT EXISTS feed_items (
+  feed_id TEXT NOT NULL,
+  activity_id TEXT NOT NULL,
+  sk TEXT NOT NULL,
+  origin TEXT,
+  PRIMARY KEY (feed_id, activity_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS feed_items_by_time ON feed_items (feed_id, sk);
+CREATE INDEX IF NOT EXISTS feed_items_by_activity ON feed_items (activity_id);
+CREATE TABLE IF NOT EXISTS follows (
+  feed_id TEXT NOT NULL,
+  target_id TEXT NOT NULL,
+  feed_slug TEXT NOT NULL,
+  target_slug TEXT NOT NULL,
+  created_us INTEGER NOT NULL,
+  updated_us INTEGER NOT NULL,
+  seq INTEGER NOT NULL,
+  PRIMARY KEY (feed_id, target_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS follows_by_target ON follows (target_id, seq);
+CREATE INDEX IF NOT EXISTS follows_by_feed ON follows (feed_id, seq);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '1');
+]]
+
+return M
