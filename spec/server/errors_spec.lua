@@ -134,7 +134,7 @@ describe("local server errors", function()
 
   describe("404", function()
     it("answers unknown routes with a Stream body", function()
-      for _, path in ipairs({ "/", "/api/v1.0/", "/api/v1.0/feed/user/1/", "/api/v2.0/user/",
+      for _, path in ipairs({ "/", "/api/v1.0/", "/api/v1.0/feeds/user/1/", "/api/v2.0/user/",
         "/api/v1.0/user/a/b/", "/api/v1.0/user//", "/api/v1.0/userx/" }) do
         local st, raw, headers = http.request("GET", s.url .. path .. "?api_key=" .. s.api_key)
         local ok, decoded = pcall(cjson.decode, raw)

@@ -3,15 +3,16 @@
 -- What it does:
 --   * handle() (content_by_lua for every path): connection test header, rate-limit
 --     counting and headers, test faults, routing on the raw request path, slash-less
---     redirects, 404/405, api_key (401), rate limit (429), token (401/403), then the
---     users handler. Everything runs under xpcall: an unexpected Lua error becomes
+--     redirects, 404/405, api_key (401), rate limit (429), token and its scope
+--     (401/403), then the route's handler (stream_local.users,
+--     stream_local.feeds). Everything runs under xpcall: an unexpected Lua error becomes
 --     500 code -1 with a Stream-style body (and a line in the error log).
 --   * nginx_error() (the target of error_page): turns nginx's own error pages
 --     (413 body too large, 400, 414, ...) into Stream-style JSON bodies with the same
 --     headers as every other answer.
 --
--- What it deliberately does not do: no endpoints besides users, no CORS/OPTIONS, no HEAD
--- (405), no percent-decoding other than of the id segment.
+-- What it deliberately does not do: no CORS/OPTIONS, no HEAD (405), no percent-decoding
+-- other than of the captured path segments.
 
 local config = require "stream_local.config"
 local reply = require "stream_local.reply"
@@ -19,6 +20,7 @@ local ratelimit = require "stream_local.ratelimit"
 local faults = require "stream_local.faults"
 local auth = require "stream_local.auth"
 local users = require "stream_local.users"
+local feeds = require "stream_local.feeds"
 local request = require "stream_local.request"
 
 -- luacheck: globals ngx
@@ -41,6 +43,23 @@ local ROUTES = {
     methods = { GET = users.get, PUT = users.update, DELETE = users.delete } },
   { pattern = [[^/api/v1\.0/users/$]], resource = "users",
     methods = { POST = users.add_many, GET = users.get_many, DELETE = users.delete_many } },
+
+  { pattern = [[^/api/v1\.0/feed/(?<slug>[^/]+)/(?<user>[^/]+)/(?:follows|following)/$]],
+    resource = "follower", feed = true, methods = { GET = feeds.following, POST = feeds.follow } },
+  { pattern = [[^/api/v1\.0/feed/(?<slug>[^/]+)/(?<user>[^/]+)/(?:follows|following)/(?<target>[^/]+)/$]],
+    resource = "follower", feed = true, methods = { DELETE = feeds.unfollow } },
+  { pattern = [[^/api/v1\.0/feed/(?<slug>[^/]+)/(?<user>[^/]+)/followers/$]],
+    resource = "follower", feed = true, methods = { GET = feeds.followers } },
+  { pattern = [[^/api/v1\.0/feed/(?<slug>[^/]+)/(?<user>[^/]+)/$]],
+    resource = "feed", feed = true, methods = { GET = feeds.read, POST = feeds.add } },
+  { pattern = [[^/api/v1\.0/(?<enrich>enrich/)feed/(?<slug>[^/]+)/(?<user>[^/]+)/$]],
+    resource = "feed", feed = true, methods = { GET = feeds.read } },
+  { pattern = [[^/api/v1\.0/feed/(?<slug>[^/]+)/(?<user>[^/]+)/(?<activity_id>[^/]+)/$]],
+    resource = "feed", feed = true, methods = { DELETE = feeds.remove } },
+  { pattern = [[^/api/v1\.0/(?<enrich>enrich/)?activities/$]],
+    resource = "activities", methods = { GET = feeds.get_activities } },
+  { pattern = [[^/api/v1\.0/stats/follow/$]],
+    resource = { "follower", "feed" }, methods = { GET = feeds.follow_stats } },
 }
 M.ROUTES = ROUTES
 
@@ -124,6 +143,13 @@ end
 local function on_error(err)
   if type(err) == "table" and err.storage_full then return err end
   return traceback(err, 2)
+end
+
+-- init_worker(): per-worker state: a random seed of its own (activity ids without a
+-- foreign id carry random bits) and its database connection
+function M.init_worker()
+  math.randomseed(ngx.worker.pid() * 1000003 + math.floor(ngx.now() * 1000) % 1000000007)
+  require("stream_local.db").open()
 end
 
 function M.handle()

@@ -10,12 +10,16 @@
 --   * read_body(): the request body as text ("" when there is none), also when nginx
 --     buffered a large one to a file.
 --
--- What it deliberately does not do: no JSON (stream_local.json), no validation of what
--- the values mean, no percent-decoding beyond what ngx already did.
+--   * json_object(): the body parsed as a JSON object (stream_local.json), or nil and the
+--     detail of the 400 to answer.
+--
+-- What it deliberately does not do: no validation of what the values mean, no
+-- percent-decoding beyond what ngx already did, no answering (callers reply).
 
 -- luacheck: globals ngx
 local ngx = ngx
-local type, io = type, io
+local json = require "stream_local.json"
+local type, io, format = type, io, string.format
 
 local M = {}
 
@@ -55,6 +59,21 @@ function M.read_body()
     end
   end
   return ""
+end
+
+function M.json_object()
+  local text = M.read_body()
+  if text == "" then
+    return nil, "the request body is empty, a JSON object is expected"
+  end
+  local tree, msg, pos = json.parse(text)
+  if tree == nil then
+    return nil, format("invalid JSON in the request body: %s at byte %d", msg, pos)
+  end
+  if json.kind(tree) ~= "object" then
+    return nil, "the request body must be a JSON object"
+  end
+  return tree
 end
 
 return M

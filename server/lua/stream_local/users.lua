@@ -40,24 +40,10 @@ local valid_id = M.valid_id
 
 local ID_RULE = "must be 1 to 255 characters of A-Z, a-z, 0-9, - and _"
 
-local read_body = request.read_body
-
 -- body_object() -> object tree | nil (after answering 400)
 local function body_object()
-  local text = read_body()
-  if text == "" then
-    reply.error(400, "the request body is empty, a JSON object is expected")
-    return nil
-  end
-  local tree, msg, pos = json.parse(text)
-  if tree == nil then
-    reply.error(400, format("invalid JSON in the request body: %s at byte %d", msg, pos))
-    return nil
-  end
-  if json.kind(tree) ~= "object" then
-    reply.error(400, "the request body must be a JSON object")
-    return nil
-  end
+  local tree, detail = request.json_object()
+  if not tree then reply.error(400, detail) end
   return tree
 end
 
