@@ -3,7 +3,8 @@
 --
 --   local server = require "helpers.server"
 --   local s = server.start({ faults = true, rate_limit = nil, workers = 2,
---                            api_key = ..., api_secret = ... })
+--                            api_key = ..., api_secret = ...,
+--                            feed_groups = "user,timeline", db = path, memory = "64m" })
 --   -- s.port, s.url ("http://127.0.0.1:PORT"), s.base_url (".../api/v1.0/"),
 --   -- s.api_key, s.api_secret, s.prefix
 --   s:error_log()  -- text of nginx's error log (e.g. to assert no Lua errors)
@@ -88,6 +89,9 @@ function M.start(opts)
       "STREAM_LOCAL_RATE_LIMIT=" .. q(opts.rate_limit or ""),
       "STREAM_API_KEY=" .. q(opts.api_key or "local-api-key"),
       "STREAM_API_SECRET=" .. q(opts.api_secret or "local-api-secret-change-me-0123456789"),
+      "STREAM_LOCAL_FEED_GROUPS=" .. q(opts.feed_groups or ""),
+      "STREAM_LOCAL_DB=" .. q(opts.db or ""),
+      "STREAM_LOCAL_MEMORY=" .. q(opts.memory or ""),
     }
     local errf = os.tmpname()
     local cmd = "env " .. table.concat(env, " ") .. " " .. q(M.root .. "/server/start")
