@@ -5,14 +5,17 @@
 -- returns after writing the response through stream_local.reply.
 --
 --   POST   user/               add (201; existing id 409/22), ?get_or_create=true|True|1
---   GET    user/{id}/          get (200), ?with_follow_counts adds the two counts (always 0)
+--   GET    user/{id}/          get (200), ?with_follow_counts adds the two counts
 --   PUT    user/{id}/          update: data replaced, updated_at moves (201)
 --   DELETE user/{id}/          delete (200 {"duration"})
 --   POST   users/              batch add {"users":[...],"override"|"override_existing":bool}
 --   GET    users/?ids=a,b      batch get, unknown ids left out
 --   DELETE users/?ids=a,b      batch delete, lists every id asked for
 --
--- What it deliberately does not do: no follows (counts are always 0), no enrichment, no
+-- An id in the path that breaks the id rule names no user: 404 code 16, as the service
+-- answers (ids in bodies and in `ids` are validated: 400 code 4).
+--
+-- What it deliberately does not do: no enrichment, no
 -- merging of data on update, no partial success in batches (any invalid entry rejects
 -- the whole request before anything is written).
 
@@ -162,7 +165,7 @@ end
 
 function M.get(ctx)
   local id = ctx.id
-  if not valid_id(id) then return invalid({ { "id", "invalid user id " .. json.quote(id) .. ": " .. ID_RULE } }) end
+  if not valid_id(id) then return not_found(id) end
   local record = store.get(id)
   if not record then return not_found(id) end
   local extra
@@ -174,7 +177,7 @@ end
 
 function M.update(ctx)
   local id = ctx.id
-  if not valid_id(id) then return invalid({ { "id", "invalid user id " .. json.quote(id) .. ": " .. ID_RULE } }) end
+  if not valid_id(id) then return not_found(id) end
   if not auth.allowed(ctx.principal, id) then return forbidden(ctx.principal, id) end
   local body = body_object()
   if not body then return end
@@ -189,7 +192,7 @@ end
 
 function M.delete(ctx)
   local id = ctx.id
-  if not valid_id(id) then return invalid({ { "id", "invalid user id " .. json.quote(id) .. ": " .. ID_RULE } }) end
+  if not valid_id(id) then return not_found(id) end
   if not auth.allowed(ctx.principal, id) then return forbidden(ctx.principal, id) end
   if not store.delete(id) then return not_found(id) end
   return reply.send(200, "{}")
