@@ -129,6 +129,22 @@ describe("local server enrichment", function()
     assert.matches("^/api/v1%.0/enrich/feed/user/hal/%?id_lt=[%x-]+&limit=2&withReactionCounts=true$", page.next)
   end)
 
+  it("reaction flags add their keys, in order, each {} while there are no reactions; without flags none", function()
+    local a = call("POST", "feed/user/ivy/", { body = '{"actor":"a","verb":"v","object":"o"}' })
+    local _, _, raw = api:call("GET", "enrich/feed/user/ivy/",
+      { query = "withOwnReactions=true&withRecentReactions=True&withReactionCounts=1" })
+    assert.matches('"origin":null,"own_reactions":{},"latest_reactions":{},"latest_reactions_extra":{},'
+      .. '"reaction_counts":{}}', raw, 1, true)
+    local plain = call("GET", "enrich/activities/", { query = "ids=" .. a.id }).results[1]
+    assert.is_nil(plain.own_reactions)
+    assert.is_nil(plain.latest_reactions)
+    assert.is_nil(plain.reaction_counts)
+    local counts = call("GET", "enrich/activities/", { query = "ids=" .. a.id .. "&withReactionCounts=true" })
+    assert.are.same({}, counts.results[1].reaction_counts)
+    assert.is_nil(counts.results[1].own_reactions)
+    assert.is_nil(call("GET", "feed/user/ivy/", { query = "withReactionCounts=true" }).results[1].reaction_counts)
+  end)
+
   it("logged no unexpected Lua errors", function()
     local log = s:error_log()
     assert.is_nil(log:find("unexpected error", 1, true), log)

@@ -10,8 +10,9 @@
 -- are stored (their resolvers go into RESOLVERS). Values nested in objects or arrays
 -- stay as they are. Lookups are cached for one request (new() per request).
 --
--- What it deliberately does not do: no reaction flags (own/latest/counts), no partial
--- enrichment options, no caching across requests (a user updated later shows its new data).
+-- What it deliberately does not do: no reactions inside the reaction keys yet (they are
+-- {} until reactions are stored), no partial enrichment options, no caching across
+-- requests (a user updated later shows its new data).
 
 local json = require "stream_local.json"
 local store = require "stream_local.store"
@@ -34,8 +35,23 @@ end
 local Enricher = {}
 Enricher.__index = Enricher
 
-function M.new()
-  return setmetatable({ users = {}, activities = {} }, Enricher)
+-- new(args): args are the read's query arguments; the reaction flags of section 5
+-- (withOwnReactions, withRecentReactions, withReactionCounts; true, True or 1) ask for
+-- their keys. No reactions are stored yet, so each requested key is {}.
+function M.new(args)
+  local e = setmetatable({ users = {}, activities = {}, extra = {} }, Enricher)
+  local function on(name)
+    local v = args and args[name]
+    if type(v) == "table" then v = v[1] end
+    return v == "true" or v == "True" or v == "1"
+  end
+  if on("withOwnReactions") then e.extra[#e.extra + 1] = "own_reactions" end
+  if on("withRecentReactions") then
+    e.extra[#e.extra + 1] = "latest_reactions"
+    e.extra[#e.extra + 1] = "latest_reactions_extra"
+  end
+  if on("withReactionCounts") then e.extra[#e.extra + 1] = "reaction_counts" end
+  return e
 end
 
 local MAX_DEPTH = 2 -- the activity read, and one more level inside SA: references
@@ -88,9 +104,11 @@ function Enricher:tree(text, depth)
   return tree
 end
 
--- activity(text) -> enriched activity as JSON text
+-- activity(text) -> enriched activity as JSON text, with the requested reaction keys
 function Enricher:activity(text)
-  return json.encode(self:tree(text, 1))
+  local tree = self:tree(text, 1)
+  for _, key in ipairs(self.extra) do tree:set(key, json.object()) end
+  return json.encode(tree)
 end
 
 return M

@@ -338,7 +338,7 @@ function M.read(ctx)
     return forbidden("user " .. ctx.principal.user_id .. " may not read the feed " .. feed_id)
   end
   local rows = feedstore.read(feed_id, bounds, limit + 1, offset)
-  local enricher = ctx.params.enrich and enrich.new()
+  local enricher = ctx.params.enrich and enrich.new(ctx.args)
   local out = {}
   for i = 1, math.min(#rows, limit) do
     local r = rows[i]
@@ -394,7 +394,7 @@ function M.get_activities(ctx)
   if #wanted > config.max_activities then
     return invalid({ { list and "ids" or "foreign_ids", format("at most %d per request", config.max_activities) } })
   end
-  local enricher = ctx.params.enrich and enrich.new()
+  local enricher = ctx.params.enrich and enrich.new(ctx.args)
   local out, seen = {}, {}
   for _, w in ipairs(wanted) do
     local a = not seen[w.id] and ids.sort_key(w.id) and feedstore.get(w.id)
