@@ -135,7 +135,8 @@ end
 
 -- activities ------------------------------------------------------------------
 
--- prepare(node, feed_id, prefix, errors) -> activity ready for feedstore.add | nil
+-- prepare(node, feed_id, prefix, errors, slug_errors) -> activity ready for feedstore.add
+-- | nil; validation messages go to errors, groups that are not configured to slug_errors
 local function prepare(node, feed_id, prefix, errors, slug_errors)
   local n0 = #errors
   local function bad(field, message) errors[#errors + 1] = { prefix .. field, message } end
@@ -143,7 +144,6 @@ local function prepare(node, feed_id, prefix, errors, slug_errors)
     bad("activity", "must be a JSON object")
     return nil
   end
-  if not node.keys[1] then bad("actor", "this field is required") end
   for _, k in ipairs(node.keys) do
     if IS_RESERVED[k] then bad(k, k .. " is a reserved field and cannot be set") end
   end
@@ -241,7 +241,7 @@ local function prepare(node, feed_id, prefix, errors, slug_errors)
   return {
     id = id, sk = sk, foreign_id = foreign_id, time_us = time_us, head = #head_text, body = body,
     digest = not foreign_id and ngx.md5(feed_id .. "\n" .. core_text .. tail_text) or nil,
-    to = to, actor = actor, to_slugs = to_node,
+    to = to, actor = actor,
   }
 end
 
