@@ -71,6 +71,7 @@ CREATE TABLE IF NOT EXISTS follows (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS follows_by_target ON follows (target_id, seq);
 CREATE INDEX IF NOT EXISTS follows_by_feed ON follows (feed_id, seq);
+CREATE INDEX IF NOT EXISTS follows_by_seq ON follows (seq);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '1');
 ]]
