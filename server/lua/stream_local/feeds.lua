@@ -34,15 +34,12 @@ local IS_RESERVED = {}
 for _, k in ipairs(RESERVED) do IS_RESERVED[k] = true end
 local CORE = { actor = true, verb = true, object = true, target = true, time = true, foreign_id = true, to = true }
 
-local ID_RULE = "must be 1 to 255 characters of A-Z, a-z, 0-9, - and _"
+local ID_RULE = ids.USER_ID_RULE
+local valid_user_id = ids.valid_user_id
 
 -- errors ----------------------------------------------------------------------
 
-local function invalid(errors)
-  local parts = {}
-  for i, e in ipairs(errors) do parts[i] = e[1] .. ": " .. e[2] end
-  return reply.error(400, "invalid input: " .. concat(parts, "; "), errors)
-end
+local invalid = reply.invalid
 
 local function not_configured(slug)
   return reply.error(400, "The following feeds are not configured: '" .. slug .. "'. This could be the cause "
@@ -55,10 +52,6 @@ local function forbidden(detail)
 end
 
 -- names -----------------------------------------------------------------------
-
-local function valid_user_id(id)
-  return type(id) == "string" and #id >= 1 and #id <= 255 and id:find("^[A-Za-z0-9_-]+$") ~= nil
-end
 
 -- feed_id_parts("user:alice") -> slug, id | nil, message, unconfigured_slug
 local function feed_parts(text)
@@ -116,16 +109,10 @@ local function int_arg(args, name, default, lo, hi, errors)
   return n
 end
 
+-- list_arg(args, name): the non-empty items of a comma list, or nil
 local function list_arg(args, name)
-  local v = args[name]
-  if type(v) == "table" then
-    local strs = {}
-    for _, s in ipairs(v) do
-      if type(s) == "string" then strs[#strs + 1] = s end
-    end
-    v = concat(strs, ",")
-  end
-  if type(v) ~= "string" or v == "" then return nil end
+  local v = request.joined(args, name)
+  if not v then return nil end
   local list = {}
   for item in (v .. ","):gmatch("([^,]*),") do
     if item ~= "" then list[#list + 1] = item end

@@ -1,6 +1,7 @@
 -- stream_local.ids: activity ids, their sort keys, and activity times.
 --
 -- What it does:
+--   * valid_user_id(id): the rule for user ids and feed ids' id half (USER_ID_RULE).
 --   * parse_time(text) -> µs since the epoch | nil: ISO 8601 with or without fraction,
 --     without offset (UTC), with `Z`, or with an offset (`+05:00`, `+0500`), converted to
 --     UTC; fractions beyond six digits are truncated.
@@ -24,6 +25,14 @@ local byte, format, floor, tonumber = string.byte, string.format, math.floor, to
 local random = math.random
 
 local M = {}
+
+-- user ids (also the id half of a feed id) ------------------------------------
+
+M.USER_ID_RULE = "must be 1 to 255 characters of A-Z, a-z, 0-9, - and _"
+
+function M.valid_user_id(id)
+  return type(id) == "string" and #id >= 1 and #id <= 255 and id:find("^[A-Za-z0-9_-]+$") ~= nil
+end
 
 -- time ---------------------------------------------------------------------
 

@@ -136,4 +136,12 @@ function M.error(status, detail, fields, code, exception)
   return write(status, M.error_text(status, detail, fields, code, exception))
 end
 
+-- invalid(fields): 400 code 4, every { field, message } in the detail and in
+-- exception_fields
+function M.invalid(fields)
+  local parts = {}
+  for i, e in ipairs(fields) do parts[i] = e[1] .. ": " .. e[2] end
+  return M.error(400, "invalid input: " .. concat(parts, "; "), fields)
+end
+
 return M

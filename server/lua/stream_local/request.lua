@@ -4,7 +4,8 @@
 --   * first(v): the first value of a query argument or header that may be repeated
 --     (ngx gives a table for a repeated one), as a string, or nil.
 --   * arg(args, name), flag(args, name): a query argument; a flag is on for `true`,
---     `True` or `1` and off for anything else.
+--     `True` or `1` and off for anything else. joined(args, name): a comma list whose
+--     parameter may also be repeated.
 --   * header(headers, name) -> value, repeated: for headers where a repetition is an
 --     error of its own (the caller decides what to answer).
 --   * read_body(): the request body as text ("" when there is none), also when nginx
@@ -19,7 +20,7 @@
 -- luacheck: globals ngx
 local ngx = ngx
 local json = require "stream_local.json"
-local type, io, format = type, io, string.format
+local type, io, ipairs, format, concat = type, io, ipairs, string.format, table.concat
 
 local M = {}
 
@@ -32,6 +33,21 @@ local first = M.first
 
 function M.arg(args, name)
   return first(args[name])
+end
+
+-- joined(args, name): every value of a query argument that may be repeated, joined with
+-- commas (a=x&a=y is "x,y"), or nil when there is none or it is empty
+function M.joined(args, name)
+  local v = args[name]
+  if type(v) == "table" then
+    local strs = {}
+    for _, s in ipairs(v) do
+      if type(s) == "string" then strs[#strs + 1] = s end
+    end
+    v = concat(strs, ",")
+  end
+  if type(v) ~= "string" or v == "" then return nil end
+  return v
 end
 
 function M.flag(args, name)

@@ -25,6 +25,7 @@ local reply = require "stream_local.reply"
 local auth = require "stream_local.auth"
 local config = require "stream_local.config"
 local request = require "stream_local.request"
+local idrules = require "stream_local.ids"
 
 local type, ipairs, tostring = type, ipairs, tostring
 local concat = table.concat
@@ -36,12 +37,8 @@ local M = {}
 
 local flag = request.flag
 
-function M.valid_id(id)
-  return type(id) == "string" and #id >= 1 and #id <= 255 and id:find("^[A-Za-z0-9_-]+$") ~= nil
-end
-local valid_id = M.valid_id
-
-local ID_RULE = "must be 1 to 255 characters of A-Z, a-z, 0-9, - and _"
+local valid_id = idrules.valid_user_id
+local ID_RULE = idrules.USER_ID_RULE
 
 -- body_object() -> object tree | nil (after answering 400)
 local function body_object()
@@ -88,11 +85,7 @@ local function check_size(id, data, field, errors)
   return true
 end
 
-local function invalid(errors)
-  local parts = {}
-  for i, e in ipairs(errors) do parts[i] = e[1] .. ": " .. e[2] end
-  return reply.error(400, "invalid input: " .. concat(parts, "; "), errors)
-end
+local invalid = reply.invalid
 
 local function forbidden(principal, id)
   return reply.error(403, "user " .. tostring(principal.user_id) ..
@@ -111,15 +104,8 @@ end
 
 -- split the ids query parameter: nil after answering 400, else a de-duplicated list
 local function ids_param(args)
-  local v = args.ids
-  if type(v) == "table" then
-    local strs = {}
-    for _, s in ipairs(v) do
-      if type(s) == "string" then strs[#strs + 1] = s end
-    end
-    v = concat(strs, ",")
-  end
-  if type(v) ~= "string" or v == "" then
+  local v = request.joined(args, "ids")
+  if not v then
     reply.error(400, "invalid input: ids: this query parameter is required",
       { { "ids", "this query parameter is required (comma-separated user ids)" } })
     return nil
