@@ -1,9 +1,10 @@
 -- stream_local.config: the server's settings, read once from the environment.
 --
 -- What it does: reads STREAM_API_KEY, STREAM_API_SECRET, STREAM_LOCAL_RATE_LIMIT,
--- STREAM_LOCAL_FAULTS, STREAM_LOCAL_FEED_GROUPS, STREAM_LOCAL_DB and
--- STREAM_LOCAL_MEMORY (made visible to nginx workers by `env` directives in the generated
--- nginx.conf) and exposes them with their defaults, plus the fixed limits of the server.
+-- STREAM_LOCAL_FAULTS, STREAM_LOCAL_FEED_GROUPS, STREAM_LOCAL_DB, STREAM_LOCAL_MEMORY and
+-- STREAM_LOCAL_SQLITE (made visible to nginx workers by `env` directives in the
+-- generated nginx.conf) and exposes them with their defaults, plus the fixed limits of
+-- the server.
 --
 -- What it deliberately does not do: no reloading, no config files, no validation beyond
 -- turning malformed numbers into "off" (server/start validates what the user typed).
@@ -45,7 +46,7 @@ end
 -- The SQLite database: STREAM_LOCAL_DB keeps it across restarts; unset, it is a
 -- throw-away file inside the server's prefix (stream_local.db).
 M.db_path = env("STREAM_LOCAL_DB", nil)
-M.sqlite_library = env("STREAM_LOCAL_SQLITE", "/usr/lib/x86_64-linux-gnu/libsqlite3.so.0")
+M.sqlite_library = env("STREAM_LOCAL_SQLITE", "libsqlite3.so.0") -- found by the dynamic loader
 M.busy_timeout_ms = 10000
 
 -- STREAM_LOCAL_MEMORY: the most the database may hold, "512m", "2g", "65536k" or bytes.
