@@ -15,7 +15,7 @@
 --     so comparing keys as text compares (time, rest); ids themselves never are.
 --
 -- What it deliberately does not do: no other UUID versions, no leap seconds, no years
--- before 1583 or after 9999.
+-- before 1700 or after 2199 (µs since 1970 must stay exact in a double).
 
 local ffi = require "ffi"
 local bit = require "bit"
@@ -46,6 +46,9 @@ local function days_from_civil(y, m, d)
   return era * 146097 + doe - 719468
 end
 
+-- µs since the epoch stay exact in a double (|µs| < 2^53) from 1685 to 2255
+local MIN_YEAR, MAX_YEAR = 1700, 2199
+
 local MONTH_DAYS = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 }
 
 local function leap(y)
@@ -57,8 +60,8 @@ function M.parse_time(text)
   local y, mo, d, h, mi, s, rest = text:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)[T ](%d%d):(%d%d):(%d%d)(.*)$")
   if not y then return nil end
   y, mo, d, h, mi, s = tonumber(y), tonumber(mo), tonumber(d), tonumber(h), tonumber(mi), tonumber(s)
-  if y < 1583 or mo < 1 or mo > 12 or d < 1 or d > MONTH_DAYS[mo] or (mo == 2 and d == 29 and not leap(y))
-    or h > 23 or mi > 59 or s > 59 then
+  if y < MIN_YEAR or y > MAX_YEAR or mo < 1 or mo > 12 or d < 1 or d > MONTH_DAYS[mo]
+    or (mo == 2 and d == 29 and not leap(y)) or h > 23 or mi > 59 or s > 59 then
     return nil
   end
   local us = 0
@@ -137,8 +140,8 @@ end
 
 -- ids ----------------------------------------------------------------------
 
-local GREGORIAN_OFFSET = ffi.new("uint64_t", 12219292800000) * 10000 -- 100 ns units, 1582 -> 1970
-local U64 = ffi.typeof("uint64_t")
+local GREGORIAN_OFFSET = ffi.new("int64_t", 12219292800000) * 10000 -- 100 ns units, 1582 -> 1970
+local I64 = ffi.typeof("int64_t") -- signed: times before 1970 are negative
 
 -- (time in 100-ns units as uint64, 16 hex digits of clock sequence and node) -> id, sk
 local function compose(t, rest)
@@ -161,10 +164,10 @@ end
 function M.activity_id(time_us, foreign_id)
   if foreign_id then
     local ms = floor(time_us / 1000)
-    local t = U64(ms) * 10000 + GREGORIAN_OFFSET
+    local t = I64(ms) * 10000 + GREGORIAN_OFFSET
     return compose(t, "8080" .. node_of_foreign_id(foreign_id))
   end
-  local t = U64(time_us) * 10 + GREGORIAN_OFFSET
+  local t = I64(time_us) * 10 + GREGORIAN_OFFSET
   local rest = format("%04x%04x%08x", 0x8000 + random(0, 0x3fff), random(0, 0xffff), random(0, 0xffffffff))
   return compose(t, rest)
 end
