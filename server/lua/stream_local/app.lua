@@ -32,10 +32,16 @@ local M = {}
 
 -- The routes, as data. Each: a PCRE `pattern` over the raw path (no query) whose named
 -- captures become ctx.params (percent-decoded); `resource`, the token scope it needs
--- (one name or a list; `*` always covers); `feed`, when the route acts on one feed
--- (named captures `slug` and `user`), whose joined id `slug..user` a token's `feed_id`
--- claim must cover; and `methods`, METHOD -> handler. Slash-less forms of these paths
--- get a redirect like the real service.
+-- (one name or a list; `*` always covers); `feed_id`, for a route that acts on one
+-- feed, a function of the params giving the joined feed id a token's `feed_id` claim
+-- must cover; and `methods`, METHOD -> handler. Slash-less forms of these paths get a
+-- redirect like the real service.
+
+-- the feed of feed/{slug}/{user}/... as JWT claims name it: "useralice"
+local function path_feed(params)
+  return params.slug .. params.user
+end
+
 local ROUTES = {
   { pattern = [[^/api/v1\.0/user/$]], resource = "users",
     methods = { POST = users.add } },
@@ -45,17 +51,17 @@ local ROUTES = {
     methods = { POST = users.add_many, GET = users.get_many, DELETE = users.delete_many } },
 
   { pattern = [[^/api/v1\.0/feed/(?<slug>[^/]+)/(?<user>[^/]+)/(?:follows|following)/$]],
-    resource = "follower", feed = true, methods = { GET = feeds.following, POST = feeds.follow } },
+    resource = "follower", feed_id = path_feed, methods = { GET = feeds.following, POST = feeds.follow } },
   { pattern = [[^/api/v1\.0/feed/(?<slug>[^/]+)/(?<user>[^/]+)/(?:follows|following)/(?<target>[^/]+)/$]],
-    resource = "follower", feed = true, methods = { DELETE = feeds.unfollow } },
+    resource = "follower", feed_id = path_feed, methods = { DELETE = feeds.unfollow } },
   { pattern = [[^/api/v1\.0/feed/(?<slug>[^/]+)/(?<user>[^/]+)/followers/$]],
-    resource = "follower", feed = true, methods = { GET = feeds.followers } },
+    resource = "follower", feed_id = path_feed, methods = { GET = feeds.followers } },
   { pattern = [[^/api/v1\.0/feed/(?<slug>[^/]+)/(?<user>[^/]+)/$]],
-    resource = "feed", feed = true, methods = { GET = feeds.read, POST = feeds.add } },
+    resource = "feed", feed_id = path_feed, methods = { GET = feeds.read, POST = feeds.add } },
   { pattern = [[^/api/v1\.0/(?<enrich>enrich/)feed/(?<slug>[^/]+)/(?<user>[^/]+)/$]],
-    resource = "feed", feed = true, methods = { GET = feeds.read } },
+    resource = "feed", feed_id = path_feed, methods = { GET = feeds.read } },
   { pattern = [[^/api/v1\.0/feed/(?<slug>[^/]+)/(?<user>[^/]+)/(?<activity_id>[^/]+)/$]],
-    resource = "feed", feed = true, methods = { DELETE = feeds.remove } },
+    resource = "feed", feed_id = path_feed, methods = { DELETE = feeds.remove } },
   { pattern = [[^/api/v1\.0/(?<enrich>enrich/)?activities/$]],
     resource = "activities", methods = { GET = feeds.get_activities } },
   { pattern = [[^/api/v1\.0/stats/follow/$]],
@@ -132,7 +138,7 @@ local function dispatch()
   end
 
   local principal, code, exception
-  local feed_id = r.feed and (params.slug .. params.user) or nil
+  local feed_id = r.feed_id and r.feed_id(params) or nil
   principal, status, detail, code, exception = auth.authenticate(method, r.resource, feed_id)
   if not principal then return reply.error(status, detail, nil, code, exception) end
 
