@@ -381,11 +381,16 @@ describe("local server flat feeds", function()
       refused('{"actor":"a","object":"o","verb":"' .. string.rep("v", 256) .. '"}', "verb")
     end)
 
-    it("refuses every reserved field", function()
+    it("refuses every reserved field; a reserved field sent as null is left out", function()
       for _, k in ipairs({ "id", "origin", "activity_id", "activity", "analytics", "extra_context",
         "is_read", "is_seen", "score", "site_id" }) do
         refused(act(1, ',"' .. k .. '":"x"'), k)
+        refused(act(1, ',"' .. k .. '":0'), k)
       end
+      local a = add(feed(), act(1, ',"id":null,"score":null,"origin":null'))
+      assert.matches(UUID, a.id)
+      assert.is_nil(a.score)
+      assert.are.equal(cjson.null, a.origin)
     end)
 
     it("refuses an activity over 10 kB", function()

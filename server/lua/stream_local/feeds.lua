@@ -132,7 +132,9 @@ local function prepare(node, feed_id, prefix, errors, slug_errors)
     return nil
   end
   for _, k in ipairs(node.keys) do
-    if IS_RESERVED[k] then bad(k, k .. " is a reserved field and cannot be set") end
+    if IS_RESERVED[k] and node.values[k] ~= json.null then
+      bad(k, k .. " is a reserved field and cannot be set")
+    end
   end
   local function str(field, required)
     local v = node:get(field)
@@ -213,7 +215,7 @@ local function prepare(node, feed_id, prefix, errors, slug_errors)
     tail[#tail + 1] = ',"to":' .. json.encode(to_node)
   end
   for _, k in ipairs(node.keys) do
-    if not CORE[k] then
+    if not CORE[k] and not IS_RESERVED[k] then
       tail[#tail + 1] = "," .. json.quote(k) .. ":" .. json.encode(node.values[k])
     end
   end
