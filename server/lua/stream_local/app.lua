@@ -64,6 +64,12 @@ local ROUTES = {
     resource = "feed", feed_id = path_feed, methods = { DELETE = feeds.remove } },
   { pattern = [[^/api/v1\.0/(?<enrich>enrich/)?activities/$]],
     resource = "activities", methods = { GET = feeds.get_activities } },
+  { pattern = [[^/api/v1\.0/feed/add_to_many/$]],
+    resource = "feed", methods = { POST = feeds.add_to_many } },
+  { pattern = [[^/api/v1\.0/follow_many/$]],
+    resource = "follower", methods = { POST = feeds.follow_many } },
+  { pattern = [[^/api/v1\.0/unfollow_many/$]],
+    resource = "follower", methods = { POST = feeds.unfollow_many } },
   { pattern = [[^/api/v1\.0/stats/follow/$]],
     resource = { "follower", "feed" }, methods = { GET = feeds.follow_stats } },
 }

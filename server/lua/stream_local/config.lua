@@ -68,5 +68,6 @@ M.max_activities = 100 -- activities per add-many and ids per activities-by-id
 M.default_limit, M.max_limit = 25, 100 -- feed reads
 M.default_follow_limit, M.max_follow_limit = 25, 500 -- followers/following
 M.default_copy_limit, M.max_copy_limit = 100, 1000 -- activity_copy_limit
+M.max_follow_many = 2500 -- pairs per follow_many / unfollow_many
 
 return M

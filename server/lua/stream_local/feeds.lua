@@ -487,6 +487,136 @@ function M.following(ctx)
   return reply.send(200, rows_json(feedstore.following(feed_id, limit, offset, filter)))
 end
 
+-- batch endpoints (server-side tokens only) ------------------------------------
+
+local function need_server(ctx)
+  if ctx.principal.server then return true end
+  forbidden("batch feed endpoints need a server token")
+  return false
+end
+
+-- feed_list(node, field, max, errors, unconfigured) -> list of valid feed ids
+local function feed_list(node, field, max, errors, unconfigured)
+  if json.kind(node) ~= "array" or node.n == 0 then
+    errors[#errors + 1] = { field, "must be a non-empty list of feed ids" }
+    return nil
+  end
+  if node.n > max then
+    errors[#errors + 1] = { field, format("at most %d feed ids", max) }
+    return nil
+  end
+  local list, seen = {}, {}
+  for i = 1, node.n do
+    local slug, msg, bad_slug = feed_parts(node[i])
+    if bad_slug then
+      unconfigured[#unconfigured + 1] = bad_slug
+    elseif not slug then
+      errors[#errors + 1] = { field, msg }
+    elseif not seen[node[i]] then
+      seen[node[i]] = true
+      list[#list + 1] = node[i]
+    end
+  end
+  return list
+end
+
+-- POST feed/add_to_many/ {"activity":{...},"feeds":["user:a",...]}
+function M.add_to_many(ctx)
+  if not need_server(ctx) then return end
+  local body, detail = request.json_object()
+  if not body then return reply.error(400, detail) end
+  local errors, unconfigured = {}, {}
+  local feeds_list = feed_list(body:get("feeds"), "feeds", config.max_batch, errors, unconfigured)
+  local act
+  if feeds_list and feeds_list[1] then
+    act = prepare(body:get("activity"), feeds_list[1], "activity.", errors, unconfigured)
+  end
+  if unconfigured[1] then return not_configured(unconfigured[1]) end
+  if errors[1] then return invalid(errors) end
+  feedstore.add_to_many(feeds_list, act)
+  return reply.send(201, "{}")
+end
+
+-- pairs_of(with_history) -> { {source, target, keep_history}, ... } | nil after answering
+local function pairs_of(with_history)
+  local text = request.read_body()
+  local tree, msg, pos = json.parse(text)
+  if tree == nil then
+    reply.error(400, format("invalid JSON in the request body: %s at byte %d", msg, pos))
+    return nil
+  end
+  local errors, unconfigured, list = {}, {}, {}
+  if json.kind(tree) ~= "array" or tree.n == 0 then
+    errors[1] = { "follows", "the body must be a non-empty JSON list of {\"source\",\"target\"} objects" }
+  elseif tree.n > config.max_follow_many then
+    errors[1] = { "follows", format("at most %d follows per request", config.max_follow_many) }
+  else
+    for i = 1, tree.n do
+      local e = tree[i]
+      local field = format("follows[%d]", i - 1)
+      if json.kind(e) ~= "object" then
+        errors[#errors + 1] = { field, "must be an object with source and target" }
+      else
+        local pair = {}
+        for k, name in ipairs({ "source", "target" }) do
+          local slug, why, bad_slug = feed_parts(e:get(name))
+          if bad_slug then
+            unconfigured[#unconfigured + 1] = bad_slug
+          elseif not slug then
+            errors[#errors + 1] = { field .. "." .. name, why }
+          else
+            pair[k] = e:get(name)
+          end
+        end
+        if pair[1] and pair[1] == pair[2] then
+          errors[#errors + 1] = { field .. ".target", "a feed cannot follow itself" }
+        end
+        if with_history then
+          local kh = e:get("keep_history")
+          if kh ~= nil and kh ~= json.null and type(kh) ~= "boolean" then
+            errors[#errors + 1] = { field .. ".keep_history", "must be true or false" }
+          end
+          pair[3] = kh == true
+        end
+        list[#list + 1] = pair
+      end
+    end
+  end
+  if unconfigured[1] then
+    not_configured(unconfigured[1])
+    return nil
+  end
+  if errors[1] then
+    invalid(errors)
+    return nil
+  end
+  return list
+end
+
+-- POST follow_many/?activity_copy_limit=N [{"source":"timeline:a","target":"user:b"}, ...]
+function M.follow_many(ctx)
+  if not need_server(ctx) then return end
+  local errors = {}
+  local limit = int_arg(ctx.args, "activity_copy_limit", config.default_copy_limit, 0, config.max_copy_limit, errors)
+  if errors[1] then
+    return invalid({ { "activity_copy_limit",
+      "activity_copy_limit must be a non-negative number not greater than " .. config.max_copy_limit } })
+  end
+  local list = pairs_of(false)
+  if not list then return end
+  feedstore.follow_many(list, limit)
+  return reply.send(201, "{}")
+end
+
+-- POST unfollow_many/ [{"source":"timeline:a","target":"user:b","keep_history":true}, ...]
+function M.unfollow_many(ctx)
+  if not need_server(ctx) then return end
+  local list = pairs_of(true)
+  if not list then return end
+  feedstore.unfollow_many(list)
+  return reply.send(201, "{}")
+end
+
 function M.follow_stats(ctx)
   local parts, errors = {}, {}
   for _, side in ipairs({ "followers", "following" }) do

@@ -14,6 +14,8 @@
 --   * remove(feed_id, activity_id): from the feed it was added to, every copy goes and the
 --     activity with them; from another feed, that feed's row and the copies its followers
 --     got from it.
+--   * add_to_many, follow_many, unfollow_many: the same, for many feeds or pairs in one
+--     transaction.
 --   * follow/unfollow/followers/following/follow_count: follows rows; a follow copies
 --     the target's own newest activities (origin NULL there) with origin = the target; an
 --     unfollow without keep_history removes the copies that came from the target.
@@ -72,6 +74,16 @@ end
 -- add(feed_id, list of prepared activities) -> list of stored { id, sk, head, body }
 function M.add(feed_id, list)
   return db.write(add_tx, feed_id, list)
+end
+
+-- add_to_many(feed_ids, activity) -> stored: one activity delivered to every listed
+-- feed (and their followers), all in one transaction; the first feed owns it
+function M.add_to_many(feed_ids, a)
+  return db.write(function()
+    local stored
+    for _, f in ipairs(feed_ids) do stored = add_tx(f, { a })[1] end
+    return stored
+  end)
 end
 
 -- activity_json(head, body, origin_json) -> the activity as every read returns it
@@ -153,12 +165,28 @@ function M.follow(feed_id, target_id, copy_limit)
   return db.write(follow_tx, feed_id, target_id, copy_limit)
 end
 
+local function unfollow_tx(feed_id, target_id, keep_history)
+  db.exec("DELETE FROM follows WHERE feed_id = ? AND target_id = ?", feed_id, target_id)
+  if not keep_history then
+    db.exec("DELETE FROM feed_items WHERE feed_id = ? AND origin = ?", feed_id, target_id)
+  end
+end
+
 function M.unfollow(feed_id, target_id, keep_history)
+  return db.write(unfollow_tx, feed_id, target_id, keep_history)
+end
+
+-- follow_many({ {source, target}, ... }, copy_limit) / unfollow_many({ {source, target,
+-- keep_history}, ... }): every pair in one transaction
+function M.follow_many(pairs, copy_limit)
   return db.write(function()
-    db.exec("DELETE FROM follows WHERE feed_id = ? AND target_id = ?", feed_id, target_id)
-    if not keep_history then
-      db.exec("DELETE FROM feed_items WHERE feed_id = ? AND origin = ?", feed_id, target_id)
-    end
+    for _, p in ipairs(pairs) do follow_tx(p[1], p[2], copy_limit) end
+  end)
+end
+
+function M.unfollow_many(pairs)
+  return db.write(function()
+    for _, p in ipairs(pairs) do unfollow_tx(p[1], p[2], p[3]) end
   end)
 end
 
