@@ -99,6 +99,17 @@ async function expectError(promise, status, code) {
   await uc.feed('timeline', 'jsalice').follow('user', 'jsbob');
   step('user-token policies');
 
+  await client.addToMany({ actor: 'SU:jsbob', verb: 'v', object: 'many' }, ['user:jsm1', 'user:jsm2']);
+  const m1 = (await client.feed('user', 'jsm1').get()).results;
+  const m2 = (await client.feed('user', 'jsm2').get()).results;
+  assert.strictEqual(m1[0].id, m2[0].id);
+  await client.followMany([{ source: 'timeline:jsm3', target: 'user:jsm1' }], 0);
+  assert.deepStrictEqual((await client.feed('timeline', 'jsm3').get()).results, []);
+  assert.strictEqual((await client.feed('user', 'jsm1').followers()).results.length, 1);
+  await client.unfollowMany([{ source: 'timeline:jsm3', target: 'user:jsm1' }]);
+  assert.deepStrictEqual((await client.feed('user', 'jsm1').followers()).results, []);
+  step('add_to_many, follow_many, unfollow_many');
+
   await expectError(client.feed('flat', 'x').get(), 400, 6);
   await expectError(alice.addActivity({ verb: 'v', object: 'o' }), 400, 4);
   step('errors');
