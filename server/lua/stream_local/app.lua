@@ -5,7 +5,7 @@
 --     counting and headers, test faults, routing on the raw request path, slash-less
 --     redirects, 404/405, api_key (401), rate limit (429), token and its scope
 --     (401/403), then the route's handler (stream_local.users,
---     stream_local.feeds). Everything runs under xpcall: an unexpected Lua error becomes
+--     stream_local.feeds, stream_local.reactions). Everything runs under xpcall: an unexpected Lua error becomes
 --     500 code -1 with a Stream-style body (and a line in the error log).
 --   * nginx_error() (the target of error_page): turns nginx's own error pages
 --     (413 body too large, 400, 414, ...) into Stream-style JSON bodies with the same
@@ -21,6 +21,7 @@ local faults = require "stream_local.faults"
 local auth = require "stream_local.auth"
 local users = require "stream_local.users"
 local feeds = require "stream_local.feeds"
+local reactions = require "stream_local.reactions"
 local request = require "stream_local.request"
 
 -- luacheck: globals ngx
@@ -34,7 +35,8 @@ local M = {}
 -- captures become ctx.params (percent-decoded); `resource`, the token scope it needs
 -- (one name or a list; `*` always covers); `feed`, when the route acts on one feed
 -- (named captures `slug` and `user`), whose joined id `slug..user` a token's `feed_id`
--- claim must cover; and `methods`, METHOD -> handler. Slash-less forms of these paths
+-- claim must cover (or a fixed `feed_id` such as "*": the claim must be that or `*`);
+-- and `methods`, METHOD -> handler. Slash-less forms of these paths
 -- get a redirect like the real service.
 local ROUTES = {
   { pattern = [[^/api/v1\.0/user/$]], resource = "users",
@@ -60,6 +62,18 @@ local ROUTES = {
     resource = "activities", methods = { GET = feeds.get_activities } },
   { pattern = [[^/api/v1\.0/stats/follow/$]],
     resource = { "follower", "feed" }, methods = { GET = feeds.follow_stats } },
+
+  -- reactions (stream_local.reactions); the lookups and get_many come before reaction ids
+  { pattern = [[^/api/v1\.0/reaction/$]], resource = "reactions", feed_id = "*",
+    methods = { POST = reactions.add } },
+  { pattern = [[^/api/v1\.0/reaction/get_many/$]], resource = "reactions", feed_id = "*",
+    methods = { GET = reactions.get_many } },
+  { pattern = [[^/api/v1\.0/reaction/(?<lookup>activity_id|user_id|reaction_id)/(?<value>[^/]+)/(?:(?<kind>[^/]+)/)?$]],
+    resource = "reactions", feed_id = "*", methods = { GET = reactions.filter } },
+  { pattern = [[^/api/v1\.0/reaction/(?<id>[^/]+)/restore/$]], resource = "reactions", feed_id = "*",
+    methods = { PUT = reactions.restore } },
+  { pattern = [[^/api/v1\.0/reaction/(?<id>[^/]+)/$]], resource = "reactions", feed_id = "*",
+    methods = { GET = reactions.get, PUT = reactions.update, DELETE = reactions.delete } },
 }
 M.ROUTES = ROUTES
 
@@ -132,7 +146,7 @@ local function dispatch()
   end
 
   local principal, code, exception
-  local feed_id = r.feed and (params.slug .. params.user) or nil
+  local feed_id = r.feed and (params.slug .. params.user) or r.feed_id
   principal, status, detail, code, exception = auth.authenticate(method, r.resource, feed_id)
   if not principal then return reply.error(status, detail, nil, code, exception) end
 

@@ -5,17 +5,22 @@
 -- top-level string value that is a reference replaced, whatever its key (`origin` is a
 -- feed id and is skipped): `SU:<id>` by the user as GET user/<id>/ shows it (minus
 -- duration), `SA:<id>` by that activity, itself enriched one level more (then never
--- deeper, so cycles end). A reference that names nothing becomes the ReferenceNotFound
--- object; `SR:` and `SO:<collection>:<id>` always do until reactions and collections
--- are stored (their resolvers go into RESOLVERS). Values nested in objects or arrays
--- stay as they are. Lookups are cached for one request (new() per request).
+-- deeper, so cycles end), `SR:<id>` by the reaction (stream_local.reactionstore's
+-- shape, soft-deleted ones with deleted_at). A reference that names nothing becomes the
+-- ReferenceNotFound object; `SO:<collection>:<id>` always does until collections are
+-- stored (its resolver goes into RESOLVERS). Values nested in objects or arrays stay as
+-- they are. Lookups are cached for one request (new(ctx) per request). With the
+-- reaction flags of the request (stream_local.reactionflags), each activity read gets
+-- own_reactions, latest_reactions(_extra) and reaction_counts appended.
 --
--- What it deliberately does not do: no reaction flags (own/latest/counts), no partial
--- enrichment options, no caching across requests (a user updated later shows its new data).
+-- What it deliberately does not do: no partial enrichment options, no caching across
+-- requests (a user updated later shows its new data).
 
 local json = require "stream_local.json"
 local store = require "stream_local.store"
 local feedstore = require "stream_local.feedstore"
+local reactionstore = require "stream_local.reactionstore"
+local reactionflags = require "stream_local.reactionflags"
 
 local ipairs, type, setmetatable = ipairs, type, setmetatable
 
@@ -34,8 +39,11 @@ end
 local Enricher = {}
 Enricher.__index = Enricher
 
-function M.new()
-  return setmetatable({ users = {}, activities = {} }, Enricher)
+-- new([ctx [, flags]]) -> an enricher for one request; ctx gives the reaction flags
+-- (flags, when given, instead of the request's)
+function M.new(ctx, flags)
+  return setmetatable({ users = {}, activities = {}, reactions = reactionstore.renderer(),
+    flags = flags or (ctx and reactionflags.parse(ctx)) or nil }, Enricher)
 end
 
 local MAX_DEPTH = 2 -- the activity read, and one more level inside SA: references
@@ -58,8 +66,10 @@ local RESOLVERS = {
     if depth < MAX_DEPTH then return self:tree(text, depth + 1) end
     return json.parse(text)
   end,
-  SR = function(_, ref, id)
-    return not_found(ref, "reaction", id)
+  SR = function(self, ref, id)
+    local row = reactionstore.get(id)
+    if not row then return not_found(ref, "reaction", id) end
+    return json.parse(self.reactions:reaction(row))
   end,
   SO = function(_, ref, rest)
     local collection, id = rest:match("^([^:]+):(.+)$")
@@ -90,7 +100,12 @@ end
 
 -- activity(text) -> enriched activity as JSON text
 function Enricher:activity(text)
-  return json.encode(self:tree(text, 1))
+  local tree = self:tree(text, 1)
+  local out = json.encode(tree)
+  if self.flags then
+    out = reactionflags.decorate(out, tree.values.id, self.flags, self.reactions)
+  end
+  return out
 end
 
 return M

@@ -8,8 +8,9 @@
 -- stream_local.feedstore; enriched reads go through stream_local.enrich. Each handler
 -- gets ctx = { method, args, principal, params, path, query } from stream_local.app.
 --
--- What it deliberately does not do: no aggregated or notification feeds, no reactions,
--- no ranking, no realtime notifications, no activity updates.
+-- What it deliberately does not do: no aggregated or notification feeds, no reaction
+-- endpoints (stream_local.reactions; enriched reads add the reaction keys through
+-- stream_local.enrich), no ranking, no realtime notifications, no activity updates.
 
 local json = require "stream_local.json"
 local reply = require "stream_local.reply"
@@ -338,7 +339,7 @@ function M.read(ctx)
     return forbidden("user " .. ctx.principal.user_id .. " may not read the feed " .. feed_id)
   end
   local rows = feedstore.read(feed_id, bounds, limit + 1, offset)
-  local enricher = ctx.params.enrich and enrich.new()
+  local enricher = ctx.params.enrich and enrich.new(ctx)
   local out = {}
   for i = 1, math.min(#rows, limit) do
     local r = rows[i]
@@ -394,7 +395,7 @@ function M.get_activities(ctx)
   if #wanted > config.max_activities then
     return invalid({ { list and "ids" or "foreign_ids", format("at most %d per request", config.max_activities) } })
   end
-  local enricher = ctx.params.enrich and enrich.new()
+  local enricher = ctx.params.enrich and enrich.new(ctx)
   local out, seen = {}, {}
   for _, w in ipairs(wanted) do
     local a = not seen[w.id] and ids.sort_key(w.id) and feedstore.get(w.id)
