@@ -90,7 +90,9 @@ describe("local server reactions in enriched reads", function()
     call("POST", "user/", { body = '{"id":"e1","data":{"x":1}}' })
     local aid = activity("e1")
     local likes, comments = {}, {}
-    for i = 1, 7 do likes[i] = react({ kind = "like", activity_id = aid, user_id = (i % 2 == 0) and "e1" or "o" .. i }) end
+    for i = 1, 7 do
+      likes[i] = react({ kind = "like", activity_id = aid, user_id = (i % 2 == 0) and "e1" or "o" .. i })
+    end
     for i = 1, 2 do comments[i] = react({ kind = "comment", activity_id = aid, user_id = "e1" }) end
     react({ kind = "reply", parent = comments[1].id, user_id = "o1" }) -- children are not counted
 
@@ -232,8 +234,10 @@ describe("local server reactions in enriched reads", function()
 
     it("moves with an update and goes with the reaction", function()
       local aid = activity("e8")
-      local r = react({ kind = "like", activity_id = aid, user_id = "e8", target_feeds = { "timeline:e8a", "user:e8b" } })
-      local u = call("PUT", "reaction/" .. r.id .. "/", { body = '{"data":{"v":2},"target_feeds":["user:e8b","user:e8c"]}' })
+      local r = react({ kind = "like", activity_id = aid, user_id = "e8",
+        target_feeds = { "timeline:e8a", "user:e8b" } })
+      local u = call("PUT", "reaction/" .. r.id .. "/",
+        { body = '{"data":{"v":2},"target_feeds":["user:e8b","user:e8c"]}' })
       assert.are.same({ "user:e8b", "user:e8c" }, u.target_feeds)
       assert.are.same({}, call("GET", "feed/timeline/e8a/").results)
       for _, feed in ipairs({ "user/e8b", "user/e8c" }) do
