@@ -139,9 +139,12 @@ local function data_json(node, errors)
   return json.encode(node)
 end
 
+-- the size rule: the compact JSON of the stored fields, in this order, at most MAX_BYTES
 local function check_size(r, errors)
-  local size = #r.id + #r.kind + #r.activity_id + #r.parent + #r.user_id + #r.data + #(r.target_feeds or "")
-    + #(r.extra or "") + 100
+  local size = #('{"id":' .. quote(r.id) .. ',"kind":' .. quote(r.kind) .. ',"activity_id":' .. quote(r.activity_id)
+    .. ',"parent":' .. quote(r.parent) .. ',"user_id":' .. quote(r.user_id) .. ',"data":' .. r.data
+    .. (r.target_feeds and (',"target_feeds":' .. r.target_feeds) or "")
+    .. (r.extra and (',"target_feeds_extra_data":' .. r.extra) or "") .. "}")
   if size > M.MAX_BYTES then
     errors[#errors + 1] = { "data", format("the reaction is %d bytes, the limit is %d bytes", size, M.MAX_BYTES) }
   end
