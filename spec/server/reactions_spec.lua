@@ -368,7 +368,11 @@ describe("local server reactions", function()
       local got, query = {}, "limit=3"
       for _ = 1, 10 do
         local b = call("GET", "reaction/activity_id/" .. aid .. "/", { query = query })
-        for _, r in ipairs(b.results) do got[#got + 1] = r.id end
+        for _, r in ipairs(b.results) do
+          got[#got + 1] = r.id
+          -- each page reproduces the add responses (the first reaction has a child since)
+          if r.id ~= made[1].id then assert.are.same(made[8 - #got], r) end
+        end
         if b.next == "" then break end
         assert.matches("^/api/v1%.0/reaction/activity_id/" .. aid:gsub("%-", "%%-") .. "/%?id_lt=", b.next)
         query = b.next:match("%?(.*)$")
@@ -378,7 +382,10 @@ describe("local server reactions", function()
       got, query = {}, "limit=2&id_gt=" .. made[1].id
       for _ = 1, 10 do
         local b = call("GET", "reaction/activity_id/" .. aid .. "/", { query = query })
-        for _, r in ipairs(b.results) do got[#got + 1] = r.id end
+        for _, r in ipairs(b.results) do
+          got[#got + 1] = r.id
+          assert.are.same(made[#got + 1], r)
+        end
         if b.next == "" then break end
         assert.matches("id_gt=", b.next)
         query = b.next:match("%?(.*)$")

@@ -340,8 +340,14 @@ function M.filter(ctx)
     top_level = p.lookup == "activity_id", user_id = user, bound = bound, ascending = ascending,
     limit = limit + 1 })
   local renderer = reactionstore.renderer()
+  -- withOwnChildren (the latest_reactions_extra URLs carry it): own_children of the
+  -- token's user, everyone's for a server token
+  local own_children
+  if request.flag(ctx.args, "withOwnChildren") or request.flag(ctx.args, "with_own_children") then
+    own_children = { user = ctx.principal.user_id }
+  end
   local out = {}
-  for i = 1, math.min(#rows, limit) do out[i] = renderer:reaction(rows[i]) end
+  for i = 1, math.min(#rows, limit) do out[i] = renderer:reaction(rows[i], own_children) end
   local next_url = ""
   if #rows > limit then
     next_url = "/api/v1.0/reaction/" .. p.lookup .. "/" .. ngx.escape_uri(p.value) .. "/"
