@@ -148,6 +148,45 @@ describe("local server reaction concurrency (2 workers)", function()
     assert.are.same({}, call("GET", "reaction/activity_id/" .. aid .. "/").results)
   end)
 
+  it("reads taken while reactions are added see lists and counts that agree", function()
+    local aid = call("POST", "feed/user/conc3/", { body = '{"actor":"SU:x","verb":"v","object":"o"}' }).id
+    local parent = call("POST", "reaction/", { body = cjson.encode({ kind = "post", activity_id = aid,
+      user_id = "p" }) })
+    local list = {}
+    for i = 1, 20 do
+      list[#list + 1] = { "POST", url("reaction/"), { body = cjson.encode({ kind = "like", activity_id = aid,
+        user_id = "l" .. i }) } }
+      if i <= 8 then
+        list[#list + 1] = { "POST", url("reaction/"), { body = cjson.encode({ kind = "reply", parent = parent.id,
+          user_id = "r" .. i }) } }
+      end
+      list[#list + 1] = { "GET", url("enrich/activities/", "ids=" .. aid
+        .. "&withReactionCounts=true&withRecentReactions=true&recentReactionsLimit=25") }
+      if i % 2 == 0 then list[#list + 1] = { "GET", url("reaction/" .. parent.id .. "/") } end
+    end
+    assert.are.equal(58, #list)
+    local reads = 0
+    for i, r in ipairs(run(list)) do
+      assert.is_true(r.status == 200 or r.status == 201, r.body)
+      if list[i][1] == "GET" then
+        reads = reads + 1
+        local b = cjson.decode(r.body)
+        if b.results then
+          local a = b.results[1]
+          local listed = a.latest_reactions.like and #a.latest_reactions.like or 0
+          assert.are.equal(a.reaction_counts.like or 0, listed)
+          assert.are.equal(1, a.reaction_counts.post)
+        else
+          local listed = b.latest_children.reply and #b.latest_children.reply or 0
+          assert.are.equal(b.children_counts.reply or 0, listed)
+        end
+      end
+    end
+    assert.are.equal(30, reads)
+    local a = call("GET", "enrich/activities/", { query = "ids=" .. aid .. "&withReactionCounts=true" }).results[1]
+    assert.are.same({ post = 1, like = 20 }, a.reaction_counts)
+  end)
+
   it("logged no unexpected Lua errors", function()
     local log = s:error_log()
     assert.is_nil(log:find("unexpected error", 1, true), log)

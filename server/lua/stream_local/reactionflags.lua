@@ -21,6 +21,7 @@
 local request = require "stream_local.request"
 local json = require "stream_local.json"
 local reactionstore = require "stream_local.reactionstore"
+local db = require "stream_local.db"
 
 -- luacheck: globals ngx
 local ngx = ngx
@@ -109,9 +110,7 @@ local function groups_json(groups, renderer, flags)
   return "{" .. concat(parts, ",") .. "}"
 end
 
--- decorate(text, activity_id, flags, renderer) -> the activity text with the reaction keys
-function M.decorate(text, activity_id, flags, renderer)
-  if type(activity_id) ~= "string" then return text end
+local function reaction_keys(activity_id, flags, renderer)
   local kinds = shown_kinds(activity_id, flags)
   local add = {}
   if flags.own then
@@ -138,7 +137,14 @@ function M.decorate(text, activity_id, flags, renderer)
     end
     add[#add + 1] = ',"reaction_counts":' .. reactionstore.counts_json(list)
   end
-  return text:sub(1, -2) .. concat(add) .. "}"
+  return concat(add)
+end
+
+-- decorate(text, activity_id, flags, renderer) -> the activity text with the reaction
+-- keys, all read from one snapshot so lists and counts agree
+function M.decorate(text, activity_id, flags, renderer)
+  if type(activity_id) ~= "string" then return text end
+  return text:sub(1, -2) .. db.read(reaction_keys, activity_id, flags, renderer) .. "}"
 end
 
 return M

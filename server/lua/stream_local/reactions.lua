@@ -22,6 +22,7 @@ local reactionstore = require "stream_local.reactionstore"
 local reactionflags = require "stream_local.reactionflags"
 local enrich = require "stream_local.enrich"
 local feedstore = require "stream_local.feedstore"
+local db = require "stream_local.db"
 
 -- luacheck: globals ngx
 local ngx = ngx
@@ -248,9 +249,12 @@ end
 -- GET/PUT/DELETE reaction/{id}/ ------------------------------------------------------------
 
 function M.get(ctx)
-  local row = reactionstore.get(ctx.params.id)
-  if not row then return not_found(ctx.params.id) end
-  return send_reaction(200, row)
+  local text = db.read(function()
+    local row = reactionstore.get(ctx.params.id)
+    return row and reactionstore.renderer():reaction(row)
+  end)
+  if not text then return not_found(ctx.params.id) end
+  return reply.send(200, text)
 end
 
 local function store_failure(id, why, principal, what)
@@ -308,8 +312,9 @@ local function next_query(ctx, name, last_id, limit)
   return concat(parts, "&")
 end
 
+local filter_page
+
 function M.filter(ctx)
-  local p = ctx.params
   local errors = {}
   local limit = M.DEFAULT_LIMIT
   local lv = request.arg(ctx.args, "limit")
@@ -336,6 +341,12 @@ function M.filter(ctx)
   local user = request.arg(ctx.args, "filter_user_id")
   if user == "" then user = nil end
   if errors[1] then return invalid(errors) end
+  return db.read(filter_page, ctx, limit, user, bound, ascending, cursor_name)
+end
+
+-- one page of a filter, read from one snapshot
+filter_page = function(ctx, limit, user, bound, ascending, cursor_name)
+  local p = ctx.params
   local rows = reactionstore.list({ column = COLUMN[p.lookup], value = p.value, kind = p.kind,
     top_level = p.lookup == "activity_id", user_id = user, bound = bound, ascending = ascending,
     limit = limit + 1 })
@@ -389,10 +400,12 @@ function M.get_many(ctx)
   local include_deleted = request.flag(ctx.args, "include_deleted")
   local renderer = reactionstore.renderer()
   local out = {}
-  for _, id in ipairs(list) do
-    local row = reactionstore.get(id)
-    if row and (include_deleted or not row.deleted) then out[#out + 1] = renderer:reaction(row) end
-  end
+  db.read(function()
+    for _, id in ipairs(list) do
+      local row = reactionstore.get(id)
+      if row and (include_deleted or not row.deleted) then out[#out + 1] = renderer:reaction(row) end
+    end
+  end)
   return reply.send(200, '{"reactions":[' .. concat(out, ",") .. "]}")
 end
 

@@ -8,7 +8,8 @@
 --     depth check, the id check (409), the creation order `seq`, the row, its kind and
 --     its target-feed activity are written together or not at all.
 --   * Counts are never stored: reaction_counts and children_counts are count(*) over
---     the live rows at read time, so they are exact whatever ran concurrently. Kinds
+--     the live rows at read time, so they are exact whatever ran concurrently; a rendered
+--     reaction reads one snapshot (db.read), so its children and counts agree. Kinds
 --     once used are remembered (reaction_kinds) so a kind stays in the counts at 0.
 --   * Render: the reaction object of stream-feeds-api.md section 6 as JSON text, keys
 --     exactly id, kind, activity_id, user_id, user, data, created_at, updated_at, parent,
@@ -317,7 +318,13 @@ end
 -- reaction(row [, own_children]) -> JSON text. own_children: { user = id or nil } adds
 -- `own_children` ({kind: [children]}: the user's direct children, or everyone's when
 -- user is nil), as enriched reads do with withOwnChildren.
+local render
+
 function Renderer:reaction(row, own_children)
+  return db.read(render, self, row, own_children)
+end
+
+render = function(self, row, own_children)
   local latest, counts = "{}", "{}"
   if row.depth < M.MAX_DEPTH then
     local children = M.list({ column = "parent", value = row.id, limit = M.LATEST_CHILDREN })
