@@ -8,9 +8,8 @@
 -- stream_local.feedstore; enriched reads go through stream_local.enrich. Each handler
 -- gets ctx = { method, args, principal, params, path, query } from stream_local.app.
 --
--- What it deliberately does not do: no aggregated or notification feeds, no reaction
--- endpoints (stream_local.reactions; enriched reads add the reaction keys through
--- stream_local.enrich), no ranking, no realtime notifications, no activity updates.
+-- What it deliberately does not do: no aggregated or notification feeds, no reactions,
+-- no ranking, no realtime notifications, no activity updates.
 
 local json = require "stream_local.json"
 local reply = require "stream_local.reply"
