@@ -294,15 +294,8 @@ describe("local server reactions", function()
       assert.are.equal("duration", keys(d))
       local got = call("GET", "reaction/" .. child.id .. "/")
       assert.matches("^%d%d%d%d%-.*Z$", got.deleted_at)
-      assert.are.equal(KEYS .. ",deleted_at", (function()
-        local k = {}
-        for name in pairs(got) do if name ~= "duration" then k[#k + 1] = name end end
-        table.sort(k)
-        local deleted
-        for i, v in ipairs(k) do if v == "deleted_at" then deleted = i end end
-        table.remove(k, deleted)
-        return table.concat(k, ",") .. ",deleted_at"
-      end)())
+      got.duration = nil
+      assert.are.equal((KEYS:gsub("data,", "data,deleted_at,")), keys(got))
       assert.are.same({}, call("GET", "reaction/reaction_id/" .. top.id .. "/").results)
       assert.are.same({ like = 0 }, call("GET", "reaction/" .. top.id .. "/").children_counts)
       assert.are.same({}, call("GET", "reaction/get_many/", { query = "ids=" .. child.id }).reactions)
