@@ -5,7 +5,7 @@
 --     counting and headers, test faults, routing on the raw request path, slash-less
 --     redirects, 404/405, api_key (401), rate limit (429), token and its scope
 --     (401/403), then the route's handler (stream_local.users,
---     stream_local.feeds). Everything runs under xpcall: an unexpected Lua error becomes
+--     stream_local.feeds, stream_local.reactions). Everything runs under xpcall: an unexpected Lua error becomes
 --     500 code -1 with a Stream-style body (and a line in the error log).
 --   * nginx_error() (the target of error_page): turns nginx's own error pages
 --     (413 body too large, 400, 414, ...) into Stream-style JSON bodies with the same
@@ -21,6 +21,7 @@ local faults = require "stream_local.faults"
 local auth = require "stream_local.auth"
 local users = require "stream_local.users"
 local feeds = require "stream_local.feeds"
+local reactions = require "stream_local.reactions"
 local request = require "stream_local.request"
 
 -- luacheck: globals ngx
@@ -32,14 +33,19 @@ local M = {}
 
 -- The routes, as data. Each: a PCRE `pattern` over the raw path (no query) whose named
 -- captures become ctx.params (percent-decoded); `resource`, the token scope it needs
--- (one name or a list; `*` always covers); `feed_id`, for a route that acts on one
--- feed, a function of the params giving the joined feed id a token's `feed_id` claim
--- must cover; and `methods`, METHOD -> handler. Slash-less forms of these paths get a
--- redirect like the real service.
+-- (one name or a list; `*` always covers); `feed_id`, a function of the params giving
+-- the feed id a token's `feed_id` claim must cover (the joined id of the route's feed,
+-- or "*" for routes that act on no one feed but still want a `*` claim); and `methods`,
+-- METHOD -> handler. Slash-less forms of these paths get a redirect like the real service.
 
 -- the feed of feed/{slug}/{user}/... as JWT claims name it: "useralice"
 local function path_feed(params)
   return params.slug .. params.user
+end
+
+-- routes outside one feed whose tokens must carry feed_id "*" (or none)
+local function any_feed()
+  return "*"
 end
 
 local ROUTES = {
@@ -72,6 +78,18 @@ local ROUTES = {
     resource = "follower", methods = { POST = feeds.unfollow_many } },
   { pattern = [[^/api/v1\.0/stats/follow/$]],
     resource = { "follower", "feed" }, methods = { GET = feeds.follow_stats } },
+
+  -- reactions (stream_local.reactions); the lookups and get_many come before reaction ids
+  { pattern = [[^/api/v1\.0/reaction/$]], resource = "reactions", feed_id = any_feed,
+    methods = { POST = reactions.add } },
+  { pattern = [[^/api/v1\.0/reaction/get_many/$]], resource = "reactions", feed_id = any_feed,
+    methods = { GET = reactions.get_many } },
+  { pattern = [[^/api/v1\.0/reaction/(?<lookup>activity_id|user_id|reaction_id)/(?<value>[^/]+)/(?:(?<kind>[^/]+)/)?$]],
+    resource = "reactions", feed_id = any_feed, methods = { GET = reactions.filter } },
+  { pattern = [[^/api/v1\.0/reaction/(?<id>[^/]+)/restore/$]], resource = "reactions", feed_id = any_feed,
+    methods = { PUT = reactions.restore } },
+  { pattern = [[^/api/v1\.0/reaction/(?<id>[^/]+)/$]], resource = "reactions", feed_id = any_feed,
+    methods = { GET = reactions.get, PUT = reactions.update, DELETE = reactions.delete } },
 }
 M.ROUTES = ROUTES
 

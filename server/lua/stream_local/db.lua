@@ -9,6 +9,9 @@
 --   * rows(sql, ...), one(sql, ...), exec(sql, ...): bind the arguments (Lua strings as
 --     text, numbers as int64, nil as NULL), step, and return rows as arrays (NULL is
 --     nil) or, for exec, the number of changed rows.
+--   * read(fn, ...): one deferred (read-only) transaction around fn, so its SELECTs see
+--     one snapshot even while other workers write; inside write() or read() it just
+--     calls fn. fn must not write.
 --   * write(fn, ...): one BEGIN IMMEDIATE transaction around fn, COMMIT on return,
 --     ROLLBACK when fn raises. Transactions never yield (no ngx.sleep, no cosockets inside
 --     fn), so a worker waiting in busy_timeout waits for a few milliseconds at most.
@@ -63,6 +66,7 @@ local TRANSIENT = ffi.cast("void (*)(void *)", -1)
 local conn -- this worker's sqlite3 *
 local cache = {} -- sql -> sqlite3_stmt *
 local in_transaction = false
+local in_read = false
 
 local function fail(db, rc, what)
   if rc == FULL then error({ storage_full = true }, 0) end
@@ -188,8 +192,23 @@ function M.exec(sql, ...)
   return lib.sqlite3_changes(conn)
 end
 
+-- read(fn, ...) -> fn's results; fn's reads share one snapshot
+function M.read(fn, ...)
+  if in_transaction or in_read then return fn(...) end
+  if not conn then M.open() end
+  local rc = lib.sqlite3_exec(conn, "BEGIN", nil, nil, nil)
+  if rc ~= OK then fail(conn, rc, "begin") end
+  in_read = true
+  local ok, a, b = pcall(fn, ...)
+  in_read = false
+  lib.sqlite3_exec(conn, ok and "COMMIT" or "ROLLBACK", nil, nil, nil)
+  if not ok then error(a, 0) end
+  return a, b
+end
+
 -- write(fn, ...) -> fn's results; fn runs inside one BEGIN IMMEDIATE transaction
 function M.write(fn, ...)
+  if in_read then error("stream_local.db: write() inside read()", 2) end
   if in_transaction then return fn(...) end
   if not conn then M.open() end
   local rc = lib.sqlite3_exec(conn, "BEGIN IMMEDIATE", nil, nil, nil)

@@ -5,18 +5,22 @@
 -- top-level string value that is a reference replaced, whatever its key (`origin` is a
 -- feed id and is skipped): `SU:<id>` by the user as GET user/<id>/ shows it (minus
 -- duration), `SA:<id>` by that activity, itself enriched one level more (then never
--- deeper, so cycles end). A reference that names nothing becomes the ReferenceNotFound
--- object; `SR:` and `SO:<collection>:<id>` always do until reactions and collections
--- are stored (their resolvers go into RESOLVERS). Values nested in objects or arrays
--- stay as they are. Lookups are cached for one request (new() per request).
+-- deeper, so cycles end), `SR:<id>` by the reaction (stream_local.reactionstore's
+-- shape, soft-deleted ones with deleted_at). A reference that names nothing becomes the
+-- ReferenceNotFound object; `SO:<collection>:<id>` always does until collections are
+-- stored (its resolver goes into RESOLVERS). Values nested in objects or arrays stay as
+-- they are. Lookups are cached for one request (new(ctx) per request). With the
+-- reaction flags of the request (stream_local.reactionflags), each activity read gets
+-- own_reactions, latest_reactions(_extra) and reaction_counts appended.
 --
--- What it deliberately does not do: no reactions inside the reaction keys yet (they are
--- {} until reactions are stored), no partial enrichment options, no caching across
+-- What it deliberately does not do: no partial enrichment options, no caching across
 -- requests (a user updated later shows its new data).
 
 local json = require "stream_local.json"
 local store = require "stream_local.store"
 local feedstore = require "stream_local.feedstore"
+local reactionstore = require "stream_local.reactionstore"
+local reactionflags = require "stream_local.reactionflags"
 
 local ipairs, type, setmetatable = ipairs, type, setmetatable
 
@@ -35,23 +39,11 @@ end
 local Enricher = {}
 Enricher.__index = Enricher
 
--- new(args): args are the read's query arguments; the reaction flags of section 5
--- (withOwnReactions, withRecentReactions, withReactionCounts; true, True or 1) ask for
--- their keys. No reactions are stored yet, so each requested key is {}.
-function M.new(args)
-  local e = setmetatable({ users = {}, activities = {}, extra = {} }, Enricher)
-  local function on(name)
-    local v = args and args[name]
-    if type(v) == "table" then v = v[1] end
-    return v == "true" or v == "True" or v == "1"
-  end
-  if on("withOwnReactions") then e.extra[#e.extra + 1] = "own_reactions" end
-  if on("withRecentReactions") then
-    e.extra[#e.extra + 1] = "latest_reactions"
-    e.extra[#e.extra + 1] = "latest_reactions_extra"
-  end
-  if on("withReactionCounts") then e.extra[#e.extra + 1] = "reaction_counts" end
-  return e
+-- new([ctx [, flags]]) -> an enricher for one request; ctx gives the reaction flags
+-- (flags, when given, instead of the request's)
+function M.new(ctx, flags)
+  return setmetatable({ users = {}, activities = {}, reactions = reactionstore.renderer(),
+    flags = flags or (ctx and reactionflags.parse(ctx)) or nil }, Enricher)
 end
 
 local MAX_DEPTH = 2 -- the activity read, and one more level inside SA: references
@@ -74,8 +66,10 @@ local RESOLVERS = {
     if depth < MAX_DEPTH then return self:tree(text, depth + 1) end
     return json.parse(text)
   end,
-  SR = function(_, ref, id)
-    return not_found(ref, "reaction", id)
+  SR = function(self, ref, id)
+    local row = reactionstore.get(id)
+    if not row then return not_found(ref, "reaction", id) end
+    return json.parse(self.reactions:reaction(row))
   end,
   SO = function(_, ref, rest)
     local collection, id = rest:match("^([^:]+):(.+)$")
@@ -107,8 +101,11 @@ end
 -- activity(text) -> enriched activity as JSON text, with the requested reaction keys
 function Enricher:activity(text)
   local tree = self:tree(text, 1)
-  for _, key in ipairs(self.extra) do tree:set(key, json.object()) end
-  return json.encode(tree)
+  local out = json.encode(tree)
+  if self.flags then
+    out = reactionflags.decorate(out, tree.values.id, self.flags, self.reactions)
+  end
+  return out
 end
 
 return M

@@ -327,7 +327,7 @@ function M.read(ctx)
     return forbidden("user " .. ctx.principal.user_id .. " may not read the feed " .. feed_id)
   end
   local rows = feedstore.read(feed_id, bounds, limit + 1, offset)
-  local enricher = ctx.params.enrich and enrich.new(ctx.args)
+  local enricher = ctx.params.enrich and enrich.new(ctx)
   local out = {}
   for i = 1, math.min(#rows, limit) do
     local r = rows[i]
@@ -383,7 +383,7 @@ function M.get_activities(ctx)
   if #wanted > config.max_activities then
     return invalid({ { list and "ids" or "foreign_ids", format("at most %d per request", config.max_activities) } })
   end
-  local enricher = ctx.params.enrich and enrich.new(ctx.args)
+  local enricher = ctx.params.enrich and enrich.new(ctx)
   local out, seen = {}, {}
   for _, w in ipairs(wanted) do
     local a = not seen[w.id] and ids.sort_key(w.id) and feedstore.get(w.id)

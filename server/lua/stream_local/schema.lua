@@ -14,6 +14,13 @@
 --                made by following).
 --   follows      (feed_id follows target_id), slugs split out for the stats filters,
 --                created/updated µs, and `seq` to order follows made in one microsecond.
+--   reactions    one row per reaction (stream_local.reactionstore): id, `seq` (creation
+--                order, the order of every reaction list and cursor), activity_id,
+--                parent ("" for top-level), depth (1..3), user_id, kind, created/updated
+--                µs, deleted µs (NULL unless soft-deleted), data (JSON text),
+--                target_feeds and target_feeds_extra_data (JSON text or NULL).
+--   reaction_kinds  every kind an activity ('a:<id>') or a reaction ('r:<id>') has had
+--                a reaction of, so reaction_counts and children_counts keep it at 0.
 --
 -- Sort key: `sk` is 15 hex digits of the 60-bit time inside the activity id, then its
 -- remaining 8 bytes in hex, so text order is (time, rest) order; ids themselves are
@@ -72,6 +79,30 @@ CREATE TABLE IF NOT EXISTS follows (
 CREATE INDEX IF NOT EXISTS follows_by_target ON follows (target_id, seq);
 CREATE INDEX IF NOT EXISTS follows_by_feed ON follows (feed_id, seq);
 CREATE INDEX IF NOT EXISTS follows_by_seq ON follows (seq);
+CREATE TABLE IF NOT EXISTS reactions (
+  id TEXT PRIMARY KEY,
+  seq INTEGER NOT NULL UNIQUE,
+  activity_id TEXT NOT NULL,
+  parent TEXT NOT NULL,
+  depth INTEGER NOT NULL,
+  user_id TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  created_us INTEGER NOT NULL,
+  updated_us INTEGER NOT NULL,
+  deleted_us INTEGER,
+  data TEXT NOT NULL,
+  target_feeds TEXT,
+  extra TEXT
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS reactions_by_activity ON reactions (activity_id, parent, kind, seq);
+CREATE INDEX IF NOT EXISTS reactions_by_parent ON reactions (parent, kind, seq);
+CREATE INDEX IF NOT EXISTS reactions_by_user ON reactions (user_id, kind, seq);
+CREATE TABLE IF NOT EXISTS reaction_kinds (
+  owner TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  PRIMARY KEY (owner, kind)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '1');
 ]]
