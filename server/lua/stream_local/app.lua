@@ -5,7 +5,7 @@
 --     counting and headers, test faults, routing on the raw request path, slash-less
 --     redirects, 404/405, api_key (401), rate limit (429), token and its scope
 --     (401/403), then the route's handler (stream_local.users,
---     stream_local.feeds). Everything runs under xpcall: an unexpected Lua error becomes
+--     stream_local.feeds, stream_local.updates). Everything runs under xpcall: an unexpected Lua error becomes
 --     500 code -1 with a Stream-style body (and a line in the error log).
 --   * nginx_error() (the target of error_page): turns nginx's own error pages
 --     (413 body too large, 400, 414, ...) into Stream-style JSON bodies with the same
@@ -21,6 +21,7 @@ local faults = require "stream_local.faults"
 local auth = require "stream_local.auth"
 local users = require "stream_local.users"
 local feeds = require "stream_local.feeds"
+local updates = require "stream_local.updates"
 local request = require "stream_local.request"
 
 -- luacheck: globals ngx
@@ -56,8 +57,12 @@ local ROUTES = {
     resource = "feed", feed = true, methods = { GET = feeds.read } },
   { pattern = [[^/api/v1\.0/feed/(?<slug>[^/]+)/(?<user>[^/]+)/(?<activity_id>[^/]+)/$]],
     resource = "feed", feed = true, methods = { DELETE = feeds.remove } },
-  { pattern = [[^/api/v1\.0/(?<enrich>enrich/)?activities/$]],
+  { pattern = [[^/api/v1\.0/activities/$]],
+    resource = "activities", methods = { GET = feeds.get_activities, POST = updates.full } },
+  { pattern = [[^/api/v1\.0/(?<enrich>enrich/)activities/$]],
     resource = "activities", methods = { GET = feeds.get_activities } },
+  { pattern = [[^/api/v1\.0/activity/$]],
+    resource = "activities", methods = { POST = updates.partial } },
   { pattern = [[^/api/v1\.0/stats/follow/$]],
     resource = { "follower", "feed" }, methods = { GET = feeds.follow_stats } },
 }

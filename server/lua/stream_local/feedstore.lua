@@ -14,6 +14,7 @@
 --   * remove(feed_id, activity_id): from the feed it was added to, every copy goes and the
 --     activity with them; from another feed, that feed's row and the copies its followers
 --     got from it.
+--   * rewrite(id, head, body, digest): an update's new body, in place.
 --   * follow/unfollow/followers/following/follow_count: follows rows; a follow copies
 --     the target's own newest activities (origin NULL there) with origin = the target; an
 --     unfollow without keep_history removes the copies that came from the target.
@@ -99,6 +100,14 @@ function M.get(id)
   local row = db.one("SELECT id, head, body, feed_id, foreign_id FROM activities WHERE id = ?", id)
   if not row then return nil end
   return { id = row[1], head = row[2], body = row[3], feed_id = row[4], foreign_id = row[5] }
+end
+
+-- rewrite(id, head, body, digest): an activity's new stored body (an update); its id,
+-- sort key and deliveries stay, so every feed holding it shows the new body
+function M.rewrite(id, head, body, digest)
+  return db.write(function()
+    db.exec("UPDATE activities SET head = ?, body = ?, digest = ? WHERE id = ?", head, body, digest, id)
+  end)
 end
 
 local function remove_one(feed_id, activity_id)
