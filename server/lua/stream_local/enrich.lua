@@ -5,10 +5,10 @@
 -- top-level string value that is a reference replaced, whatever its key (`origin` is a
 -- feed id and is skipped): `SU:<id>` by the user as GET user/<id>/ shows it (minus
 -- duration), `SA:<id>` by that activity, itself enriched one level more (then never
--- deeper, so cycles end). A reference that names nothing becomes the ReferenceNotFound
--- object; `SR:` and `SO:<collection>:<id>` always do until reactions and collections
--- are stored (their resolvers go into RESOLVERS). Values nested in objects or arrays
--- stay as they are. Lookups are cached for one request (new() per request).
+-- deeper, so cycles end), `SO:<collection>:<id>` by the collection entry (minus
+-- duration). A reference that names nothing becomes the ReferenceNotFound object; `SR:`
+-- always does until reactions are stored (their resolver goes into RESOLVERS). Values
+-- nested in objects or arrays stay as they are. Lookups are cached for one request (new() per request).
 --
 -- What it deliberately does not do: no reaction flags (own/latest/counts), no partial
 -- enrichment options, no caching across requests (a user updated later shows its new data).
@@ -16,6 +16,7 @@
 local json = require "stream_local.json"
 local store = require "stream_local.store"
 local feedstore = require "stream_local.feedstore"
+local collections = require "stream_local.collections"
 
 local ipairs, type, setmetatable = ipairs, type, setmetatable
 
@@ -61,10 +62,17 @@ local RESOLVERS = {
   SR = function(_, ref, id)
     return not_found(ref, "reaction", id)
   end,
-  SO = function(_, ref, rest)
+  SO = function(self, ref, rest)
     local collection, id = rest:match("^([^:]+):(.+)$")
     if not collection then return nil end
-    return not_found(ref, "object", id, collection)
+    self.objects = self.objects or {}
+    local cached = self.objects[rest]
+    if cached == nil then
+      local text = collections.entry(collection, id)
+      cached = text and json.parse(text) or false
+      self.objects[rest] = cached
+    end
+    return cached or not_found(ref, "object", id, collection)
   end,
 }
 M.RESOLVERS = RESOLVERS

@@ -14,6 +14,8 @@
 --                made by following).
 --   follows      (feed_id follows target_id), slugs split out for the stats filters,
 --                created/updated µs, and `seq` to order follows made in one microsecond.
+--   collections  one row per collection entry, keyed (collection, id): the owner
+--                `user_id` (NULL when none), created/updated µs and data (JSON text).
 --
 -- Sort key: `sk` is 15 hex digits of the 60-bit time inside the activity id, then its
 -- remaining 8 bytes in hex, so text order is (time, rest) order; ids themselves are
@@ -71,6 +73,15 @@ CREATE TABLE IF NOT EXISTS follows (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS follows_by_target ON follows (target_id, seq);
 CREATE INDEX IF NOT EXISTS follows_by_feed ON follows (feed_id, seq);
+CREATE TABLE IF NOT EXISTS collections (
+  collection TEXT NOT NULL,
+  id TEXT NOT NULL,
+  user_id TEXT,
+  created_us INTEGER NOT NULL,
+  updated_us INTEGER NOT NULL,
+  data TEXT NOT NULL,
+  PRIMARY KEY (collection, id)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '1');
 ]]
