@@ -166,6 +166,30 @@ describe("local server activity updates", function()
       assert.are.equal(1, b.activities[3].n)
     end)
 
+    it("takes one change as the whole body (no changes list) and answers that activity with duration", function()
+      local a = add("user:single", '{"actor":"a","verb":"v","object":"o","foreign_id":"fs",'
+        .. '"time":"2026-04-01T00:00:00","p":{"a":1,"b":2}}')
+      local st, b, raw = api:call("POST", "activity/", { body = cjson.encode({ id = a.id, set = { ["p.c"] = 3 },
+        unset = { "p.a" } }) })
+      assert.are.equal(201, st, raw)
+      assert.are.equal("id,foreign_id,time,actor,verb,target,object,origin,p,duration", key_order(raw))
+      assert.are.same({ b = 2, c = 3 }, b.p)
+      b.duration = nil
+      assert.are.same(by_id(a.id), b)
+      st, b, raw = api:call("POST", "activity/", { body = '{"foreign_id":"fs","time":"2026-04-01T00:00:00",'
+        .. '"set":{"q":1},"unset":[]}' })
+      assert.are.equal(201, st, raw)
+      assert.are.equal(a.id, b.id)
+      assert.are.equal(1, b.q)
+      st, b, raw = api:call("POST", "activity/", { body = cjson.encode({ id = a.id, set = { time = "x" } }) })
+      error_body(st, b, raw, 400, 4)
+      assert.is_table(b.exception_fields.time, raw)
+      st, b, raw = api:call("POST", "activity/",
+        { body = '{"id":"00000000-0000-1000-8000-000000000000","set":{"q":2}}' })
+      error_body(st, b, raw, 404, 16)
+      assert.are.equal(1, by_id(a.id).q)
+    end)
+
     it("can set actor, verb, object and target; a numeric object is stored as a string", function()
       local a = add("user:p6", '{"actor":"a","verb":"v","object":"o"}')
       local _, b = update({ { id = a.id, set = { actor = "b", verb = "w", object = 42, target = "t" } } })

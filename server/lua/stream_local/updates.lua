@@ -6,6 +6,8 @@
 --     missing objects are created, `unset` lists dotted paths to remove (a path that is
 --     not there is not an error). Set is applied before unset. Answers 201
 --     {"activities":[...]} with each activity as it is after its change, in request order.
+--     The single form the Go and Ruby clients send, one change as the whole body
+--     ({"id","set","unset"} without "changes"), is answered with that activity itself.
 --   * full(ctx), `POST activities/` {"activities":[...]}: each activity, with its
 --     `foreign_id` and `time`, replaces the stored activity those two name. Answers 201
 --     {"duration"}.
@@ -330,17 +332,24 @@ function M.partial(ctx)
   local body, detail = request.json_object()
   if not body then return reply.error(400, detail) end
   local errors = {}
-  local list = list_of(body, "changes", errors)
   local changes = {}
-  if list then
-    for i = 1, list.n do
-      changes[i] = parse_change(list[i], format("changes[%d].", i - 1), errors)
+  -- the single form: the body is one change, answered with the activity itself
+  local single = body:get("changes") == nil and (body:get("id") ~= nil or body:get("foreign_id") ~= nil)
+  if single then
+    changes[1] = parse_change(body, "", errors)
+  else
+    local list = list_of(body, "changes", errors)
+    if list then
+      for i = 1, list.n do
+        changes[i] = parse_change(list[i], format("changes[%d].", i - 1), errors)
+      end
     end
   end
   if errors[1] then return invalid(errors) end
   local out
   local ok = run(function() out = partial_tx(ctx.principal, changes) end)
   if not ok then return end
+  if single then return reply.send(201, out[1]) end
   return reply.send(201, '{"activities":[' .. concat(out, ",") .. "]}")
 end
 
