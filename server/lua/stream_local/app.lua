@@ -37,8 +37,9 @@ local M = {}
 -- captures become ctx.params (percent-decoded); `resource`, the token scope it needs
 -- (one name or a list; `*` always covers); `feed`, when the route acts on one feed
 -- (named captures `slug` and `user`), whose joined id `slug..user` a token's `feed_id`
--- claim must cover; and `methods`, METHOD -> handler. Slash-less forms of these paths
--- get a redirect like the real service.
+-- claim must cover; `feed_id`, a fixed value that claim must cover instead (routes
+-- without a feed that still want one, e.g. "*"); and `methods`, METHOD -> handler.
+-- Slash-less forms of these paths get a redirect like the real service.
 local ROUTES = {
   { pattern = [[^/api/v1\.0/user/$]], resource = "users",
     methods = { POST = users.add } },
@@ -65,11 +66,11 @@ local ROUTES = {
     resource = "activities", methods = { GET = feeds.get_activities } },
   { pattern = [[^/api/v1\.0/activity/$]],
     resource = "activities", methods = { POST = updates.partial } },
-  { pattern = [[^/api/v1\.0/collections/$]], resource = "collections",
+  { pattern = [[^/api/v1\.0/collections/$]], resource = "collections", feed_id = "*",
     methods = { POST = collections.upsert_many, GET = collections.select_many, DELETE = collections.delete_many } },
-  { pattern = [[^/api/v1\.0/collections/(?<name>[^/]+)/$]], resource = "collections",
+  { pattern = [[^/api/v1\.0/collections/(?<name>[^/]+)/$]], resource = "collections", feed_id = "*",
     methods = { POST = collections.add } },
-  { pattern = [[^/api/v1\.0/collections/(?<name>[^/]+)/(?<id>[^/]+)/$]], resource = "collections",
+  { pattern = [[^/api/v1\.0/collections/(?<name>[^/]+)/(?<id>[^/]+)/$]], resource = "collections", feed_id = "*",
     methods = { GET = collections.get, PUT = collections.update, DELETE = collections.delete } },
   { pattern = [[^/api/v1\.0/stats/follow/$]],
     resource = { "follower", "feed" }, methods = { GET = feeds.follow_stats } },
@@ -145,7 +146,7 @@ local function dispatch()
   end
 
   local principal, code, exception
-  local feed_id = r.feed and (params.slug .. params.user) or nil
+  local feed_id = r.feed and (params.slug .. params.user) or r.feed_id
   principal, status, detail, code, exception = auth.authenticate(method, r.resource, feed_id)
   if not principal then return reply.error(status, detail, nil, code, exception) end
 
