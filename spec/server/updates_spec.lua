@@ -373,6 +373,11 @@ describe("local server activity updates", function()
       local st, _, raw = api:call("POST", "activities/", { body = cjson.encode({ activities = { read } }) })
       assert.are.equal(201, st, raw)
       assert.are.equal("x", by_id(a.id).extra)
+      st, _, raw = api:call("POST", "activities/", { body = '{"activities":[{"actor":"a","verb":"v","object":"o",'
+        .. '"foreign_id":"f:3","time":"2026-02-01T12:00:00","to":[],"extra":"y"}]}' })
+      assert.are.equal(201, st, raw)
+      assert.are.equal("y", by_id(a.id).extra)
+      assert.is_nil(by_id(a.id).to)
       read.id = "00000000-0000-1000-8000-000000000000"
       local b
       st, b, raw = api:call("POST", "activities/", { body = cjson.encode({ activities = { read } }) })

@@ -398,12 +398,13 @@ local function full_tx(principal, list)
     local old = json.parse(a.body)
     check_owner(principal, old.values.actor, "the stored actor")
     check_owner(principal, f.tree.values.actor, "the new actor")
-    local to = f.tree.values.to
+    local to, old_to = f.tree.values.to, old.values.to
     if to == json.null then to = nil end
-    if to ~= nil and (old.values.to == nil or json.encode(to) ~= json.encode(old.values.to)) then
+    local sent = to and json.encode(to)
+    if sent and sent ~= (old_to and json.encode(old_to) or "[]") then
       reject(400, "invalid input", { { f.where .. "to", "to cannot be changed by an update" } })
     end
-    f.tree.values.to = old.values.to
+    f.tree.values.to = old_to
     rewrite(a, f.tree)
   end
 end
