@@ -392,6 +392,8 @@ describe("local server activity updates", function()
         '{"activities":[{"actor":"a","verb":"v","object":"o","foreign_id":"f:4"}]}',
         '{"activities":[{"actor":"a","verb":"v","object":"o","foreign_id":"","time":"2026-02-01T13:00:00"}]}',
         '{"activities":[{"verb":"v","object":"o","foreign_id":"f:4","time":"2026-02-01T13:00:00"}]}',
+        '{"activities":[{"actor":"a","object":"o","foreign_id":"unknown","time":"2026-02-01T13:00:00"}]}',
+        '{"activities":[{"actor":"a","verb":"v","object":[],"foreign_id":"f:4","time":"2026-02-01T13:00:00"}]}',
         '{"activities":[{"actor":"a","verb":"v","object":"o","foreign_id":"f:4","time":"2026-02-01T13:00:00",'
           .. '"score":1}]}',
         '{"activities":[]}', '{}', '{"activities":[1]}',

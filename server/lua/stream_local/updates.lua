@@ -389,6 +389,12 @@ local function parse_full(node, where, errors)
   node.values.time = ids.format_time(us)
   remove_key(node, "origin")
   remove_key(node, "id")
+  -- the fields every activity needs, checked before any stored activity is looked at
+  local head, problems = compose(node, id)
+  if not head then
+    for _, e in ipairs(problems) do errors[#errors + 1] = { where .. e[1], e[2] } end
+    return nil
+  end
   return { target = { id = id, foreign_id = fid }, tree = node, where = where }
 end
 
