@@ -257,6 +257,8 @@ local function parse_change(node, where, errors)
   local target = locate(node, where, errors)
   local sets, unsets = {}, {}
   local set = node:get("set")
+  -- an empty list is an empty set: PHP encodes an empty associative array as []
+  if json.kind(set) == "array" and set.n == 0 then set = nil end
   if set ~= nil and set ~= json.null then
     if json.kind(set) ~= "object" then
       errors[#errors + 1] = { where .. "set", "must be an object of paths and values" }
