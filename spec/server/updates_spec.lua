@@ -422,6 +422,17 @@ describe("local server activity updates", function()
       assert.are.equal(201, st)
     end)
 
+    it("keeps the stored time to the microsecond when the sent time names the same millisecond", function()
+      local a = add("user:ftime", '{"actor":"a","verb":"v","object":"o","foreign_id":"f:6",'
+        .. '"time":"2026-02-01T15:00:00.123456"}')
+      local st, _, raw = api:call("POST", "activities/", { body = '{"activities":[{"actor":"a","verb":"v",'
+        .. '"object":"o","foreign_id":"f:6","time":"2026-02-01T16:00:00.123+01:00","n":1}]}' })
+      assert.are.equal(201, st, raw)
+      local got = by_id(a.id)
+      assert.are.equal(1, got.n)
+      assert.are.equal("2026-02-01T15:00:00.123456", got.time)
+    end)
+
     it("keeps the 10 kB limit", function()
       local a = add("user:fbig",
         '{"actor":"a","verb":"v","object":"o","foreign_id":"f:5","time":"2026-02-01T14:00:00"}')

@@ -413,6 +413,8 @@ local function full_tx(principal, list)
       reject(400, "invalid input", { { f.where .. "to", "to cannot be changed by an update" } })
     end
     f.tree.values.to = old_to
+    -- the stored time stays to the microsecond (the id only carries milliseconds)
+    f.tree.values.time = old.values.time
     rewrite(a, f.tree)
   end
 end
