@@ -5,8 +5,9 @@
 --     counting and headers, test faults, routing on the raw request path, slash-less
 --     redirects, 404/405, api_key (401), rate limit (429), token and its scope
 --     (401/403), then the route's handler (stream_local.users,
---     stream_local.feeds, stream_local.reactions). Everything runs under xpcall: an unexpected Lua error becomes
---     500 code -1 with a Stream-style body (and a line in the error log).
+--     stream_local.feeds, stream_local.reactions, stream_local.updates,
+--     stream_local.collections). Everything runs under xpcall: an unexpected Lua error
+--     becomes 500 code -1 with a Stream-style body (and a line in the error log).
 --   * nginx_error() (the target of error_page): turns nginx's own error pages
 --     (413 body too large, 400, 414, ...) into Stream-style JSON bodies with the same
 --     headers as every other answer.
@@ -22,6 +23,8 @@ local auth = require "stream_local.auth"
 local users = require "stream_local.users"
 local feeds = require "stream_local.feeds"
 local reactions = require "stream_local.reactions"
+local updates = require "stream_local.updates"
+local collections = require "stream_local.collections"
 local request = require "stream_local.request"
 
 -- luacheck: globals ngx
@@ -68,14 +71,24 @@ local ROUTES = {
     resource = "feed", feed_id = path_feed, methods = { GET = feeds.read } },
   { pattern = [[^/api/v1\.0/feed/(?<slug>[^/]+)/(?<user>[^/]+)/(?<activity_id>[^/]+)/$]],
     resource = "feed", feed_id = path_feed, methods = { DELETE = feeds.remove } },
-  { pattern = [[^/api/v1\.0/(?<enrich>enrich/)?activities/$]],
+  { pattern = [[^/api/v1\.0/activities/$]],
+    resource = "activities", methods = { GET = feeds.get_activities, POST = updates.full } },
+  { pattern = [[^/api/v1\.0/(?<enrich>enrich/)activities/$]],
     resource = "activities", methods = { GET = feeds.get_activities } },
+  { pattern = [[^/api/v1\.0/activity/$]],
+    resource = "activities", methods = { POST = updates.partial } },
   { pattern = [[^/api/v1\.0/feed/add_to_many/$]],
     resource = "feed", methods = { POST = feeds.add_to_many } },
   { pattern = [[^/api/v1\.0/follow_many/$]],
     resource = "follower", methods = { POST = feeds.follow_many } },
   { pattern = [[^/api/v1\.0/unfollow_many/$]],
     resource = "follower", methods = { POST = feeds.unfollow_many } },
+  { pattern = [[^/api/v1\.0/collections/$]], resource = "collections", feed_id = any_feed,
+    methods = { POST = collections.upsert_many, GET = collections.select_many, DELETE = collections.delete_many } },
+  { pattern = [[^/api/v1\.0/collections/(?<name>[^/]+)/$]], resource = "collections", feed_id = any_feed,
+    methods = { POST = collections.add } },
+  { pattern = [[^/api/v1\.0/collections/(?<name>[^/]+)/(?<id>[^/]+)/$]], resource = "collections", feed_id = any_feed,
+    methods = { GET = collections.get, PUT = collections.update, DELETE = collections.delete } },
   { pattern = [[^/api/v1\.0/stats/follow/$]],
     resource = { "follower", "feed" }, methods = { GET = feeds.follow_stats } },
 

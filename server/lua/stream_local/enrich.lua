@@ -6,12 +6,12 @@
 -- feed id and is skipped): `SU:<id>` by the user as GET user/<id>/ shows it (minus
 -- duration), `SA:<id>` by that activity, itself enriched one level more (then never
 -- deeper, so cycles end), `SR:<id>` by the reaction (stream_local.reactionstore's
--- shape, soft-deleted ones with deleted_at). A reference that names nothing becomes the
--- ReferenceNotFound object; `SO:<collection>:<id>` always does until collections are
--- stored (its resolver goes into RESOLVERS). Values nested in objects or arrays stay as
--- they are. Lookups are cached for one request (new(ctx) per request). With the
--- reaction flags of the request (stream_local.reactionflags), each activity read gets
--- own_reactions, latest_reactions(_extra) and reaction_counts appended.
+-- shape, soft-deleted ones with deleted_at), `SO:<collection>:<id>` by the collection
+-- entry (minus duration). A reference that names nothing becomes the ReferenceNotFound
+-- object. Values nested in objects or arrays stay as they are. Lookups are cached for
+-- one request (new(ctx) per request). With the reaction flags of the request
+-- (stream_local.reactionflags), each activity read gets own_reactions,
+-- latest_reactions(_extra) and reaction_counts appended.
 --
 -- What it deliberately does not do: no partial enrichment options, no caching across
 -- requests (a user updated later shows its new data).
@@ -21,6 +21,7 @@ local store = require "stream_local.store"
 local feedstore = require "stream_local.feedstore"
 local reactionstore = require "stream_local.reactionstore"
 local reactionflags = require "stream_local.reactionflags"
+local collections = require "stream_local.collections"
 
 local ipairs, type, setmetatable = ipairs, type, setmetatable
 
@@ -71,10 +72,17 @@ local RESOLVERS = {
     if not row then return not_found(ref, "reaction", id) end
     return json.parse(self.reactions:reaction(row))
   end,
-  SO = function(_, ref, rest)
+  SO = function(self, ref, rest)
     local collection, id = rest:match("^([^:]+):(.+)$")
     if not collection then return nil end
-    return not_found(ref, "object", id, collection)
+    self.objects = self.objects or {}
+    local cached = self.objects[rest]
+    if cached == nil then
+      local text = collections.entry(collection, id)
+      cached = text and json.parse(text) or false
+      self.objects[rest] = cached
+    end
+    return cached or not_found(ref, "object", id, collection)
   end,
 }
 M.RESOLVERS = RESOLVERS

@@ -16,6 +16,7 @@
 --     got from it.
 --   * add_to_many, follow_many, unfollow_many: the same, for many feeds or pairs in one
 --     transaction.
+--   * rewrite(id, head, body, digest): an update's new body, in place.
 --   * follow/unfollow/followers/following/follow_count: follows rows; a follow copies
 --     the target's own newest activities (origin NULL there) with origin = the target; an
 --     unfollow without keep_history removes the copies that came from the target.
@@ -111,6 +112,14 @@ function M.get(id)
   local row = db.one("SELECT id, head, body, feed_id, foreign_id FROM activities WHERE id = ?", id)
   if not row then return nil end
   return { id = row[1], head = row[2], body = row[3], feed_id = row[4], foreign_id = row[5] }
+end
+
+-- rewrite(id, head, body, digest): an activity's new stored body (an update); its id,
+-- sort key and deliveries stay, so every feed holding it shows the new body
+function M.rewrite(id, head, body, digest)
+  return db.write(function()
+    db.exec("UPDATE activities SET head = ?, body = ?, digest = ? WHERE id = ?", head, body, digest, id)
+  end)
 end
 
 local function remove_one(feed_id, activity_id)

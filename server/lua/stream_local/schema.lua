@@ -21,6 +21,8 @@
 --                target_feeds and target_feeds_extra_data (JSON text or NULL).
 --   reaction_kinds  every kind an activity ('a:<id>') or a reaction ('r:<id>') has had
 --                a reaction of, so reaction_counts and children_counts keep it at 0.
+--   collections  one row per collection entry, keyed (collection, id): the owner
+--                `user_id` (NULL when none), created/updated µs and data (JSON text).
 --
 -- Sort key: `sk` is 15 hex digits of the 60-bit time inside the activity id, then its
 -- remaining 8 bytes in hex, so text order is (time, rest) order; ids themselves are
@@ -102,6 +104,15 @@ CREATE TABLE IF NOT EXISTS reaction_kinds (
   kind TEXT NOT NULL,
   seq INTEGER NOT NULL,
   PRIMARY KEY (owner, kind)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS collections (
+  collection TEXT NOT NULL,
+  id TEXT NOT NULL,
+  user_id TEXT,
+  created_us INTEGER NOT NULL,
+  updated_us INTEGER NOT NULL,
+  data TEXT NOT NULL,
+  PRIMARY KEY (collection, id)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '1');
