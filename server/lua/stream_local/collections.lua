@@ -29,6 +29,7 @@ local json = require "stream_local.json"
 local reply = require "stream_local.reply"
 local request = require "stream_local.request"
 local config = require "stream_local.config"
+local ids = require "stream_local.ids"
 local store = require "stream_local.store"
 local db = require "stream_local.db"
 
@@ -37,19 +38,14 @@ local concat, format = table.concat, string.format
 
 local M = {}
 
-local NAME_RULE = "must be 1 to 255 characters of A-Z, a-z, 0-9, - and _"
+local NAME_RULE = ids.USER_ID_RULE
 local MAX_DATA_BYTES = config.max_activity_bytes -- 10 kB, as activities and users
 local MAX_BATCH = config.max_batch -- entries per batch call
 
-local function valid(s)
-  return type(s) == "string" and #s >= 1 and #s <= 255 and s:find("^[A-Za-z0-9_-]+$") ~= nil
-end
+-- names and ids follow the user id rule
+local valid = ids.valid_user_id
 
-local function invalid(errors)
-  local parts = {}
-  for i, e in ipairs(errors) do parts[i] = e[1] .. ": " .. e[2] end
-  return reply.error(400, "invalid input: " .. concat(parts, "; "), errors)
-end
+local invalid = reply.invalid
 
 local function missing(name, id)
   return reply.error(404, "collection entry " .. name .. ":" .. id .. " does not exist")
@@ -272,15 +268,8 @@ end
 
 -- list_arg(args, name) -> list of non-empty items of a comma list (repeats joined) | nil
 local function list_arg(args, name)
-  local v = args[name]
-  if type(v) == "table" then
-    local strs = {}
-    for _, s in ipairs(v) do
-      if type(s) == "string" then strs[#strs + 1] = s end
-    end
-    v = concat(strs, ",")
-  end
-  if type(v) ~= "string" or v == "" then return nil end
+  local v = request.joined(args, name)
+  if not v then return nil end
   local list = {}
   for item in (v .. ","):gmatch("([^,]*),") do
     if item ~= "" then list[#list + 1] = item end

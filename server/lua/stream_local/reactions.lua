@@ -18,6 +18,7 @@ local json = require "stream_local.json"
 local reply = require "stream_local.reply"
 local request = require "stream_local.request"
 local config = require "stream_local.config"
+local ids = require "stream_local.ids"
 local reactionstore = require "stream_local.reactionstore"
 local reactionflags = require "stream_local.reactionflags"
 local enrich = require "stream_local.enrich"
@@ -37,21 +38,15 @@ M.MAX_BYTES = 10240
 M.DEFAULT_LIMIT, M.MAX_LIMIT = 10, 25
 M.MAX_GET_MANY = 100
 
-local ID_RULE = "must be 1 to 255 characters of A-Z, a-z, 0-9, - and _"
+local ID_RULE = ids.USER_ID_RULE
 -- keys the derived activity of target_feeds sets itself
 local DERIVED_KEYS = { id = true, foreign_id = true, time = true, actor = true, verb = true, target = true,
   object = true, origin = true, reaction = true, to = true, activity_id = true, activity = true,
   analytics = true, extra_context = true, is_read = true, is_seen = true, score = true, site_id = true }
 
-local function valid_id(id)
-  return type(id) == "string" and #id >= 1 and #id <= 255 and id:find("^[A-Za-z0-9_-]+$") ~= nil
-end
+local valid_id = ids.valid_user_id
 
-local function invalid(errors)
-  local parts = {}
-  for i, e in ipairs(errors) do parts[i] = e[1] .. ": " .. e[2] end
-  return reply.error(400, "invalid input: " .. concat(parts, "; "), errors)
-end
+local invalid = reply.invalid
 
 local function not_found(id)
   return reply.error(404, "Reaction " .. id .. " does not exist")

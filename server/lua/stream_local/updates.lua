@@ -50,11 +50,7 @@ local STRINGS = { "actor", "verb", "target", "object" }
 local CORE = { id = true, foreign_id = true, time = true, actor = true, verb = true, target = true,
   object = true, to = true, origin = true }
 
-local function invalid(errors)
-  local parts = {}
-  for i, e in ipairs(errors) do parts[i] = e[1] .. ": " .. e[2] end
-  return reply.error(400, "invalid input: " .. concat(parts, "; "), errors)
-end
+local invalid = reply.invalid
 
 -- A check that fails inside the transaction raises a Rejection: the transaction is rolled
 -- back and the request answered with it.
