@@ -34,13 +34,25 @@ M.rate_limit_display = M.rate_limit or 1000
 
 M.faults = env("STREAM_LOCAL_FAULTS", "") == "1"
 
--- Feed groups (all flat): STREAM_LOCAL_FEED_GROUPS, a comma list of slugs.
+-- Feed groups: STREAM_LOCAL_FEED_GROUPS, a comma list of `name` (flat) or
+-- `name:flat|aggregated|notification` items; M.feed_groups maps each name to its type.
+M.DEFAULT_FEED_GROUPS = "user,timeline,notification:notification"
+M.FEED_TYPES = { flat = true, aggregated = true, notification = true }
 M.feed_groups, M.feed_group_list = {}, {}
-for name in env("STREAM_LOCAL_FEED_GROUPS", "user,timeline"):gmatch("[^,%s]+") do
-  if name:find("^[A-Za-z0-9_]+$") and not M.feed_groups[name] then
-    M.feed_groups[name] = "flat"
+for item in env("STREAM_LOCAL_FEED_GROUPS", M.DEFAULT_FEED_GROUPS):gmatch("[^,%s]+") do
+  local name, kind = item:match("^([A-Za-z0-9_]+):?(%a*)$")
+  if kind == "" then kind = "flat" end
+  if name and M.FEED_TYPES[kind] and not M.feed_groups[name] then
+    M.feed_groups[name] = kind
     M.feed_group_list[#M.feed_group_list + 1] = name
   end
+end
+
+-- receives_from_others(slug): may a user token send activities (`to`, target_feeds)
+-- to another user's feed of this group? Notification groups, and the group named
+-- `notification` whatever its type (stream-feeds-api.md section 2 names it).
+function M.receives_from_others(slug)
+  return slug == "notification" or M.feed_groups[slug] == "notification"
 end
 
 -- The SQLite database: STREAM_LOCAL_DB keeps it across restarts; unset, it is a
@@ -65,7 +77,8 @@ M.max_delay_ms = 60000 -- X-Stream-Local-Delay cap
 M.max_activity_bytes = 10240 -- compact JSON of an activity as stored
 M.max_to = 100 -- `to` targets per activity
 M.max_activities = 100 -- activities per add-many and ids per activities-by-id
-M.default_limit, M.max_limit = 25, 100 -- feed reads
+M.default_limit, M.max_limit = 25, 100 -- feed reads (activities, or groups)
+M.max_group_activities = 15 -- activities shown per aggregated/notification group
 M.default_follow_limit, M.max_follow_limit = 25, 500 -- followers/following
 M.default_copy_limit, M.max_copy_limit = 100, 1000 -- activity_copy_limit
 M.max_follow_many = 2500 -- pairs per follow_many / unfollow_many

@@ -245,7 +245,7 @@ local function may_add(principal, uid, act)
   end
   for _, t in ipairs(act.to) do
     local slug, id = t:match("^([^:]*):(.*)$")
-    if id ~= principal.user_id and slug ~= "notification" then
+    if id ~= principal.user_id and not config.receives_from_others(slug) then
       return nil, "a user token may not send activities to " .. t
     end
   end

@@ -89,7 +89,7 @@ local function target_feeds(node, principal, errors)
     elseif not config.feed_groups[slug] then
       unconfigured = unconfigured or slug
     else
-      if not principal.server and uid ~= principal.user_id and slug ~= "notification" then
+      if not principal.server and uid ~= principal.user_id and not config.receives_from_others(slug) then
         refused = refused or f
       end
       if not seen[f] then
