@@ -2,8 +2,9 @@
 --
 -- What it does:
 --   * prepare_file() runs once in the master (init_by_lua) before workers fork: it wipes a
---     throw-away database, creates the schema (stream_local.schema) and switches the file
---     to WAL, then closes its connection (a connection never crosses a fork).
+--     throw-away database, creates the schema (stream_local.schema), adds the columns an
+--     older kept file lacks (schema.UPGRADES) and switches the file to WAL, then closes
+--     its connection (a connection never crosses a fork).
 --   * open() runs in each worker (init_worker_by_lua): its own connection, busy_timeout,
 --     max_page_count from STREAM_LOCAL_MEMORY, statements cached by SQL text.
 --   * rows(sql, ...), one(sql, ...), exec(sql, ...): bind the arguments (Lua strings as
@@ -104,6 +105,9 @@ function M.prepare_file()
   local ok, err = pcall(function()
     exec_script(db, "PRAGMA journal_mode=WAL;")
     exec_script(db, "BEGIN IMMEDIATE;" .. schema.SQL .. "COMMIT;")
+    for _, u in ipairs(schema.UPGRADES) do
+      if lib.sqlite3_exec(db, u.probe, nil, nil, nil) ~= OK then exec_script(db, u.apply) end
+    end
   end)
   lib.sqlite3_close_v2(db)
   if not ok then error(err, 0) end

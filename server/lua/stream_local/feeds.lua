@@ -8,8 +8,12 @@
 -- stream_local.feedstore; enriched reads go through stream_local.enrich. Each handler
 -- gets ctx = { method, args, principal, params, path, query } from stream_local.app.
 --
--- What it deliberately does not do: no aggregated or notification feeds, no reactions,
--- no ranking, no realtime notifications, no activity updates.
+-- Reads of aggregated and notification feeds go to stream_local.groups once the path,
+-- limit, offset and the token's right to read are checked; such feeds take activities
+-- like flat ones (added, sent by `to`, copied by following) but cannot be followed.
+--
+-- What it deliberately does not do: no reactions (stream_local.reactions), no ranking,
+-- no realtime notifications, no activity updates (stream_local.updates).
 
 local json = require "stream_local.json"
 local reply = require "stream_local.reply"
@@ -20,6 +24,7 @@ local clock = require "stream_local.clock"
 local store = require "stream_local.store"
 local feedstore = require "stream_local.feedstore"
 local enrich = require "stream_local.enrich"
+local groups = require "stream_local.groups"
 
 -- luacheck: globals ngx
 local ngx = ngx
@@ -83,6 +88,14 @@ local function path_feed(ctx)
     return nil
   end
   return slug, uid, slug .. ":" .. uid
+end
+
+-- followable(feed_id) -> nil | why not: only flat feeds can be followed
+local function followable(feed_id)
+  local kind = config.feed_groups[feed_id:match("^[^:]*")]
+  if kind == "flat" then return nil end
+  return "cannot follow " .. feed_id .. ": it is " .. (kind == "aggregated" and "an aggregated" or "a notification")
+    .. " feed, and only flat feeds can be followed"
 end
 
 -- policies for user tokens (section 2) ------------------------------------------
@@ -294,14 +307,9 @@ function M.add(ctx)
 end
 
 -- the query of the next page: id_lt=<last>&limit=N, then the other parameters as sent
+local NEXT_DROP = { api_key = true, id_lt = true, id_lte = true, limit = true, offset = true }
 local function next_query(ctx, last_id, limit)
-  local parts = { "id_lt=" .. last_id, "limit=" .. limit }
-  local drop = { api_key = true, id_lt = true, id_lte = true, limit = true, offset = true }
-  for pair in (ctx.query or ""):gmatch("[^&]+") do
-    local name = ngx.unescape_uri(pair:match("^[^=]*"))
-    if not drop[name] then parts[#parts + 1] = pair end
-  end
-  return concat(parts, "&")
+  return request.next_query(ctx.query, { "id_lt=" .. last_id, "limit=" .. limit }, NEXT_DROP)
 end
 
 function M.read(ctx)
@@ -310,6 +318,14 @@ function M.read(ctx)
   local errors = {}
   local limit = int_arg(ctx.args, "limit", config.default_limit, 1, config.max_limit, errors)
   local offset = int_arg(ctx.args, "offset", 0, 0, 1000000000, errors)
+  local kind = config.feed_groups[slug]
+  if kind ~= "flat" then
+    if errors[1] then return invalid(errors) end
+    if not may_read(ctx.principal, slug, uid) then
+      return forbidden("user " .. ctx.principal.user_id .. " may not read the feed " .. feed_id)
+    end
+    return groups.read(ctx, { slug = slug, uid = uid, id = feed_id, kind = kind, limit = limit, offset = offset })
+  end
   local bounds = {}
   for _, c in ipairs({ { "id_lt", "<" }, { "id_lte", "<=" }, { "id_gt", ">" }, { "id_gte", ">=" } }) do
     local v = request.arg(ctx.args, c[1])
@@ -427,6 +443,8 @@ function M.follow(ctx)
   if target == feed_id then
     return invalid({ { "target", "a feed cannot follow itself" } })
   end
+  local why = followable(target)
+  if why then return invalid({ { "target", why } }) end
   local limit = config.default_copy_limit
   local v = body:get("activity_copy_limit")
   if v ~= nil and v ~= json.null then
@@ -570,6 +588,8 @@ local function pairs_of(with_history)
         end
         if pair[1] and pair[1] == pair[2] then
           errors[#errors + 1] = { field .. ".target", "a feed cannot follow itself" }
+        elseif pair[2] and followable(pair[2]) then
+          errors[#errors + 1] = { field .. ".target", followable(pair[2]) }
         end
         if with_history then
           local kh = e:get("keep_history")

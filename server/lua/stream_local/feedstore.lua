@@ -17,6 +17,9 @@
 --   * add_to_many, follow_many, unfollow_many: the same, for many feeds or pairs in one
 --     transaction.
 --   * rewrite(id, head, body, digest): an update's new body, in place.
+--   * items(feed_id), marks(feed_id), set_marks(feed_id, flag, list): what an aggregated
+--     or notification read groups (every row of the feed with its arrival time and the
+--     activity), and the read/seen marks of its groups (stream_local.groups).
 --   * follow/unfollow/followers/following/follow_count: follows rows; a follow copies
 --     the target's own newest activities (origin NULL there) with origin = the target; an
 --     unfollow without keep_history removes the copies that came from the target.
@@ -39,20 +42,23 @@ local M = {}
 
 local INSERT_ACTIVITY = [[INSERT OR REPLACE INTO activities (id, sk, feed_id, foreign_id, time_us, digest, head, body)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?)]]
-local DELIVER = "INSERT OR IGNORE INTO feed_items (feed_id, activity_id, sk, origin) VALUES (?, ?, ?, NULL)"
-local DELIVER_FOLLOWERS = [[INSERT OR IGNORE INTO feed_items (feed_id, activity_id, sk, origin)
-SELECT feed_id, ?, ?, ? FROM follows WHERE target_id = ?]]
+local DELIVER = [[INSERT OR IGNORE INTO feed_items (feed_id, activity_id, sk, origin, added_us)
+VALUES (?, ?, ?, NULL, ?)]]
+local DELIVER_FOLLOWERS = [[INSERT OR IGNORE INTO feed_items (feed_id, activity_id, sk, origin, added_us)
+SELECT feed_id, ?, ?, ?, ? FROM follows WHERE target_id = ?]]
 
-local function deliver(feed_id, a)
-  db.exec(DELIVER, feed_id, a.id, a.sk)
-  db.exec(DELIVER_FOLLOWERS, a.id, a.sk, feed_id, feed_id)
+-- deliver(feed_id, a, now): rows that exist already keep their arrival time
+local function deliver(feed_id, a, now)
+  db.exec(DELIVER, feed_id, a.id, a.sk, now)
+  db.exec(DELIVER_FOLLOWERS, a.id, a.sk, feed_id, now, feed_id)
   for _, t in ipairs(a.to or {}) do
-    db.exec(DELIVER, t, a.id, a.sk)
-    db.exec(DELIVER_FOLLOWERS, a.id, a.sk, t, t)
+    db.exec(DELIVER, t, a.id, a.sk, now)
+    db.exec(DELIVER_FOLLOWERS, a.id, a.sk, t, now, t)
   end
 end
 
 local function add_tx(feed_id, list)
+  local now = clock.realtime_us()
   local out = {}
   for i, a in ipairs(list) do
     local stored
@@ -66,7 +72,7 @@ local function add_tx(feed_id, list)
         a.digest, a.head, a.body)
       stored = a
     end
-    deliver(feed_id, stored)
+    deliver(feed_id, stored, now)
     out[i] = stored
   end
   return out
@@ -105,6 +111,37 @@ function M.read(feed_id, bounds, limit, offset)
   local sql = "SELECT a.id, a.head, a.body, fi.origin FROM feed_items fi JOIN activities a ON a.id = fi.activity_id"
     .. " WHERE " .. concat(where, " AND ") .. " ORDER BY fi.sk DESC LIMIT ? OFFSET ?"
   return db.rows(sql, unpack(args))
+end
+
+-- items(feed_id) -> rows { id, sk, added_us, origin, head, body, time_us }, newest
+-- (by sort key) first: every activity of the feed
+function M.items(feed_id)
+  return db.rows([[SELECT a.id, fi.sk, fi.added_us, fi.origin, a.head, a.body, a.time_us
+    FROM feed_items fi JOIN activities a ON a.id = fi.activity_id WHERE fi.feed_id = ?
+    ORDER BY fi.sk DESC]], feed_id)
+end
+
+-- marks(feed_id) -> { [group] = { read = us, seen = us } }; group "" is the whole feed
+function M.marks(feed_id)
+  local out = {}
+  for _, r in ipairs(db.rows("SELECT grp, read_us, seen_us FROM group_marks WHERE feed_id = ?", feed_id)) do
+    out[r[1]] = { read = r[2], seen = r[3] }
+  end
+  return out
+end
+
+-- set_marks(feed_id, flag, list): flag "read" or "seen"; list of { group, us }: each
+-- group's mark moves up to us (never down)
+local SET_MARK = {
+  read = [[INSERT INTO group_marks (feed_id, grp, read_us) VALUES (?, ?, ?)
+    ON CONFLICT (feed_id, grp) DO UPDATE SET read_us = max(read_us, excluded.read_us)]],
+  seen = [[INSERT INTO group_marks (feed_id, grp, seen_us) VALUES (?, ?, ?)
+    ON CONFLICT (feed_id, grp) DO UPDATE SET seen_us = max(seen_us, excluded.seen_us)]],
+}
+function M.set_marks(feed_id, flag, list)
+  return db.write(function()
+    for _, m in ipairs(list) do db.exec(SET_MARK[flag], feed_id, m[1], m[2]) end
+  end)
 end
 
 -- get(id) -> { id, head, body, feed_id, foreign_id } | nil
@@ -164,9 +201,9 @@ local function follow_tx(feed_id, target_id, copy_limit)
       VALUES (?, ?, ?, ?, ?, ?, ?)]], feed_id, target_id, slug(feed_id), slug(target_id), now, now, seq)
   end
   if copy_limit > 0 then
-    db.exec([[INSERT OR IGNORE INTO feed_items (feed_id, activity_id, sk, origin)
-      SELECT ?, activity_id, sk, ? FROM feed_items WHERE feed_id = ? AND origin IS NULL
-      ORDER BY sk DESC LIMIT ?]], feed_id, target_id, target_id, copy_limit)
+    db.exec([[INSERT OR IGNORE INTO feed_items (feed_id, activity_id, sk, origin, added_us)
+      SELECT ?, activity_id, sk, ?, ? FROM feed_items WHERE feed_id = ? AND origin IS NULL
+      ORDER BY sk DESC LIMIT ?]], feed_id, target_id, now, target_id, copy_limit)
   end
 end
 

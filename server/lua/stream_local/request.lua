@@ -6,6 +6,7 @@
 --   * arg(args, name), flag(args, name): a query argument; a flag is on for `true`,
 --     `True` or `1` and off for anything else. joined(args, name): a comma list whose
 --     parameter may also be repeated.
+--   * next_query(query, lead, drop): the query of a read's next page.
 --   * header(headers, name) -> value, repeated: for headers where a repetition is an
 --     error of its own (the caller decides what to answer).
 --   * read_body(): the request body as text ("" when there is none), also when nginx
@@ -53,6 +54,19 @@ end
 function M.flag(args, name)
   local v = first(args[name])
   return v == "true" or v == "True" or v == "1"
+end
+
+-- next_query(query, lead, drop) -> the query of a next page: the `lead` pairs
+-- ("id_lt=X", "limit=N"), then every pair of the raw query whose name is not in `drop`
+-- (api_key, offset and the cursors, and what the caller adds), as sent
+function M.next_query(query, lead, drop)
+  local parts = {}
+  for i, p in ipairs(lead) do parts[i] = p end
+  for pair in (query or ""):gmatch("[^&]+") do
+    local name = ngx.unescape_uri(pair:match("^[^=]*"))
+    if not drop[name] then parts[#parts + 1] = pair end
+  end
+  return concat(parts, "&")
 end
 
 function M.header(headers, name)

@@ -11,7 +11,8 @@
 --   feed_items   which activity is in which feed: (feed_id, activity_id) unique, the
 --                activity's `sk` copied for the ordered reads, and `origin` (NULL in the
 --                feed it was added to and in `to` targets, the source feed id in copies
---                made by following).
+--                made by following), `added_us` (when the activity arrived in that
+--                feed: the times of aggregated and notification groups).
 --   follows      (feed_id follows target_id), slugs split out for the stats filters,
 --                created/updated µs, and `seq` to order follows made in one microsecond.
 --   reactions    one row per reaction (stream_local.reactionstore): id, `seq` (creation
@@ -23,17 +24,17 @@
 --                a reaction of, so reaction_counts and children_counts keep it at 0.
 --   collections  one row per collection entry, keyed (collection, id): the owner
 --                `user_id` (NULL when none), created/updated µs and data (JSON text).
+--   group_marks  read and seen marks of notification feeds, keyed (feed_id, group):
+--                a group is read (seen) while its mark is at least the arrival time of
+--                its newest arrival; group "" is the feed-wide mark of mark_read=true.
 --
 -- Sort key: `sk` is 15 hex digits of the 60-bit time inside the activity id, then its
 -- remaining 8 bytes in hex, so text order is (time, rest) order; ids themselves are
 -- never compared as strings (their low time bits come first).
 --
--- Room to grow without a rewrite: reactions key on activities.id (a `reactions` table
--- with activity_id, parent, user_id, kind, created µs); collections get their own table
--- keyed (collection, id) for `SO:` references; notification and aggregated feeds read
--- feed_items in the same order and group at read time (seen/read marks in a table keyed
--- by feed_id and group); partial updates rewrite activities.body in place, which every
--- feed sees because copies are feed_items rows pointing at one activities row.
+-- Aggregated and notification feeds are not stored apart: they are feed_items rows
+-- like flat feeds, grouped at read time (stream_local.groups), so updates, removals and
+-- unfollows change them with no extra bookkeeping; only their marks have a table.
 
 local M = {}
 
@@ -64,6 +65,7 @@ CREATE TABLE IF NOT EXISTS feed_items (
   activity_id TEXT NOT NULL,
   sk TEXT NOT NULL,
   origin TEXT,
+  added_us INTEGER NOT NULL DEFAULT 0,
   PRIMARY KEY (feed_id, activity_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS feed_items_by_time ON feed_items (feed_id, sk);
@@ -114,8 +116,22 @@ CREATE TABLE IF NOT EXISTS collections (
   data TEXT NOT NULL,
   PRIMARY KEY (collection, id)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS group_marks (
+  feed_id TEXT NOT NULL,
+  grp TEXT NOT NULL,
+  read_us INTEGER NOT NULL DEFAULT 0,
+  seen_us INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (feed_id, grp)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '1');
 ]]
+
+-- Columns added since a database file could first be kept (STREAM_LOCAL_DB): each
+-- `probe` fails on an older file, which then gets `apply`.
+M.UPGRADES = {
+  { probe = "SELECT added_us FROM feed_items LIMIT 0",
+    apply = "ALTER TABLE feed_items ADD COLUMN added_us INTEGER NOT NULL DEFAULT 0;" },
+}
 
 return M
