@@ -380,6 +380,41 @@ describe("local server notification and aggregated feeds", function()
     end)
   end)
 
+  describe("concurrency (2 workers)", function()
+    it("marking reads racing adds always answer counts that agree with their groups", function()
+      local auth = { Authorization = api:token(), ["stream-auth-type"] = "jwt" }
+      local list = {}
+      for i = 1, 30 do
+        if i % 3 == 0 then
+          list[#list + 1] = { "GET", api:url("feed/notification/race/", { query = "mark_read=true&mark_seen=true" }),
+            { headers = auth, timeout = 30 } }
+        else
+          list[#list + 1] = { "POST", api:url("feed/notification/race/"), { headers = auth, timeout = 30,
+            body = cjson.encode(act("SU:a", "v" .. (i % 7), "o" .. i)) } }
+        end
+      end
+      for _, r in ipairs(http.concurrent(list)) do
+        assert.is_true(r.status == 200 or r.status == 201, r.body)
+        if r.status == 200 then
+          local b = cjson.decode(r.body)
+          local unread, unseen = 0, 0
+          for _, g in ipairs(b.results) do
+            if not g.is_read then unread = unread + 1 end
+            if not g.is_seen then unseen = unseen + 1 end
+          end
+          assert.are.same({ unread, unseen }, { b.unread, b.unseen })
+        end
+      end
+      local b = read("notification/race")
+      local total = 0
+      for _, g in ipairs(b.results) do total = total + g.activity_count end
+      assert.are.equal(20, total)
+      assert.are.equal(7, #b.results)
+      read("notification/race", "mark_read=true")
+      assert.are.equal(0, read("notification/race").unread)
+    end)
+  end)
+
   it("logged no Lua errors", function()
     local log = s:error_log()
     assert.is_nil(log:find("[error]", 1, true), log)
