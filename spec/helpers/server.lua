@@ -3,7 +3,11 @@
 --
 --   local server = require "helpers.server"
 --   local s = server.start({ faults = true, rate_limit = nil, workers = 2,
---                            api_key = ..., api_secret = ... })
+--                            api_key = ..., api_secret = ...,
+--                            feed_groups = "user,timeline", db = path, memory = "64m" })
+--   -- feed_groups: the STREAM_LOCAL_FEED_GROUPS text ("user,notification:notification"),
+--   -- or a list of its items ({ "user", "timeline", "notification:notification" });
+--   -- unset, the server's default groups
 --   -- s.port, s.url ("http://127.0.0.1:PORT"), s.base_url (".../api/v1.0/"),
 --   -- s.api_key, s.api_secret, s.prefix
 --   s:error_log()  -- text of nginx's error log (e.g. to assert no Lua errors)
@@ -76,6 +80,12 @@ function Server:error_log()
   return s
 end
 
+-- feed_groups_text(v) -> the STREAM_LOCAL_FEED_GROUPS value for opts.feed_groups
+local function feed_groups_text(v)
+  if type(v) == "table" then return table.concat(v, ",") end
+  return v or ""
+end
+
 function M.start(opts)
   opts = opts or {}
   local last
@@ -88,6 +98,9 @@ function M.start(opts)
       "STREAM_LOCAL_RATE_LIMIT=" .. q(opts.rate_limit or ""),
       "STREAM_API_KEY=" .. q(opts.api_key or "local-api-key"),
       "STREAM_API_SECRET=" .. q(opts.api_secret or "local-api-secret-change-me-0123456789"),
+      "STREAM_LOCAL_FEED_GROUPS=" .. q(feed_groups_text(opts.feed_groups)),
+      "STREAM_LOCAL_DB=" .. q(opts.db or ""),
+      "STREAM_LOCAL_MEMORY=" .. q(opts.memory or ""),
     }
     local errf = os.tmpname()
     local cmd = "env " .. table.concat(env, " ") .. " " .. q(M.root .. "/server/start")

@@ -72,6 +72,22 @@ describe("local server data fidelity", function()
     same_everywhere('{"arr":[],"obj":{},"nested":[[],{},[{}]]}')
   end)
 
+  it("writes timestamps with real microseconds, not milliseconds padded with zeros", function()
+    local micros = {}
+    for i = 1, 8 do
+      local _, body = api:call("POST", "user/", { body = '{"id":"us-' .. i .. '"}' })
+      local us = body.created_at:match("%.(%d%d%d%d%d%d)Z$")
+      assert.is_string(us, body.created_at)
+      micros[#micros + 1] = us
+    end
+    local padded = 0
+    for _, us in ipairs(micros) do
+      if us:sub(4) == "000" then padded = padded + 1 end
+    end
+    -- with a real microsecond clock, eight values all ending in 000 has odds of 1e-24
+    assert.is_true(padded < #micros, table.concat(micros, " "))
+  end)
+
   it("logged no unexpected Lua errors", function()
     local log = s:error_log()
     assert.is_nil(log:find("unexpected error", 1, true), log)

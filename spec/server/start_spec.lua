@@ -85,7 +85,11 @@ describe("server/start", function()
 
   it("refuses bad settings", function()
     for _, env in ipairs({ { STREAM_LOCAL_PORT = "abc" }, { STREAM_LOCAL_PORT = "80" },
-      { STREAM_LOCAL_WORKERS = "0" }, { STREAM_LOCAL_RATE_LIMIT = "many" }, { STREAM_LOCAL_FAULTS = "maybe" } }) do
+      { STREAM_LOCAL_WORKERS = "0" }, { STREAM_LOCAL_RATE_LIMIT = "many" }, { STREAM_LOCAL_FAULTS = "maybe" },
+      { STREAM_LOCAL_FEED_GROUPS = "user,bad-slug" }, { STREAM_LOCAL_FEED_GROUPS = "user,,timeline" },
+      { STREAM_LOCAL_FEED_GROUPS = "user,notification:ranked" }, { STREAM_LOCAL_FEED_GROUPS = "user:" },
+      { STREAM_LOCAL_MEMORY = "lots" }, { STREAM_LOCAL_MEMORY = "0m" },
+      { STREAM_LOCAL_DB = "/nonexistent-dir-for-stream-local/x.db" } }) do
       local ok, _, err = start_cmd(env)
       assert.is_falsy(ok)
       assert.matches("server/start: ", err)

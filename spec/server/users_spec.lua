@@ -220,12 +220,15 @@ describe("local server users endpoints", function()
       end
     end)
 
-    it("checks ids in the path too (percent-decoded)", function()
-      for _, path in ipairs({ "user/a%20b/", "user/a.b/", "user/%C3%A9/", "user/a%2Fb/" }) do
+    it("answers 404 code 16 for a path id that breaks the rule (percent-decoded), as the service does", function()
+      for _, path in ipairs({ "user/a%20b/", "user/a.b/", "user/%C3%A9/", "user/a%2Fb/",
+        "user/" .. string.rep("x", 256) .. "/" }) do
         for _, method in ipairs({ "GET", "PUT", "DELETE" }) do
-          local status, body = api:call(method, path, { body = method == "PUT" and '{"data":{}}' or nil })
-          assert.are.equal(400, status, method .. " " .. path)
-          assert.is_table(body.exception_fields.id)
+          local status, body, raw = api:call(method, path, { body = method == "PUT" and '{"data":{}}' or nil })
+          assert.are.equal(404, status, method .. " " .. path)
+          assert.are.equal(16, body.code, raw)
+          assert.are.equal("DoesNotExistException", body.exception)
+          assert.is_nil(body.exception_fields)
         end
       end
     end)

@@ -3,15 +3,17 @@
 -- What it does:
 --   * handle() (content_by_lua for every path): connection test header, rate-limit
 --     counting and headers, test faults, routing on the raw request path, slash-less
---     redirects, 404/405, api_key (401), rate limit (429), token (401/403), then the
---     users handler. Everything runs under xpcall: an unexpected Lua error becomes
---     500 code -1 with a Stream-style body (and a line in the error log).
+--     redirects, 404/405, api_key (401), rate limit (429), token and its scope
+--     (401/403), then the route's handler (stream_local.users,
+--     stream_local.feeds, stream_local.reactions, stream_local.updates,
+--     stream_local.collections). Everything runs under xpcall: an unexpected Lua error
+--     becomes 500 code -1 with a Stream-style body (and a line in the error log).
 --   * nginx_error() (the target of error_page): turns nginx's own error pages
 --     (413 body too large, 400, 414, ...) into Stream-style JSON bodies with the same
 --     headers as every other answer.
 --
--- What it deliberately does not do: no endpoints besides users, no CORS/OPTIONS, no HEAD
--- (405), no percent-decoding other than of the id segment.
+-- What it deliberately does not do: no CORS/OPTIONS, no HEAD (405), no percent-decoding
+-- other than of the captured path segments.
 
 local config = require "stream_local.config"
 local reply = require "stream_local.reply"
@@ -19,39 +21,113 @@ local ratelimit = require "stream_local.ratelimit"
 local faults = require "stream_local.faults"
 local auth = require "stream_local.auth"
 local users = require "stream_local.users"
+local feeds = require "stream_local.feeds"
+local reactions = require "stream_local.reactions"
+local updates = require "stream_local.updates"
+local collections = require "stream_local.collections"
+local request = require "stream_local.request"
 
 -- luacheck: globals ngx
 local ngx = ngx
-local type, ipairs, xpcall, tonumber, concat = type, ipairs, xpcall, tonumber, table.concat
+local type, ipairs, pairs, xpcall, tonumber, concat = type, ipairs, pairs, xpcall, tonumber, table.concat
 local traceback = debug.traceback
 
 local M = {}
 
--- path pattern -> { METHOD = handler }; patterns match the raw path (no query)
+-- The routes, as data. Each: a PCRE `pattern` over the raw path (no query) whose named
+-- captures become ctx.params (percent-decoded); `resource`, the token scope it needs
+-- (one name or a list; `*` always covers); `feed_id`, a function of the params giving
+-- the feed id a token's `feed_id` claim must cover (the joined id of the route's feed,
+-- or "*" for routes that act on no one feed but still want a `*` claim); and `methods`,
+-- METHOD -> handler. Slash-less forms of these paths get a redirect like the real service.
+
+-- the feed of feed/{slug}/{user}/... as JWT claims name it: "useralice"
+local function path_feed(params)
+  return params.slug .. params.user
+end
+
+-- routes outside one feed whose tokens must carry feed_id "*" (or none)
+local function any_feed()
+  return "*"
+end
+
 local ROUTES = {
-  { "^/api/v1%.0/user/$", { POST = users.add } },
-  { "^/api/v1%.0/user/([^/]+)/$", { GET = users.get, PUT = users.update, DELETE = users.delete } },
-  { "^/api/v1%.0/users/$", { POST = users.add_many, GET = users.get_many, DELETE = users.delete_many } },
+  { pattern = [[^/api/v1\.0/user/$]], resource = "users",
+    methods = { POST = users.add } },
+  { pattern = [[^/api/v1\.0/user/(?<id>[^/]+)/$]], resource = "users",
+    methods = { GET = users.get, PUT = users.update, DELETE = users.delete } },
+  { pattern = [[^/api/v1\.0/users/$]], resource = "users",
+    methods = { POST = users.add_many, GET = users.get_many, DELETE = users.delete_many } },
+
+  { pattern = [[^/api/v1\.0/feed/(?<slug>[^/]+)/(?<user>[^/]+)/(?:follows|following)/$]],
+    resource = "follower", feed_id = path_feed, methods = { GET = feeds.following, POST = feeds.follow } },
+  { pattern = [[^/api/v1\.0/feed/(?<slug>[^/]+)/(?<user>[^/]+)/(?:follows|following)/(?<target>[^/]+)/$]],
+    resource = "follower", feed_id = path_feed, methods = { DELETE = feeds.unfollow } },
+  { pattern = [[^/api/v1\.0/feed/(?<slug>[^/]+)/(?<user>[^/]+)/followers/$]],
+    resource = "follower", feed_id = path_feed, methods = { GET = feeds.followers } },
+  { pattern = [[^/api/v1\.0/feed/(?<slug>[^/]+)/(?<user>[^/]+)/$]],
+    resource = "feed", feed_id = path_feed, methods = { GET = feeds.read, POST = feeds.add } },
+  { pattern = [[^/api/v1\.0/(?<enrich>enrich/)feed/(?<slug>[^/]+)/(?<user>[^/]+)/$]],
+    resource = "feed", feed_id = path_feed, methods = { GET = feeds.read } },
+  { pattern = [[^/api/v1\.0/feed/(?<slug>[^/]+)/(?<user>[^/]+)/(?<activity_id>[^/]+)/$]],
+    resource = "feed", feed_id = path_feed, methods = { DELETE = feeds.remove } },
+  { pattern = [[^/api/v1\.0/activities/$]],
+    resource = "activities", methods = { GET = feeds.get_activities, POST = updates.full } },
+  { pattern = [[^/api/v1\.0/(?<enrich>enrich/)activities/$]],
+    resource = "activities", methods = { GET = feeds.get_activities } },
+  { pattern = [[^/api/v1\.0/activity/$]],
+    resource = "activities", methods = { POST = updates.partial } },
+  { pattern = [[^/api/v1\.0/feed/add_to_many/$]],
+    resource = "feed", methods = { POST = feeds.add_to_many } },
+  { pattern = [[^/api/v1\.0/follow_many/$]],
+    resource = "follower", methods = { POST = feeds.follow_many } },
+  { pattern = [[^/api/v1\.0/unfollow_many/$]],
+    resource = "follower", methods = { POST = feeds.unfollow_many } },
+  { pattern = [[^/api/v1\.0/collections/$]], resource = "collections", feed_id = any_feed,
+    methods = { POST = collections.upsert_many, GET = collections.select_many, DELETE = collections.delete_many } },
+  { pattern = [[^/api/v1\.0/collections/(?<name>[^/]+)/$]], resource = "collections", feed_id = any_feed,
+    methods = { POST = collections.add } },
+  { pattern = [[^/api/v1\.0/collections/(?<name>[^/]+)/(?<id>[^/]+)/$]], resource = "collections", feed_id = any_feed,
+    methods = { GET = collections.get, PUT = collections.update, DELETE = collections.delete } },
+  { pattern = [[^/api/v1\.0/stats/follow/$]],
+    resource = { "follower", "feed" }, methods = { GET = feeds.follow_stats } },
+
+  -- reactions (stream_local.reactions); the lookups and get_many come before reaction ids
+  { pattern = [[^/api/v1\.0/reaction/$]], resource = "reactions", feed_id = any_feed,
+    methods = { POST = reactions.add } },
+  { pattern = [[^/api/v1\.0/reaction/get_many/$]], resource = "reactions", feed_id = any_feed,
+    methods = { GET = reactions.get_many } },
+  { pattern = [[^/api/v1\.0/reaction/(?<lookup>activity_id|user_id|reaction_id)/(?<value>[^/]+)/(?:(?<kind>[^/]+)/)?$]],
+    resource = "reactions", feed_id = any_feed, methods = { GET = reactions.filter } },
+  { pattern = [[^/api/v1\.0/reaction/(?<id>[^/]+)/restore/$]], resource = "reactions", feed_id = any_feed,
+    methods = { PUT = reactions.restore } },
+  { pattern = [[^/api/v1\.0/reaction/(?<id>[^/]+)/$]], resource = "reactions", feed_id = any_feed,
+    methods = { GET = reactions.get, PUT = reactions.update, DELETE = reactions.delete } },
 }
--- slash-less forms of the same paths, answered with a redirect like the real service
-local REDIRECTS = {
-  "^/api/v1%.0/user$",
-  "^/api/v1%.0/user/[^/]+$",
-  "^/api/v1%.0/users$",
-}
-local ALLOW = {}
+M.ROUTES = ROUTES
+
 for _, r in ipairs(ROUTES) do
   local names = {}
   for _, m in ipairs({ "GET", "POST", "PUT", "DELETE" }) do
-    if r[2][m] then names[#names + 1] = m end
+    if r.methods[m] then names[#names + 1] = m end
   end
-  ALLOW[r[1]] = concat(names, ", ")
+  r.allow = concat(names, ", ")
+  if type(r.resource) == "string" then r.resource = { r.resource } end
 end
 
-local function first(v)
-  if type(v) == "table" then v = v[1] end
-  if type(v) ~= "string" then return nil end
-  return v
+-- route(path) -> route, params | nil
+local function route(path)
+  for _, r in ipairs(ROUTES) do
+    local m = ngx.re.match(path, r.pattern, "jo")
+    if m then
+      local params = {}
+      for k, v in pairs(m) do
+        if type(k) == "string" and v then params[k] = ngx.unescape_uri(v) end
+      end
+      return r, params
+    end
+  end
+  return nil
 end
 
 local function split_uri()
@@ -64,40 +140,30 @@ local function dispatch()
   reply.start()
   reply.common_headers()
   local args = ngx.req.get_uri_args(200)
-  local api_key = first(args.api_key)
+  local api_key = request.first(args.api_key)
   local limited = ratelimit.count(api_key or "")
   if faults.apply() then return end
 
   local method = ngx.req.get_method()
   local path, query = split_uri()
 
-  local route, captured
-  for _, r in ipairs(ROUTES) do
-    local c = path:match(r[1])
-    if c then
-      route, captured = r, c
-      break
-    end
-  end
-
-  if not route then
-    for _, pattern in ipairs(REDIRECTS) do
-      if path:find(pattern) then
-        local location = path .. "/" .. (query ~= "" and ("?" .. query) or "")
-        local host = ngx.var.http_host or (ngx.var.server_addr .. ":" .. ngx.var.server_port)
-        ngx.header["Location"] = ngx.var.scheme .. "://" .. host .. location
-        return reply.error(301, "moved permanently to " .. location ..
-          " (Stream API paths end with a slash; a client following this redirect may lose a request body)")
-      end
+  local r, params = route(path)
+  if not r then
+    if path:sub(-1) ~= "/" and route(path .. "/") then
+      local location = path .. "/" .. (query ~= "" and ("?" .. query) or "")
+      local host = ngx.var.http_host or (ngx.var.server_addr .. ":" .. ngx.var.server_port)
+      ngx.header["Location"] = ngx.var.scheme .. "://" .. host .. location
+      return reply.error(301, "moved permanently to " .. location ..
+        " (Stream API paths end with a slash; a client following this redirect may lose a request body)")
     end
     return reply.error(404, "no such endpoint: " .. method .. " " .. path)
   end
 
-  local handler = route[2][method]
+  local handler = r.methods[method]
   if not handler then
-    ngx.header["Allow"] = ALLOW[route[1]]
+    ngx.header["Allow"] = r.allow
     return reply.error(405, "method " .. method .. " is not allowed on " .. path ..
-      " (allowed: " .. ALLOW[route[1]] .. ")")
+      " (allowed: " .. r.allow .. ")")
   end
 
   local ok, status, detail = auth.api_key(api_key)
@@ -109,23 +175,35 @@ local function dispatch()
   end
 
   local principal, code, exception
-  principal, status, detail, code, exception = auth.authenticate(method)
+  local feed_id = r.feed_id and r.feed_id(params) or nil
+  principal, status, detail, code, exception = auth.authenticate(method, r.resource, feed_id)
   if not principal then return reply.error(status, detail, nil, code, exception) end
 
-  local id
-  if type(captured) == "string" and route[1]:find("%(") then
-    id = ngx.unescape_uri(captured)
-  end
-  return handler({ method = method, args = args, principal = principal, id = id })
+  return handler({ method = method, args = args, principal = principal, params = params,
+    id = params.id, path = path, query = query })
 end
 
 local function on_error(err)
+  if type(err) == "table" and err.storage_full then return err end
   return traceback(err, 2)
+end
+
+-- init_worker(): per-worker state: a random seed of its own (activity ids without a
+-- foreign id carry random bits) and its database connection
+function M.init_worker()
+  math.randomseed(ngx.worker.pid() * 1000003 + math.floor(ngx.now() * 1000) % 1000000007)
+  require("stream_local.db").open()
 end
 
 function M.handle()
   local ok, err = xpcall(dispatch, on_error)
-  if not ok then
+  if not ok and type(err) == "table" then
+    -- the database reached STREAM_LOCAL_MEMORY; the transaction was rolled back
+    ngx.log(ngx.WARN, "stream-local: storage full (STREAM_LOCAL_MEMORY)")
+    if not ngx.headers_sent then
+      reply.error(507, "the local server's storage is full (STREAM_LOCAL_MEMORY); nothing was written")
+    end
+  elseif not ok then
     ngx.log(ngx.ERR, "stream-local: unexpected error: ", err)
     if not ngx.headers_sent then
       ngx.header["Allow"] = nil
@@ -156,7 +234,7 @@ function M.nginx_error()
     reply.start()
     local status = tonumber(ngx.var.uri:match("(%d+)$")) or 500
     local _, query = split_uri()
-    local api_key = first(ngx.decode_args(query or "", 50).api_key)
+    local api_key = request.first(ngx.decode_args(query or "", 50).api_key)
     ratelimit.count(api_key or "")
     return reply.error(status, NGINX_DETAILS[status] or "error")
   end, on_error)

@@ -2,24 +2,29 @@
 --
 -- What it does:
 --   * api_key(args) checks the api_key query parameter (401 code 2 when missing/unknown).
---   * authenticate(method) checks `stream-auth-type: jwt` and the `Authorization` header
---     (a bare HS256 JWT over the API secret, verified by stream_local.jwt) and returns a
---     principal: { server = true } for tokens with `resource` "users" or "*", or
---     { user_id = "..." } for user tokens (a `user_id` claim and no `resource`).
---     An `action` claim, when present and not "*", must match the method
---     (GET read, POST/PUT write, DELETE delete), as the Java client sets it.
+--   * authenticate(method, resources, feed_id) checks `stream-auth-type: jwt` and the
+--     `Authorization` header (a bare HS256 JWT over the API secret, verified by
+--     stream_local.jwt) and returns a principal: { server = true } for tokens with a
+--     `resource` claim, or { user_id = "..." } for user tokens (a `user_id` claim and no
+--     `resource`). The scope claims must cover the call, else 403 code 17:
+--       resource  "*" or one the route accepts (users, feed, follower, activities, ...);
+--       action    "*" or the method's (GET read, POST/PUT write, DELETE delete);
+--       feed_id   "*" or the joined id of the route's feed ("useralice");
+--     an absent `action` or `feed_id` claim does not narrow the scope.
 --   * allowed(principal, id) says whether the principal may create/update/delete user id.
 --
 -- What it deliberately does not do: no "Bearer " prefix (refused with a hint), no
--- feed_id checks, no app-level permission policies, no token revocation.
+-- token revocation. App policies for user tokens (whose feeds a user may touch) are the
+-- handlers' business.
 
 local config = require "stream_local.config"
 local json = require "stream_local.json"
 local jwt = require "stream_local.jwt"
+local request = require "stream_local.request"
 
 -- luacheck: globals ngx
 local ngx = ngx
-local type, lower = type, string.lower
+local type, ipairs, lower, concat = type, ipairs, string.lower, table.concat
 
 local M = {}
 
@@ -37,15 +42,26 @@ end
 
 local ACTIONS = { GET = "read", HEAD = "read", POST = "write", PUT = "write", DELETE = "delete" }
 
-local function header(headers, name)
-  local v = headers[name]
-  if type(v) == "table" then return nil, true end -- repeated header
-  return v
+-- covers(claim, needed): a scope claim covers a call when it is absent, "*" or the value
+-- the call needs
+local function covers(claim, needed)
+  return claim == nil or claim == "*" or (json.kind(claim) == "string" and claim == needed)
 end
 
-function M.authenticate(method)
+local function listed(claim, list)
+  if claim == "*" then return true end
+  for _, name in ipairs(list) do
+    if claim == name then return true end
+  end
+  return false
+end
+
+-- authenticate(method, resources, feed_id) -> principal | nil, status, detail, code, exception
+-- resources: the token resources the route accepts; feed_id: the joined feed id
+-- ("useralice") the route acts on, or nil for routes without a feed.
+function M.authenticate(method, resources, feed_id)
   local headers = ngx.req.get_headers(100)
-  local auth_type, repeated = header(headers, "stream-auth-type")
+  local auth_type, repeated = request.header(headers, "stream-auth-type")
   if repeated then
     return nil, 401, "the stream-auth-type header is repeated", 3, "SignatureException"
   end
@@ -57,7 +73,7 @@ function M.authenticate(method)
     return nil, 401, "unsupported stream-auth-type (only jwt is supported)", 3, "SignatureException"
   end
   local token
-  token, repeated = header(headers, "authorization")
+  token, repeated = request.header(headers, "authorization")
   if repeated then
     return nil, 403, "the Authorization header is repeated"
   end
@@ -75,8 +91,9 @@ function M.authenticate(method)
   local principal
   local resource, user_id = claims:get("resource"), claims:get("user_id")
   if resource ~= nil then
-    if resource ~= "users" and resource ~= "*" then
-      return nil, 403, "the token's resource claim does not grant access to users"
+    if not listed(resource, resources) then
+      return nil, 403, "the token's resource claim does not cover this call (it needs resource "
+        .. concat(resources, " or ") .. " or *)"
     end
     principal = { server = true }
   elseif type(user_id) == "string" then
@@ -85,11 +102,12 @@ function M.authenticate(method)
     return nil, 403, "the token has neither a resource nor a user_id claim"
   end
 
-  local action = claims:get("action")
-  if action ~= nil and action ~= "*" then
-    if json.kind(action) ~= "string" or action ~= ACTIONS[method] then
-      return nil, 403, "the token's action claim does not allow " .. method
-    end
+  if not covers(claims:get("action"), ACTIONS[method]) then
+    return nil, 403, "the token's action claim does not allow " .. method
+      .. " (it needs action " .. ACTIONS[method] .. " or *)"
+  end
+  if feed_id and not covers(claims:get("feed_id"), feed_id) then
+    return nil, 403, "the token's feed_id claim does not cover the feed " .. feed_id
   end
   return principal
 end

@@ -1,13 +1,15 @@
 -- stream_local.config: the server's settings, read once from the environment.
 --
--- What it does: reads STREAM_API_KEY, STREAM_API_SECRET, STREAM_LOCAL_RATE_LIMIT and
--- STREAM_LOCAL_FAULTS (made visible to nginx workers by `env` directives in the generated
--- nginx.conf) and exposes them with their defaults, plus the fixed limits of the server.
+-- What it does: reads STREAM_API_KEY, STREAM_API_SECRET, STREAM_LOCAL_RATE_LIMIT,
+-- STREAM_LOCAL_FAULTS, STREAM_LOCAL_FEED_GROUPS, STREAM_LOCAL_DB, STREAM_LOCAL_MEMORY and
+-- STREAM_LOCAL_SQLITE (made visible to nginx workers by `env` directives in the
+-- generated nginx.conf) and exposes them with their defaults, plus the fixed limits of
+-- the server.
 --
 -- What it deliberately does not do: no reloading, no config files, no validation beyond
 -- turning malformed numbers into "off" (server/start validates what the user typed).
 
-local getenv, tonumber = os.getenv, tonumber
+local getenv, tonumber, tostring = os.getenv, tonumber, tostring
 
 local function env(name, default)
   local v = getenv(name)
@@ -32,9 +34,53 @@ M.rate_limit_display = M.rate_limit or 1000
 
 M.faults = env("STREAM_LOCAL_FAULTS", "") == "1"
 
+-- Feed groups: STREAM_LOCAL_FEED_GROUPS, a comma list of `name` (flat) or
+-- `name:flat|aggregated|notification` items; M.feed_groups maps each name to its type.
+M.DEFAULT_FEED_GROUPS = "user,timeline,notification:notification"
+M.FEED_TYPES = { flat = true, aggregated = true, notification = true }
+M.feed_groups, M.feed_group_list = {}, {}
+for item in env("STREAM_LOCAL_FEED_GROUPS", M.DEFAULT_FEED_GROUPS):gmatch("[^,%s]+") do
+  local name, kind = item:match("^([A-Za-z0-9_]+):?(%a*)$")
+  if kind == "" then kind = "flat" end
+  if name and M.FEED_TYPES[kind] and not M.feed_groups[name] then
+    M.feed_groups[name] = kind
+    M.feed_group_list[#M.feed_group_list + 1] = name
+  end
+end
+
+-- receives_from_others(slug): may a user token send activities (`to`, target_feeds)
+-- to another user's feed of this group? Notification groups, and the group named
+-- `notification` whatever its type (stream-feeds-api.md section 2 names it).
+function M.receives_from_others(slug)
+  return slug == "notification" or M.feed_groups[slug] == "notification"
+end
+
+-- The SQLite database: STREAM_LOCAL_DB keeps it across restarts; unset, it is a
+-- throw-away file inside the server's prefix (stream_local.db).
+M.db_path = env("STREAM_LOCAL_DB", nil)
+M.sqlite_library = env("STREAM_LOCAL_SQLITE", "libsqlite3.so.0") -- found by the dynamic loader
+M.busy_timeout_ms = 10000
+
+-- STREAM_LOCAL_MEMORY: the most the database may hold, "512m", "2g", "65536k" or bytes.
+local function size(text)
+  local n, unit = tostring(text):lower():match("^(%d+)([kmg]?)b?$")
+  if not n then return nil end
+  local mult = ({ [""] = 1, k = 1024, m = 1024 ^ 2, g = 1024 ^ 3 })[unit]
+  return tonumber(n) * mult
+end
+M.max_db_bytes = size(env("STREAM_LOCAL_MEMORY", "1g")) or 1024 ^ 3
+
 -- fixed limits (stream-api.md section 3 and the server choices in server/README.md)
 M.max_user_bytes = 10240 -- compact {"id":...,"data":...}
 M.max_batch = 1000 -- users per batch add, ids per batch get/delete
 M.max_delay_ms = 60000 -- X-Stream-Local-Delay cap
+M.max_activity_bytes = 10240 -- compact JSON of an activity as stored
+M.max_to = 100 -- `to` targets per activity
+M.max_activities = 100 -- activities per add-many and ids per activities-by-id
+M.default_limit, M.max_limit = 25, 100 -- feed reads (activities, or groups)
+M.max_group_activities = 15 -- activities shown per aggregated/notification group
+M.default_follow_limit, M.max_follow_limit = 25, 500 -- followers/following
+M.default_copy_limit, M.max_copy_limit = 100, 1000 -- activity_copy_limit
+M.max_follow_many = 2500 -- pairs per follow_many / unfollow_many
 
 return M

@@ -5,54 +5,15 @@
 -- header below is ignored, /_local/faults is an unknown route (404), and requests are
 -- answered normally.
 --
--- Per-request headers (a value that is not valid is ignored):
+-- The protocol (every header, every programmed fault, their order and limits) is
+-- documented once, in server/README.md ("Test headers"). A new fault is a header (and a
+-- "fault" name) in this file plus a row there.
 --
---   X-Stream-Local-Delay: <ms>         wait that long (ngx.sleep: the worker keeps serving
---                                      others), capped at 60000, then go on
---   X-Stream-Local-Drop: 1             close the connection without answering (nginx 444)
---   X-Stream-Local-Raise: 1            raise a Lua error (the 500 code -1 path)
---   X-Stream-Local-Status: <400..599>  answer that status with a Stream error body; 429
---                                      also gets X-RateLimit-Remaining: 0 and
---                                      X-RateLimit-Reset (end of the minute window, or
---   X-Stream-Local-Reset-After: <s>      now + s when this header gives 0..86400 seconds)
---   X-Stream-Local-Redirect: <3xx>     answer 300, 301, 302, 303, 307 or 308 with a
---   X-Stream-Local-Location: <url>       Location (this header, else the request's own
---                                        absolute URL) and a Stream error body
---   X-Stream-Local-Garbage: 1          200 with Content-Type: application/json and an HTML
---                                      body (not JSON)
---   X-Stream-Local-Truncate: <bytes>   200 whose Content-Length is the whole user body,
---                                      but only the first <bytes> (at most all but one)
---                                      are sent, then the connection is closed
---   X-Stream-Local-Drip: <ms>          200 with a user body sent a few bytes at a time,
---   X-Stream-Local-Drip-Bytes: <n>       n (default 4) bytes per write, pauses spread so
---                                        the last byte leaves ~ms after the headers
---   X-Stream-Local-Oversize: <bytes>   200 with a valid JSON user object of exactly that
---                                      many bytes (up to 1 GiB; data.pad is the filler),
---                                      streamed 64 KiB at a time, never built in memory
---
--- The "user body" of garbage/truncate/drip/oversize is a valid user object,
--- {"id":<id from the path, else "local-fault">,"created_at":..,"updated_at":..,
--- "data":{"local_fault":"<fault>"},"duration":"0.00ms"}, so a client that reads it all
--- decodes a user.
---
--- Order: the delay first, then the first of drop, raise, status, redirect, garbage,
--- truncate, drip, oversize that the request asks for (Delay + Status: a slow error).
---
--- Programmed faults (control endpoint, no api_key or token needed):
---
---   POST   /_local/faults   {"fault":"status","status":503,"count":2}  queue a fault
---   GET    /_local/faults   list what is queued                        (200)
---   DELETE /_local/faults   clear the queue                            (200)
---
--- Each answers {"faults":[{...,"left":n}, ...],"duration":...} (POST: 201). The fields
--- mirror the headers: "fault" is delay (ms), drop, raise, status (status,
--- reset_after), redirect (status, location), garbage, truncate (bytes), drip (ms,
--- bytes), oversize (bytes); every fault also takes "delay" (ms, applied first) and
--- "count" (1..1000000, default 1). A bad body is a 400 naming the field. Queued faults
--- are taken in order, one per request, by the next requests that carry no fault header
--- (a request with fault headers uses those and leaves the queue alone); the queue lives
--- in the shared dict and is changed under a lock, so across workers each queued use is
--- consumed exactly once.
+-- How it works: header_plan() reads the X-Stream-Local-* headers of a request,
+-- plan_from_body() a POST to /_local/faults; both give a plan { fault, delay, ... }.
+-- Programmed plans wait in a queue (JSON text in the stream_local_meta dict) changed
+-- under one lock, so across workers each queued use is consumed exactly once. run()
+-- carries a plan out.
 --
 -- What it deliberately does not do: no random faults, no faults on nginx's own error
 -- pages, no slow reading of the request, no matching of programmed faults to paths.
@@ -62,10 +23,12 @@ local reply = require "stream_local.reply"
 local ratelimit = require "stream_local.ratelimit"
 local json = require "stream_local.json"
 local store = require "stream_local.store"
+local request = require "stream_local.request"
+local lock = require "stream_local.lock"
 
 -- luacheck: globals ngx
 local ngx = ngx
-local tonumber, tostring, type, error, pcall, ipairs = tonumber, tostring, type, error, pcall, ipairs
+local tonumber, tostring, type, error, ipairs = tonumber, tostring, type, error, ipairs
 local floor, ceil, min = math.floor, math.ceil, math.min
 local concat, format, rep = table.concat, string.format, string.rep
 
@@ -78,7 +41,6 @@ local MAX_COUNT = 1000000
 local OVERSIZE_CHUNK = 65536
 local QUEUE_KEY = "faults:queue" -- stream_local_meta: JSON array of queued faults
 local LOCK_KEY = "faults:queue" -- stream_local_locks (user ids cannot contain ':')
-local LOCK_WAIT, LOCK_TTL = 5, 10
 local REDIRECTS = { [300] = true, [301] = true, [302] = true, [303] = true, [307] = true, [308] = true }
 
 -- the answering faults, in the order they are tried
@@ -103,9 +65,7 @@ end
 -- A plan is { fault = kind or nil, delay = ms or nil, ...fields of that kind }.
 
 local function header(headers, name)
-  local v = headers[name]
-  if type(v) == "table" then v = v[1] end
-  return v
+  return request.first(headers[name])
 end
 
 -- plan from the request headers, or nil when it carries no (valid) fault header
@@ -253,19 +213,7 @@ local function queue_write(list)
 end
 
 local function with_lock(fn, ...)
-  local dict = ngx.shared.stream_local_locks
-  local deadline = ngx.now() + LOCK_WAIT
-  while true do
-    local ok, err = dict:safe_add(LOCK_KEY, true, LOCK_TTL)
-    if ok then break end
-    if err ~= "exists" then error("fault queue lock: " .. tostring(err), 0) end
-    if ngx.now() > deadline then error("timed out waiting for the fault queue lock", 0) end
-    ngx.sleep(0.001)
-  end
-  local ok, a = pcall(fn, ...)
-  dict:delete(LOCK_KEY)
-  if not ok then error(a, 0) end
-  return a
+  return lock.with_lock(LOCK_KEY, fn, ...)
 end
 
 local function take_locked()
@@ -292,7 +240,7 @@ local function push_locked(plan)
   return list
 end
 
-local read_body = reply.read_body
+local read_body = request.read_body
 
 -- /_local/faults
 local function control()

@@ -27,7 +27,8 @@ local ipairs, tostring, error, pcall = ipairs, tostring, error, pcall
 
 local M = {}
 
-M.MAX_DEPTH = 100
+-- The client encodes up to 1000 levels; a body wraps them in one or two more.
+M.MAX_DEPTH = 1024
 
 -- node kinds ---------------------------------------------------------------
 

@@ -12,13 +12,13 @@
 -- What it deliberately does not do: no content negotiation, no gzip, no pretty printing,
 -- no CORS headers.
 
-local ffi = require "ffi"
+local clock = require "stream_local.clock"
 local json = require "stream_local.json"
 
 -- luacheck: globals ngx
 local ngx = ngx
 local format, concat = string.format, table.concat
-local ipairs, type, pcall, tonumber = ipairs, type, pcall, tonumber
+local ipairs, type = ipairs, type
 
 local M = {}
 
@@ -45,22 +45,11 @@ local CATALOGUE = {
   [502] = { -1, "BadGateway" },
   [503] = { -1, "ServiceUnavailable" },
   [504] = { -1, "GatewayTimeout" },
+  [507] = { -1, "StorageFullException" },
 }
 M.CATALOGUE = CATALOGUE
 
--- a monotonic clock with sub-millisecond resolution for "duration" (ngx.now() has
--- millisecond resolution only)
-pcall(ffi.cdef, [[
-typedef struct { long tv_sec; long tv_nsec; } stream_local_timespec;
-int clock_gettime(int clk_id, stream_local_timespec *tp);
-]])
-local ts = ffi.new("stream_local_timespec")
-local CLOCK_MONOTONIC = 1
-
-local function clock_ms()
-  if ffi.C.clock_gettime(CLOCK_MONOTONIC, ts) ~= 0 then return nil end
-  return tonumber(ts.tv_sec) * 1000 + tonumber(ts.tv_nsec) / 1e6
-end
+local clock_ms = clock.monotonic_ms
 
 -- start(): remember when handling began (per request, in ngx.ctx)
 function M.start()
@@ -142,27 +131,17 @@ end
 
 -- error(status, detail [, fields [, code, exception]])
 -- fields: { {"id", "message"}, ... } or nil; code/exception override the catalogue.
--- The request body as text ("" when there is none); nginx may have
--- buffered a large one to a file.
-function M.read_body()
-  ngx.req.read_body()
-  local body = ngx.req.get_body_data()
-  if body then return body end
-  local file = ngx.req.get_body_file()
-  if file then
-    local f = io.open(file, "rb")
-    if f then
-      body = f:read("*a")
-      f:close()
-      return body
-    end
-  end
-  return ""
-end
-
 function M.error(status, detail, fields, code, exception)
   if type(fields) == "table" and fields[1] == nil then fields = nil end
   return write(status, M.error_text(status, detail, fields, code, exception))
+end
+
+-- invalid(fields): 400 code 4, every { field, message } in the detail and in
+-- exception_fields
+function M.invalid(fields)
+  local parts = {}
+  for i, e in ipairs(fields) do parts[i] = e[1] .. ": " .. e[2] end
+  return M.error(400, "invalid input: " .. concat(parts, "; "), fields)
 end
 
 return M

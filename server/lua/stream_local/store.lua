@@ -1,146 +1,111 @@
--- stream_local.store: the user records, kept in the `stream_local_users` shared dict so
--- every nginx worker sees the same users.
+-- stream_local.store: the user records, in the SQLite database (stream_local.db) that
+-- also holds feeds and follows, so every nginx worker sees the same users and
+-- enrichment and follow counts read one consistent store.
 --
 -- What it does:
---   * One dict entry per user, key = the id, value = one string
---     "<created_at µs, 16 digits><updated_at µs, 16 digits><data as compact JSON>",
---     so a reader sees either the old or the new record, never half of one.
---   * add() uses dict:safe_add, so of two concurrent creates of one id exactly one wins,
---     whichever worker runs it.
---   * Changes to an existing record (update, override, delete) run under a per-id lock
---     (an entry in `stream_local_locks` taken with safe_add, polled with ngx.sleep), so an
---     update cannot resurrect a user deleted meanwhile or mix two records.
---   * Timestamps: wall clock at millisecond resolution (ngx.now), written with
---     microseconds; an update's updated_at is at least 1 µs after the previous one.
---   * safe_* calls never evict users when the dict is full; that is an error instead.
+--   * One `users` row per user: id, created_us, updated_us (µs since the epoch, from the
+--     real-time clock) and data (compact JSON text). A record is the table
+--     { created = µs, updated = µs, data = json_text }.
+--   * add() is INSERT OR IGNORE inside one transaction, so of two concurrent creates of
+--     one id exactly one wins, whichever worker runs it; update/upsert/delete are one
+--     transaction each, so an update cannot resurrect a user deleted meanwhile or mix
+--     two records.
+--   * Timestamps: microseconds of the wall clock; an update's updated_at is at least
+--     1 µs after the previous one, so it always moves.
+--   * A full database raises { storage_full = true } (stream_local.db) and writes nothing.
 --
--- What it deliberately does not do: no persistence (a restart wipes everything), no
--- follows or feeds, no multi-user transactions (a batch is atomic per user only).
+-- What it deliberately does not do: no multi-user transactions (a batch is atomic per
+-- user only), no cascade on delete (activities keep their `SU:` references, which
+-- enrichment then reports as missing).
 
--- luacheck: globals ngx
-local ngx = ngx
-local floor = math.floor
-local format, sub = string.format, string.sub
-local tonumber, tostring, error, pcall = tonumber, tostring, error, pcall
+local db = require "stream_local.db"
+local clock = require "stream_local.clock"
 local json = require "stream_local.json"
+
+local floor = math.floor
+local format = string.format
 
 local M = {}
 
-local function users() return ngx.shared.stream_local_users end
-local function locks() return ngx.shared.stream_local_locks end
-
-local LOCK_WAIT = 5 -- seconds before giving up on a lock
-local LOCK_TTL = 10 -- seconds a lock lives if its holder dies
-
 function M.now_us()
-  ngx.update_time()
-  return floor(ngx.now() * 1000 + 0.5) * 1000
+  return clock.realtime_us()
 end
 
--- timestamp(µs) -> "2026-11-26T17:02:16.131000Z"
+-- timestamp(µs) -> "2026-11-26T17:02:16.131234Z"
 function M.timestamp(us)
   local sec = floor(us / 1000000)
   return os.date("!%Y-%m-%dT%H:%M:%S", sec) .. format(".%06dZ", us - sec * 1000000)
 end
 
-local function pack(created, updated, data_json)
-  return format("%016.0f%016.0f", created, updated) .. data_json
-end
-
-local function unpack(v)
-  return tonumber(sub(v, 1, 16)), tonumber(sub(v, 17, 32)), sub(v, 33)
+local function record(row)
+  if not row then return nil end
+  return { created = row[1], updated = row[2], data = row[3] }
 end
 
 -- user_json(id, record [, extra]) -> the user object as JSON text
 -- extra: a JSON fragment (`"k":v,...`) appended after data.
-function M.user_json(id, record, extra)
-  local created, updated, data = unpack(record)
+function M.user_json(id, rec, extra)
   return '{"id":' .. json.quote(id)
-    .. ',"created_at":"' .. M.timestamp(created)
-    .. '","updated_at":"' .. M.timestamp(updated)
-    .. '","data":' .. data
+    .. ',"created_at":"' .. M.timestamp(rec.created)
+    .. '","updated_at":"' .. M.timestamp(rec.updated)
+    .. '","data":' .. rec.data
     .. (extra and ("," .. extra) or "") .. "}"
 end
 
-local function with_lock(id, fn, ...)
-  local dict = locks()
-  local deadline = ngx.now() + LOCK_WAIT
-  while true do
-    local ok, err = dict:safe_add(id, true, LOCK_TTL)
-    if ok then break end
-    if err ~= "exists" then error("lock for user " .. id .. ": " .. tostring(err), 0) end
-    if ngx.now() > deadline then error("timed out waiting for the lock of user " .. id, 0) end
-    ngx.sleep(0.001)
-  end
-  local ok, a, b = pcall(fn, ...)
-  dict:delete(id)
-  if not ok then error(a, 0) end
-  return a, b
-end
-
-local function store_error(err)
-  error("user store: " .. tostring(err), 0)
-end
+local GET = "SELECT created_us, updated_us, data FROM users WHERE id = ?"
 
 -- get(id) -> record | nil
 function M.get(id)
-  return (users():get(id))
+  return record(db.one(GET, id))
+end
+
+local function add_tx(id, data_json)
+  local existing = db.one(GET, id)
+  if existing then return record(existing), false end
+  local now = M.now_us()
+  db.exec("INSERT INTO users (id, created_us, updated_us, data) VALUES (?, ?, ?, ?)", id, now, now, data_json)
+  return { created = now, updated = now, data = data_json }, true
 end
 
 -- add(id, data_json) -> record, true (created) | existing_record, false
 function M.add(id, data_json)
-  local dict = users()
-  local now = M.now_us()
-  local record = pack(now, now, data_json)
-  local ok, err = dict:safe_add(id, record)
-  if ok then return record, true end
-  if err ~= "exists" then store_error(err) end
-  local existing = dict:get(id)
-  if existing then return existing, false end
-  -- deleted between the two calls: try once more
-  return M.add(id, data_json)
+  return db.write(add_tx, id, data_json)
 end
 
-local function replace_locked(id, data_json, create)
-  local dict = users()
-  local old = dict:get(id)
-  local record
-  if old then
-    local created, updated = unpack(old)
-    local now = M.now_us()
-    if now <= updated then now = updated + 1 end
-    record = pack(created, now, data_json)
-  elseif create then
-    local now = M.now_us()
-    record = pack(now, now, data_json)
-  else
-    return nil
+local function replace_tx(id, data_json, create)
+  local old = db.one(GET, id)
+  if not old then
+    if not create then return nil end
+    return (add_tx(id, data_json))
   end
-  local ok, err = dict:safe_set(id, record)
-  if not ok then store_error(err) end
-  return record
+  local now = M.now_us()
+  if now <= old[2] then now = old[2] + 1 end
+  db.exec("UPDATE users SET updated_us = ?, data = ? WHERE id = ?", now, data_json, id)
+  return { created = old[1], updated = now, data = data_json }
 end
 
 -- update(id, data_json) -> new record | nil (unknown id)
 function M.update(id, data_json)
-  return with_lock(id, replace_locked, id, data_json, false)
+  return db.write(replace_tx, id, data_json, false)
 end
 
 -- upsert(id, data_json) -> record (created or replaced; created_at kept)
 function M.upsert(id, data_json)
-  return with_lock(id, replace_locked, id, data_json, true)
-end
-
-local function delete_locked(id)
-  local dict = users()
-  if dict:get(id) == nil then return false end
-  dict:delete(id)
-  return true
+  return db.write(replace_tx, id, data_json, true)
 end
 
 -- delete(id) -> true | false (unknown id)
 function M.delete(id)
-  return with_lock(id, delete_locked, id)
+  return db.write(function() return db.exec("DELETE FROM users WHERE id = ?", id) > 0 end)
+end
+
+-- follow_counts(id) -> followers, following (the timeline -> user rule)
+function M.follow_counts(id)
+  local followers = db.one("SELECT count(*) FROM follows WHERE target_id = ? AND feed_slug = 'timeline'",
+    "user:" .. id)[1]
+  local following = db.one("SELECT count(*) FROM follows WHERE feed_id = ? AND target_slug = 'user'",
+    "timeline:" .. id)[1]
+  return followers, following
 end
 
 return M

@@ -5,14 +5,17 @@
 -- returns after writing the response through stream_local.reply.
 --
 --   POST   user/               add (201; existing id 409/22), ?get_or_create=true|True|1
---   GET    user/{id}/          get (200), ?with_follow_counts adds the two counts (always 0)
+--   GET    user/{id}/          get (200), ?with_follow_counts adds the two counts
 --   PUT    user/{id}/          update: data replaced, updated_at moves (201)
 --   DELETE user/{id}/          delete (200 {"duration"})
 --   POST   users/              batch add {"users":[...],"override"|"override_existing":bool}
 --   GET    users/?ids=a,b      batch get, unknown ids left out
 --   DELETE users/?ids=a,b      batch delete, lists every id asked for
 --
--- What it deliberately does not do: no follows (counts are always 0), no enrichment, no
+-- An id in the path that breaks the id rule names no user: 404 code 16, as the service
+-- answers (ids in bodies and in `ids` are validated: 400 code 4).
+--
+-- What it deliberately does not do: no enrichment, no
 -- merging of data on update, no partial success in batches (any invalid entry rejects
 -- the whole request before anything is written).
 
@@ -21,6 +24,8 @@ local store = require "stream_local.store"
 local reply = require "stream_local.reply"
 local auth = require "stream_local.auth"
 local config = require "stream_local.config"
+local request = require "stream_local.request"
+local idrules = require "stream_local.ids"
 
 local type, ipairs, tostring = type, ipairs, tostring
 local concat = table.concat
@@ -30,43 +35,15 @@ local M = {}
 
 -- helpers ------------------------------------------------------------------
 
-local function arg(args, name)
-  local v = args[name]
-  if type(v) == "table" then v = v[1] end
-  if type(v) ~= "string" then return nil end
-  return v
-end
+local flag = request.flag
 
-local function flag(args, name)
-  local v = arg(args, name)
-  return v == "true" or v == "True" or v == "1"
-end
-
-function M.valid_id(id)
-  return type(id) == "string" and #id >= 1 and #id <= 255 and id:find("^[A-Za-z0-9_-]+$") ~= nil
-end
-local valid_id = M.valid_id
-
-local ID_RULE = "must be 1 to 255 characters of A-Z, a-z, 0-9, - and _"
-
-local read_body = reply.read_body
+local valid_id = idrules.valid_user_id
+local ID_RULE = idrules.USER_ID_RULE
 
 -- body_object() -> object tree | nil (after answering 400)
 local function body_object()
-  local text = read_body()
-  if text == "" then
-    reply.error(400, "the request body is empty, a JSON object is expected")
-    return nil
-  end
-  local tree, msg, pos = json.parse(text)
-  if tree == nil then
-    reply.error(400, format("invalid JSON in the request body: %s at byte %d", msg, pos))
-    return nil
-  end
-  if json.kind(tree) ~= "object" then
-    reply.error(400, "the request body must be a JSON object")
-    return nil
-  end
+  local tree, detail = request.json_object()
+  if not tree then reply.error(400, detail) end
   return tree
 end
 
@@ -108,11 +85,7 @@ local function check_size(id, data, field, errors)
   return true
 end
 
-local function invalid(errors)
-  local parts = {}
-  for i, e in ipairs(errors) do parts[i] = e[1] .. ": " .. e[2] end
-  return reply.error(400, "invalid input: " .. concat(parts, "; "), errors)
-end
+local invalid = reply.invalid
 
 local function forbidden(principal, id)
   return reply.error(403, "user " .. tostring(principal.user_id) ..
@@ -131,15 +104,8 @@ end
 
 -- split the ids query parameter: nil after answering 400, else a de-duplicated list
 local function ids_param(args)
-  local v = args.ids
-  if type(v) == "table" then
-    local strs = {}
-    for _, s in ipairs(v) do
-      if type(s) == "string" then strs[#strs + 1] = s end
-    end
-    v = concat(strs, ",")
-  end
-  if type(v) ~= "string" or v == "" then
+  local v = request.joined(args, "ids")
+  if not v then
     reply.error(400, "invalid input: ids: this query parameter is required",
       { { "ids", "this query parameter is required (comma-separated user ids)" } })
     return nil
@@ -185,19 +151,19 @@ end
 
 function M.get(ctx)
   local id = ctx.id
-  if not valid_id(id) then return invalid({ { "id", "invalid user id " .. json.quote(id) .. ": " .. ID_RULE } }) end
+  if not valid_id(id) then return not_found(id) end
   local record = store.get(id)
   if not record then return not_found(id) end
   local extra
   if flag(ctx.args, "with_follow_counts") then
-    extra = '"followers_count":0,"following_count":0'
+    extra = format('"followers_count":%d,"following_count":%d', store.follow_counts(id))
   end
   return reply.send(200, store.user_json(id, record, extra))
 end
 
 function M.update(ctx)
   local id = ctx.id
-  if not valid_id(id) then return invalid({ { "id", "invalid user id " .. json.quote(id) .. ": " .. ID_RULE } }) end
+  if not valid_id(id) then return not_found(id) end
   if not auth.allowed(ctx.principal, id) then return forbidden(ctx.principal, id) end
   local body = body_object()
   if not body then return end
@@ -212,7 +178,7 @@ end
 
 function M.delete(ctx)
   local id = ctx.id
-  if not valid_id(id) then return invalid({ { "id", "invalid user id " .. json.quote(id) .. ": " .. ID_RULE } }) end
+  if not valid_id(id) then return not_found(id) end
   if not auth.allowed(ctx.principal, id) then return forbidden(ctx.principal, id) end
   if not store.delete(id) then return not_found(id) end
   return reply.send(200, "{}")

@@ -1,0 +1,664 @@
+-- stream_local.feeds: the handlers of the feed endpoints (stream-feeds-api.md sections
+-- 3-5): activities, feed reads (plain and enriched), removal, activities by id, follows,
+-- followers/following and follow stats.
+--
+-- What it does: checks the feed group (400 code 6 for one that is not configured) and
+-- ids, validates bodies and queries (400 code 4 naming the field, nothing written),
+-- applies the user-token policies of section 2 (403 code 17), and hands the work to
+-- stream_local.feedstore; enriched reads go through stream_local.enrich. Each handler
+-- gets ctx = { method, args, principal, params, path, query } from stream_local.app.
+--
+-- Reads of aggregated and notification feeds go to stream_local.groups once the path,
+-- limit, offset and the token's right to read are checked; such feeds take activities
+-- like flat ones (added, sent by `to`, copied by following) but cannot be followed.
+--
+-- What it deliberately does not do: no reactions (stream_local.reactions), no ranking,
+-- no realtime notifications, no activity updates (stream_local.updates).
+
+local json = require "stream_local.json"
+local reply = require "stream_local.reply"
+local request = require "stream_local.request"
+local config = require "stream_local.config"
+local ids = require "stream_local.ids"
+local clock = require "stream_local.clock"
+local store = require "stream_local.store"
+local feedstore = require "stream_local.feedstore"
+local enrich = require "stream_local.enrich"
+local groups = require "stream_local.groups"
+
+-- luacheck: globals ngx
+local ngx = ngx
+local type, ipairs, tonumber = type, ipairs, tonumber
+local concat, format, floor = table.concat, string.format, math.floor
+
+local M = {}
+
+local RESERVED = { "id", "origin", "activity_id", "activity", "analytics", "extra_context",
+  "is_read", "is_seen", "score", "site_id" }
+local IS_RESERVED = {}
+for _, k in ipairs(RESERVED) do IS_RESERVED[k] = true end
+local CORE = { actor = true, verb = true, object = true, target = true, time = true, foreign_id = true, to = true }
+
+local ID_RULE = ids.USER_ID_RULE
+local valid_user_id = ids.valid_user_id
+
+-- errors ----------------------------------------------------------------------
+
+local invalid = reply.invalid
+
+local function not_configured(slug)
+  return reply.error(400, "The following feeds are not configured: '" .. slug .. "'. This could be the cause "
+    .. "of a typo, but otherwise you should configure them on the dashboard of this app.", nil, 6,
+    "FeedConfigException")
+end
+
+local function forbidden(detail)
+  return reply.error(403, detail)
+end
+
+-- names -----------------------------------------------------------------------
+
+-- feed_id_parts("user:alice") -> slug, id | nil, message, unconfigured_slug
+local function feed_parts(text)
+  if type(text) ~= "string" then return nil, "must be a feed id such as user:alice" end
+  local slug, id = text:match("^([^:]*):(.*)$")
+  if not slug or not slug:find("^[A-Za-z0-9_]+$") then
+    return nil, "invalid feed id " .. json.quote(text) .. ": expected <slug>:<id> such as user:alice"
+  end
+  if not valid_user_id(id) then
+    return nil, "invalid feed id " .. json.quote(text) .. ": the id " .. ID_RULE
+  end
+  if not config.feed_groups[slug] then return nil, nil, slug end
+  return slug, id
+end
+
+-- the feed of the path: slug, user id, "slug:id" | nil after answering
+local function path_feed(ctx)
+  local slug, uid = ctx.params.slug, ctx.params.user
+  if not slug:find("^[A-Za-z0-9_]+$") then
+    invalid({ { "feed_slug", "invalid feed slug " .. json.quote(slug) .. ": use A-Z, a-z, 0-9 and _" } })
+    return nil
+  end
+  if not config.feed_groups[slug] then
+    not_configured(slug)
+    return nil
+  end
+  if not valid_user_id(uid) then
+    invalid({ { "user_id", "invalid feed user id " .. json.quote(uid) .. ": " .. ID_RULE } })
+    return nil
+  end
+  return slug, uid, slug .. ":" .. uid
+end
+
+-- followable(feed_id) -> nil | why not: only flat feeds can be followed
+local function followable(feed_id)
+  local kind = config.feed_groups[feed_id:match("^[^:]*")]
+  if kind == "flat" then return nil end
+  return "cannot follow " .. feed_id .. ": it is " .. (kind == "aggregated" and "an aggregated" or "a notification")
+    .. " feed, and only flat feeds can be followed"
+end
+
+-- policies for user tokens (section 2) ------------------------------------------
+
+local function own(principal, uid)
+  return principal.server or principal.user_id == uid
+end
+
+local function may_read(principal, slug, uid)
+  return principal.server or slug == "user" or principal.user_id == uid
+end
+
+-- query values ----------------------------------------------------------------
+
+-- int_arg(args, name, default, lo, hi, errors)
+local function int_arg(args, name, default, lo, hi, errors)
+  local v = request.arg(args, name)
+  if v == nil or v == "" then return default end
+  local n = v:find("^%d+$") and tonumber(v)
+  if not n or n < lo or n > hi then
+    errors[#errors + 1] = { name, format("must be a whole number from %d to %d", lo, hi) }
+    return default
+  end
+  return n
+end
+
+-- list_arg(args, name): the non-empty items of a comma list, or nil
+local function list_arg(args, name)
+  local v = request.joined(args, name)
+  if not v then return nil end
+  local list = {}
+  for item in (v .. ","):gmatch("([^,]*),") do
+    if item ~= "" then list[#list + 1] = item end
+  end
+  return list
+end
+
+-- activities ------------------------------------------------------------------
+
+-- prepare(node, feed_id, prefix, errors, slug_errors) -> activity ready for feedstore.add
+-- | nil; validation messages go to errors, groups that are not configured to slug_errors
+local function prepare(node, feed_id, prefix, errors, slug_errors)
+  local n0 = #errors
+  local function bad(field, message) errors[#errors + 1] = { prefix .. field, message } end
+  if json.kind(node) ~= "object" then
+    bad("activity", "must be a JSON object")
+    return nil
+  end
+  for _, k in ipairs(node.keys) do
+    if IS_RESERVED[k] and node.values[k] ~= json.null then
+      bad(k, k .. " is a reserved field and cannot be set")
+    end
+  end
+  local function str(field, required)
+    local v = node:get(field)
+    if v == nil or v == json.null then
+      if required then bad(field, "this field is required") end
+      return nil
+    end
+    if type(v) ~= "string" then
+      bad(field, "must be a string")
+      return nil
+    end
+    return v
+  end
+  local actor = str("actor", true)
+  local verb = str("verb", true)
+  if verb and #verb > 255 then bad("verb", "must be at most 255 bytes") end
+  if actor == "" then bad("actor", "must not be empty") end
+  if verb == "" then bad("verb", "must not be empty") end
+  local object = node:get("object")
+  if json.kind(object) == "number" then
+    object = object.text
+  elseif object == nil or object == json.null then
+    bad("object", "this field is required")
+    object = nil
+  elseif type(object) ~= "string" then
+    bad("object", "must be a string (or a number, stored as its decimal string)")
+    object = nil
+  elseif object == "" then
+    bad("object", "must not be empty")
+  end
+  local target = str("target", false) or ""
+  local foreign_id = str("foreign_id", false)
+  if foreign_id == "" then foreign_id = nil end
+  local time_us
+  local time_node = node:get("time")
+  if time_node == nil or time_node == json.null then
+    time_us = clock.realtime_us()
+  else
+    time_us = ids.parse_time(time_node)
+    if not time_us then
+      bad("time", "must be an ISO 8601 time such as 2026-11-28T10:00:00.123456 (UTC, or with Z or an offset)")
+    end
+  end
+  local to_node = node:get("to")
+  local to = {}
+  if to_node ~= nil and to_node ~= json.null then
+    if json.kind(to_node) ~= "array" then
+      bad("to", "must be a list of feed ids")
+    elseif to_node.n > config.max_to then
+      bad("to", format("at most %d targets", config.max_to))
+    else
+      local seen = { [feed_id] = true }
+      for i = 1, to_node.n do
+        local slug, id_or_msg, unconfigured = feed_parts(to_node[i])
+        if unconfigured then
+          slug_errors[#slug_errors + 1] = unconfigured
+        elseif not slug then
+          bad("to", id_or_msg)
+        elseif not seen[to_node[i]] then
+          seen[to_node[i]] = true
+          to[#to + 1] = to_node[i]
+        end
+      end
+    end
+  end
+  if #errors > n0 then return nil end
+
+  local core = {
+    ',"foreign_id":', json.quote(foreign_id or ""),
+    ',"time":"', ids.format_time(time_us), '"',
+    ',"actor":', json.quote(actor),
+    ',"verb":', json.quote(verb),
+    ',"target":', json.quote(target),
+    ',"object":', json.quote(object),
+  }
+  local tail = {}
+  if to_node ~= nil and to_node ~= json.null then
+    tail[#tail + 1] = ',"to":' .. json.encode(to_node)
+  end
+  for _, k in ipairs(node.keys) do
+    if not CORE[k] and not IS_RESERVED[k] then
+      tail[#tail + 1] = "," .. json.quote(k) .. ":" .. json.encode(node.values[k])
+    end
+  end
+  local core_text, tail_text = concat(core), concat(tail)
+  local id, sk = ids.activity_id(time_us, foreign_id)
+  local head_text = '{"id":"' .. id .. '"' .. core_text
+  local body = head_text .. tail_text .. "}"
+  if #body > config.max_activity_bytes then
+    bad("activity", format("the activity is %d bytes, the limit is %d bytes", #body, config.max_activity_bytes))
+    return nil
+  end
+  return {
+    id = id, sk = sk, foreign_id = foreign_id, time_us = time_us, head = #head_text, body = body,
+    digest = not foreign_id and ngx.md5(feed_id .. "\n" .. core_text .. tail_text) or nil,
+    to = to, actor = actor,
+  }
+end
+
+-- may_add(principal, uid, act) -> true | nil, why
+local function may_add(principal, uid, act)
+  if principal.server then return true end
+  if principal.user_id ~= uid then
+    return nil, "user " .. principal.user_id .. " may not add activities to the feeds of " .. uid
+  end
+  if act.actor ~= "SU:" .. principal.user_id then
+    return nil, "a user token may only add activities whose actor is SU:" .. principal.user_id
+  end
+  for _, t in ipairs(act.to) do
+    local slug, id = t:match("^([^:]*):(.*)$")
+    if id ~= principal.user_id and not config.receives_from_others(slug) then
+      return nil, "a user token may not send activities to " .. t
+    end
+  end
+  return true
+end
+
+local function stored_json(a)
+  return feedstore.activity_json(a.head, a.body, "null")
+end
+
+function M.add(ctx)
+  local slug, uid, feed_id = path_feed(ctx)
+  if not slug then return end
+  local body, detail = request.json_object()
+  if not body then return reply.error(400, detail) end
+  local list_node = body:get("activities")
+  local many = list_node ~= nil and json.kind(list_node) == "array"
+  local errors, unconfigured = {}, {}
+  local acts = {}
+  if many then
+    if list_node.n == 0 then
+      errors[#errors + 1] = { "activities", "must not be empty" }
+    elseif list_node.n > config.max_activities then
+      errors[#errors + 1] = { "activities", format("at most %d activities per request", config.max_activities) }
+    else
+      for i = 1, list_node.n do
+        acts[i] = prepare(list_node[i], feed_id, format("activities[%d].", i - 1), errors, unconfigured)
+      end
+    end
+  else
+    acts[1] = prepare(body, feed_id, "", errors, unconfigured)
+  end
+  if unconfigured[1] then return not_configured(unconfigured[1]) end
+  if errors[1] then return invalid(errors) end
+  for _, a in ipairs(acts) do
+    local ok, why = may_add(ctx.principal, uid, a)
+    if not ok then return forbidden(why) end
+  end
+  local stored = feedstore.add(feed_id, acts)
+  if many then
+    local out = {}
+    for i, a in ipairs(stored) do out[i] = stored_json(a) end
+    return reply.send(201, '{"activities":[' .. concat(out, ",") .. "]}")
+  end
+  return reply.send(201, stored_json(stored[1]))
+end
+
+-- the query of the next page: id_lt=<last>&limit=N, then the other parameters as sent
+local NEXT_DROP = { api_key = true, id_lt = true, id_lte = true, limit = true, offset = true }
+local function next_query(ctx, last_id, limit)
+  return request.next_query(ctx.query, { "id_lt=" .. last_id, "limit=" .. limit }, NEXT_DROP)
+end
+
+function M.read(ctx)
+  local slug, uid, feed_id = path_feed(ctx)
+  if not slug then return end
+  local errors = {}
+  local limit = int_arg(ctx.args, "limit", config.default_limit, 1, config.max_limit, errors)
+  local offset = int_arg(ctx.args, "offset", 0, 0, 1000000000, errors)
+  local kind = config.feed_groups[slug]
+  if kind ~= "flat" then
+    if errors[1] then return invalid(errors) end
+    if not may_read(ctx.principal, slug, uid) then
+      return forbidden("user " .. ctx.principal.user_id .. " may not read the feed " .. feed_id)
+    end
+    return groups.read(ctx, { slug = slug, uid = uid, id = feed_id, kind = kind, limit = limit, offset = offset })
+  end
+  local bounds = {}
+  for _, c in ipairs({ { "id_lt", "<" }, { "id_lte", "<=" }, { "id_gt", ">" }, { "id_gte", ">=" } }) do
+    local v = request.arg(ctx.args, c[1])
+    if v and v ~= "" then
+      local sk = ids.sort_key(v)
+      if not sk then
+        errors[#errors + 1] = { c[1], "must be an activity id (a UUID)" }
+      else
+        bounds[#bounds + 1] = { c[2], sk }
+      end
+    end
+  end
+  if errors[1] then return invalid(errors) end
+  if not may_read(ctx.principal, slug, uid) then
+    return forbidden("user " .. ctx.principal.user_id .. " may not read the feed " .. feed_id)
+  end
+  local rows = feedstore.read(feed_id, bounds, limit + 1, offset)
+  local enricher = ctx.params.enrich and enrich.new(ctx)
+  local out = {}
+  for i = 1, math.min(#rows, limit) do
+    local r = rows[i]
+    local text = feedstore.activity_json(r[2], r[3], r[4] and json.quote(r[4]) or "null")
+    out[i] = enricher and enricher:activity(text) or text
+  end
+  local next_url = ""
+  if #rows > limit then
+    next_url = "/api/v1.0/" .. (ctx.params.enrich and "enrich/" or "") .. "feed/" .. slug .. "/" .. uid .. "/?"
+      .. next_query(ctx, rows[limit][1], limit)
+  end
+  return reply.send(200, '{"results":[' .. concat(out, ",") .. '],"next":' .. json.quote(next_url) .. "}")
+end
+
+function M.remove(ctx)
+  local slug, uid, feed_id = path_feed(ctx)
+  if not slug then return end
+  local target = ctx.params.activity_id
+  if not own(ctx.principal, uid) then
+    return forbidden("user " .. ctx.principal.user_id .. " may not remove activities from the feed " .. feed_id)
+  end
+  if request.flag(ctx.args, "foreign_id") then
+    feedstore.remove_foreign(feed_id, target)
+  elseif ids.sort_key(target) then
+    feedstore.remove(feed_id, target:lower())
+  end
+  return reply.send(200, '{"removed":' .. json.quote(target) .. "}")
+end
+
+-- activities by id -------------------------------------------------------------
+
+function M.get_activities(ctx)
+  local list = list_arg(ctx.args, "ids")
+  local fids = list_arg(ctx.args, "foreign_ids")
+  local times = list_arg(ctx.args, "timestamps")
+  local wanted = {}
+  if list then
+    for i, id in ipairs(list) do wanted[i] = { id = id:lower() } end
+  elseif fids then
+    if not times or #times ~= #fids then
+      return invalid({ { "timestamps", "give one timestamp per foreign id (foreign_ids=f1,f2&timestamps=t1,t2)" } })
+    end
+    for i, fid in ipairs(fids) do
+      local us = ids.parse_time(times[i])
+      if not us then
+        return invalid({ { "timestamps", "invalid time " .. json.quote(times[i]) } })
+      end
+      wanted[i] = { id = (ids.activity_id(us, fid)), foreign_id = fid }
+    end
+  else
+    return invalid({ { "ids", "give ids, or foreign_ids and timestamps" } })
+  end
+  if #wanted > config.max_activities then
+    return invalid({ { list and "ids" or "foreign_ids", format("at most %d per request", config.max_activities) } })
+  end
+  local enricher = ctx.params.enrich and enrich.new(ctx)
+  local out, seen = {}, {}
+  for _, w in ipairs(wanted) do
+    local a = not seen[w.id] and ids.sort_key(w.id) and feedstore.get(w.id)
+    if a and (not w.foreign_id or a.foreign_id == w.foreign_id) then
+      seen[w.id] = true
+      local text = stored_json(a)
+      out[#out + 1] = enricher and enricher:activity(text) or text
+    end
+  end
+  return reply.send(200, '{"results":[' .. concat(out, ",") .. "]}")
+end
+
+-- follows ----------------------------------------------------------------------
+
+local function follow_row(r)
+  return '{"feed_id":' .. json.quote(r[1]) .. ',"target_id":' .. json.quote(r[2])
+    .. ',"created_at":"' .. store.timestamp(r[3]) .. '","updated_at":"' .. store.timestamp(r[4]) .. '"}'
+end
+
+local function rows_json(rows)
+  local out = {}
+  for i, r in ipairs(rows) do out[i] = follow_row(r) end
+  return '{"results":[' .. concat(out, ",") .. "]}"
+end
+
+local function own_or_403(ctx, uid, feed_id, what)
+  if own(ctx.principal, uid) then return true end
+  forbidden("user " .. ctx.principal.user_id .. " may not " .. what .. " of the feed " .. feed_id)
+  return false
+end
+
+function M.follow(ctx)
+  local slug, uid, feed_id = path_feed(ctx)
+  if not slug then return end
+  local body, detail = request.json_object()
+  if not body then return reply.error(400, detail) end
+  local target = body:get("target")
+  local tslug, msg, unconfigured = feed_parts(target)
+  if unconfigured then return not_configured(unconfigured) end
+  if not tslug then return invalid({ { "target", msg } }) end
+  if target == feed_id then
+    return invalid({ { "target", "a feed cannot follow itself" } })
+  end
+  local why = followable(target)
+  if why then return invalid({ { "target", why } }) end
+  local limit = config.default_copy_limit
+  local v = body:get("activity_copy_limit")
+  if v ~= nil and v ~= json.null then
+    local n = json.kind(v) == "number" and tonumber(v.text)
+    if not n or n ~= floor(n) or n < 0 or n > config.max_copy_limit then
+      return invalid({ { "activity_copy_limit",
+        "activity_copy_limit must be a non-negative number not greater than " .. config.max_copy_limit } })
+    end
+    limit = n
+  end
+  if not own_or_403(ctx, uid, feed_id, "change the follows") then return end
+  feedstore.follow(feed_id, target, limit)
+  return reply.send(201, "{}")
+end
+
+function M.unfollow(ctx)
+  local slug, uid, feed_id = path_feed(ctx)
+  if not slug then return end
+  local target = ctx.params.target
+  local tslug, msg, unconfigured = feed_parts(target)
+  if unconfigured then return not_configured(unconfigured) end
+  if not tslug then return invalid({ { "target", msg } }) end
+  if not own_or_403(ctx, uid, feed_id, "change the follows") then return end
+  feedstore.unfollow(feed_id, target, request.flag(ctx.args, "keep_history"))
+  return reply.send(200, "{}")
+end
+
+local function follow_page(ctx)
+  local errors = {}
+  local limit = int_arg(ctx.args, "limit", config.default_follow_limit, 0, config.max_follow_limit, errors)
+  local offset = int_arg(ctx.args, "offset", 0, 0, 1000000000, errors)
+  if errors[1] then
+    invalid(errors)
+    return nil
+  end
+  return limit, offset
+end
+
+function M.followers(ctx)
+  local slug, uid, feed_id = path_feed(ctx)
+  if not slug then return end
+  local limit, offset = follow_page(ctx)
+  if not limit then return end
+  if not own_or_403(ctx, uid, feed_id, "list the followers") then return end
+  return reply.send(200, rows_json(feedstore.followers(feed_id, limit, offset)))
+end
+
+function M.following(ctx)
+  local slug, uid, feed_id = path_feed(ctx)
+  if not slug then return end
+  local limit, offset = follow_page(ctx)
+  if not limit then return end
+  local filter = list_arg(ctx.args, "filter")
+  if filter and #filter > config.max_follow_limit then
+    return invalid({ { "filter", format("at most %d feed ids", config.max_follow_limit) } })
+  end
+  if not own_or_403(ctx, uid, feed_id, "list the follows") then return end
+  return reply.send(200, rows_json(feedstore.following(feed_id, limit, offset, filter)))
+end
+
+-- batch endpoints (server-side tokens only) ------------------------------------
+
+local function need_server(ctx)
+  if ctx.principal.server then return true end
+  forbidden("batch feed endpoints need a server token")
+  return false
+end
+
+-- feed_list(node, field, max, errors, unconfigured) -> list of valid feed ids
+local function feed_list(node, field, max, errors, unconfigured)
+  if json.kind(node) ~= "array" or node.n == 0 then
+    errors[#errors + 1] = { field, "must be a non-empty list of feed ids" }
+    return nil
+  end
+  if node.n > max then
+    errors[#errors + 1] = { field, format("at most %d feed ids", max) }
+    return nil
+  end
+  local list, seen = {}, {}
+  for i = 1, node.n do
+    local slug, msg, bad_slug = feed_parts(node[i])
+    if bad_slug then
+      unconfigured[#unconfigured + 1] = bad_slug
+    elseif not slug then
+      errors[#errors + 1] = { field, msg }
+    elseif not seen[node[i]] then
+      seen[node[i]] = true
+      list[#list + 1] = node[i]
+    end
+  end
+  return list
+end
+
+-- POST feed/add_to_many/ {"activity":{...},"feeds":["user:a",...]}
+function M.add_to_many(ctx)
+  if not need_server(ctx) then return end
+  local body, detail = request.json_object()
+  if not body then return reply.error(400, detail) end
+  local errors, unconfigured = {}, {}
+  local feeds_list = feed_list(body:get("feeds"), "feeds", config.max_batch, errors, unconfigured)
+  local act
+  if feeds_list and feeds_list[1] then
+    act = prepare(body:get("activity"), feeds_list[1], "activity.", errors, unconfigured)
+  end
+  if unconfigured[1] then return not_configured(unconfigured[1]) end
+  if errors[1] then return invalid(errors) end
+  feedstore.add_to_many(feeds_list, act)
+  return reply.send(201, "{}")
+end
+
+-- pairs_of(with_history) -> { {source, target, keep_history}, ... } | nil after answering
+local function pairs_of(with_history)
+  local text = request.read_body()
+  local tree, msg, pos = json.parse(text)
+  if tree == nil then
+    reply.error(400, format("invalid JSON in the request body: %s at byte %d", msg, pos))
+    return nil
+  end
+  local errors, unconfigured, list = {}, {}, {}
+  if json.kind(tree) ~= "array" or tree.n == 0 then
+    errors[1] = { "follows", "the body must be a non-empty JSON list of {\"source\",\"target\"} objects" }
+  elseif tree.n > config.max_follow_many then
+    errors[1] = { "follows", format("at most %d follows per request", config.max_follow_many) }
+  else
+    for i = 1, tree.n do
+      local e = tree[i]
+      local field = format("follows[%d]", i - 1)
+      if json.kind(e) ~= "object" then
+        errors[#errors + 1] = { field, "must be an object with source and target" }
+      else
+        local pair = {}
+        for k, name in ipairs({ "source", "target" }) do
+          local slug, why, bad_slug = feed_parts(e:get(name))
+          if bad_slug then
+            unconfigured[#unconfigured + 1] = bad_slug
+          elseif not slug then
+            errors[#errors + 1] = { field .. "." .. name, why }
+          else
+            pair[k] = e:get(name)
+          end
+        end
+        if pair[1] and pair[1] == pair[2] then
+          errors[#errors + 1] = { field .. ".target", "a feed cannot follow itself" }
+        elseif pair[2] and followable(pair[2]) then
+          errors[#errors + 1] = { field .. ".target", followable(pair[2]) }
+        end
+        if with_history then
+          local kh = e:get("keep_history")
+          if kh ~= nil and kh ~= json.null and type(kh) ~= "boolean" then
+            errors[#errors + 1] = { field .. ".keep_history", "must be true or false" }
+          end
+          pair[3] = kh == true
+        end
+        list[#list + 1] = pair
+      end
+    end
+  end
+  if unconfigured[1] then
+    not_configured(unconfigured[1])
+    return nil
+  end
+  if errors[1] then
+    invalid(errors)
+    return nil
+  end
+  return list
+end
+
+-- POST follow_many/?activity_copy_limit=N [{"source":"timeline:a","target":"user:b"}, ...]
+function M.follow_many(ctx)
+  if not need_server(ctx) then return end
+  local errors = {}
+  local limit = int_arg(ctx.args, "activity_copy_limit", config.default_copy_limit, 0, config.max_copy_limit, errors)
+  if errors[1] then
+    return invalid({ { "activity_copy_limit",
+      "activity_copy_limit must be a non-negative number not greater than " .. config.max_copy_limit } })
+  end
+  local list = pairs_of(false)
+  if not list then return end
+  feedstore.follow_many(list, limit)
+  return reply.send(201, "{}")
+end
+
+-- POST unfollow_many/ [{"source":"timeline:a","target":"user:b","keep_history":true}, ...]
+function M.unfollow_many(ctx)
+  if not need_server(ctx) then return end
+  local list = pairs_of(true)
+  if not list then return end
+  feedstore.unfollow_many(list)
+  return reply.send(201, "{}")
+end
+
+function M.follow_stats(ctx)
+  local parts, errors = {}, {}
+  for _, side in ipairs({ "followers", "following" }) do
+    local feed = request.arg(ctx.args, side)
+    if feed and feed ~= "" then
+      local slug, msg, unconfigured = feed_parts(feed)
+      if unconfigured then return not_configured(unconfigured) end
+      if not slug then
+        errors[#errors + 1] = { side, msg }
+      else
+        local slugs = list_arg(ctx.args, side .. "_slugs")
+        local n = feedstore.follow_count(side, feed, slugs)
+        parts[#parts + 1] = format('"%s":{"count":%d,"feed":%s}', side, n, json.quote(feed))
+      end
+    end
+  end
+  if errors[1] then return invalid(errors) end
+  if not parts[1] then
+    return invalid({ { "followers", "give followers=<feed id>, following=<feed id> or both" } })
+  end
+  return reply.send(200, '{"results":{' .. concat(parts, ",") .. "}}")
+end
+
+
+return M

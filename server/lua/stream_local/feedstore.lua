@@ -1,0 +1,280 @@
+-- stream_local.feedstore: activities, feed contents and follows in the SQLite database
+-- (tables in stream_local.schema).
+--
+-- What it does:
+--   * add(feed_id, list): one transaction for the whole list, fan-out included. Each
+--     activity is stored once (activities row) and delivered as feed_items rows: to the
+--     feed (origin NULL), to every `to` target (origin NULL), to every follower of the
+--     feed (origin = the feed) and of each target (origin = that target). A repeated
+--     (feed, activity) pair is ignored, so an activity reaching a feed twice is there once.
+--     Same id (same foreign_id and time) replaces the stored fields; an activity without
+--     a foreign id whose fields and time equal a stored one of the same feed is that one.
+--   * read(feed_id, bounds, limit, offset): newest first by sort key, joined to the
+--     activity; the caller asks for one row more than it shows to know about a next page.
+--   * remove(feed_id, activity_id): from the feed it was added to, every copy goes and the
+--     activity with them; from another feed, that feed's row and the copies its followers
+--     got from it.
+--   * add_to_many, follow_many, unfollow_many: the same, for many feeds or pairs in one
+--     transaction.
+--   * rewrite(id, head, body, digest): an update's new body, in place.
+--   * items(feed_id), marks(feed_id), set_marks(feed_id, flag, list): what an aggregated
+--     or notification read groups (every row of the feed with its arrival time and the
+--     activity), and the read/seen marks of its groups (stream_local.groups).
+--   * follow/unfollow/followers/following/follow_count: follows rows; a follow copies
+--     the target's own newest activities (origin NULL there) with origin = the target; an
+--     unfollow without keep_history removes the copies that came from the target.
+--
+-- Invariants: every feed_items row points at an existing activities row; a write either
+-- happens whole or not at all (stream_local.db.write); reads never see half of a write
+-- (SQLite snapshot isolation in WAL mode).
+--
+-- What it deliberately does not do: no validation (stream_local.feeds does it), no JSON
+-- parsing, no enrichment, no permission checks, no transitive fan-out (followers of a
+-- follower get nothing, as with the service).
+
+local db = require "stream_local.db"
+local clock = require "stream_local.clock"
+
+local concat = table.concat
+local ipairs = ipairs
+
+local M = {}
+
+local INSERT_ACTIVITY = [[INSERT OR REPLACE INTO activities (id, sk, feed_id, foreign_id, time_us, digest, head, body)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)]]
+local DELIVER = [[INSERT OR IGNORE INTO feed_items (feed_id, activity_id, sk, origin, added_us)
+VALUES (?, ?, ?, NULL, ?)]]
+local DELIVER_FOLLOWERS = [[INSERT OR IGNORE INTO feed_items (feed_id, activity_id, sk, origin, added_us)
+SELECT feed_id, ?, ?, ?, ? FROM follows WHERE target_id = ?]]
+
+-- deliver(feed_id, a, now): rows that exist already keep their arrival time
+local function deliver(feed_id, a, now)
+  db.exec(DELIVER, feed_id, a.id, a.sk, now)
+  db.exec(DELIVER_FOLLOWERS, a.id, a.sk, feed_id, now, feed_id)
+  for _, t in ipairs(a.to or {}) do
+    db.exec(DELIVER, t, a.id, a.sk, now)
+    db.exec(DELIVER_FOLLOWERS, a.id, a.sk, t, now, t)
+  end
+end
+
+local function add_tx(feed_id, list)
+  local now = clock.realtime_us()
+  local out = {}
+  for i, a in ipairs(list) do
+    local stored
+    if a.digest then
+      local row = db.one("SELECT id, sk, head, body FROM activities WHERE digest = ?", a.digest)
+      if row then stored = { id = row[1], sk = row[2], head = row[3], body = row[4], to = a.to } end
+    end
+    if not stored then
+      local owner = db.one("SELECT feed_id FROM activities WHERE id = ?", a.id)
+      db.exec(INSERT_ACTIVITY, a.id, a.sk, owner and owner[1] or feed_id, a.foreign_id or "", a.time_us,
+        a.digest, a.head, a.body)
+      stored = a
+    end
+    deliver(feed_id, stored, now)
+    out[i] = stored
+  end
+  return out
+end
+
+-- add(feed_id, list of prepared activities) -> list of stored { id, sk, head, body }
+function M.add(feed_id, list)
+  return db.write(add_tx, feed_id, list)
+end
+
+-- add_to_many(feed_ids, activity) -> stored: one activity delivered to every listed
+-- feed (and their followers), all in one transaction; the first feed owns it
+function M.add_to_many(feed_ids, a)
+  return db.write(function()
+    local stored
+    for _, f in ipairs(feed_ids) do stored = add_tx(f, { a })[1] end
+    return stored
+  end)
+end
+
+-- activity_json(head, body, origin_json) -> the activity as every read returns it
+function M.activity_json(head, body, origin_json)
+  return body:sub(1, head) .. ',"origin":' .. origin_json .. body:sub(head + 1)
+end
+
+-- read(feed_id, bounds, limit, offset) -> rows { id, head, body, origin }
+-- bounds: list of { op, sk } with op one of <, <=, >, >=
+function M.read(feed_id, bounds, limit, offset)
+  local where, args = { "fi.feed_id = ?" }, { feed_id }
+  for _, b in ipairs(bounds) do
+    where[#where + 1] = "fi.sk " .. b[1] .. " ?"
+    args[#args + 1] = b[2]
+  end
+  args[#args + 1] = limit
+  args[#args + 1] = offset
+  local sql = "SELECT a.id, a.head, a.body, fi.origin FROM feed_items fi JOIN activities a ON a.id = fi.activity_id"
+    .. " WHERE " .. concat(where, " AND ") .. " ORDER BY fi.sk DESC LIMIT ? OFFSET ?"
+  return db.rows(sql, unpack(args))
+end
+
+-- items(feed_id) -> rows { id, sk, added_us, origin, head, body, time_us }, newest
+-- (by sort key) first: every activity of the feed
+function M.items(feed_id)
+  return db.rows([[SELECT a.id, fi.sk, fi.added_us, fi.origin, a.head, a.body, a.time_us
+    FROM feed_items fi JOIN activities a ON a.id = fi.activity_id WHERE fi.feed_id = ?
+    ORDER BY fi.sk DESC]], feed_id)
+end
+
+-- marks(feed_id) -> { [group] = { read = us, seen = us } }; group "" is the whole feed
+function M.marks(feed_id)
+  local out = {}
+  for _, r in ipairs(db.rows("SELECT grp, read_us, seen_us FROM group_marks WHERE feed_id = ?", feed_id)) do
+    out[r[1]] = { read = r[2], seen = r[3] }
+  end
+  return out
+end
+
+-- set_marks(feed_id, flag, list): flag "read" or "seen"; list of { group, us }: each
+-- group's mark moves up to us (never down)
+local SET_MARK = {
+  read = [[INSERT INTO group_marks (feed_id, grp, read_us) VALUES (?, ?, ?)
+    ON CONFLICT (feed_id, grp) DO UPDATE SET read_us = max(read_us, excluded.read_us)]],
+  seen = [[INSERT INTO group_marks (feed_id, grp, seen_us) VALUES (?, ?, ?)
+    ON CONFLICT (feed_id, grp) DO UPDATE SET seen_us = max(seen_us, excluded.seen_us)]],
+}
+function M.set_marks(feed_id, flag, list)
+  return db.write(function()
+    for _, m in ipairs(list) do db.exec(SET_MARK[flag], feed_id, m[1], m[2]) end
+  end)
+end
+
+-- get(id) -> { id, head, body, feed_id, foreign_id } | nil
+function M.get(id)
+  local row = db.one("SELECT id, head, body, feed_id, foreign_id FROM activities WHERE id = ?", id)
+  if not row then return nil end
+  return { id = row[1], head = row[2], body = row[3], feed_id = row[4], foreign_id = row[5] }
+end
+
+-- rewrite(id, head, body, digest): an activity's new stored body (an update); its id,
+-- sort key and deliveries stay, so every feed holding it shows the new body
+function M.rewrite(id, head, body, digest)
+  return db.write(function()
+    db.exec("UPDATE activities SET head = ?, body = ?, digest = ? WHERE id = ?", head, body, digest, id)
+  end)
+end
+
+local function remove_one(feed_id, activity_id)
+  local row = db.one("SELECT feed_id FROM activities WHERE id = ?", activity_id)
+  if row and row[1] == feed_id then
+    db.exec("DELETE FROM feed_items WHERE activity_id = ?", activity_id)
+    db.exec("DELETE FROM activities WHERE id = ?", activity_id)
+  else
+    db.exec("DELETE FROM feed_items WHERE activity_id = ? AND (feed_id = ? OR origin = ?)",
+      activity_id, feed_id, feed_id)
+  end
+end
+
+-- remove(feed_id, activity_id)
+function M.remove(feed_id, activity_id)
+  return db.write(remove_one, feed_id, activity_id)
+end
+
+-- remove_foreign(feed_id, foreign_id): every activity of the feed with that foreign id
+function M.remove_foreign(feed_id, foreign_id)
+  return db.write(function()
+    local rows = db.rows([[SELECT a.id FROM feed_items fi JOIN activities a ON a.id = fi.activity_id
+      WHERE fi.feed_id = ? AND a.foreign_id = ?]], feed_id, foreign_id)
+    for _, r in ipairs(rows) do remove_one(feed_id, r[1]) end
+  end)
+end
+
+-- follows --------------------------------------------------------------------
+
+local function slug(feed_id)
+  return feed_id:match("^([^:]*)")
+end
+
+local function follow_tx(feed_id, target_id, copy_limit)
+  local now = clock.realtime_us()
+  local row = db.one("SELECT created_us FROM follows WHERE feed_id = ? AND target_id = ?", feed_id, target_id)
+  if row then
+    db.exec("UPDATE follows SET updated_us = ? WHERE feed_id = ? AND target_id = ?", now, feed_id, target_id)
+  else
+    local seq = db.one("SELECT coalesce(max(seq), 0) + 1 FROM follows")[1]
+    db.exec([[INSERT INTO follows (feed_id, target_id, feed_slug, target_slug, created_us, updated_us, seq)
+      VALUES (?, ?, ?, ?, ?, ?, ?)]], feed_id, target_id, slug(feed_id), slug(target_id), now, now, seq)
+  end
+  if copy_limit > 0 then
+    db.exec([[INSERT OR IGNORE INTO feed_items (feed_id, activity_id, sk, origin, added_us)
+      SELECT ?, activity_id, sk, ?, ? FROM feed_items WHERE feed_id = ? AND origin IS NULL
+      ORDER BY sk DESC LIMIT ?]], feed_id, target_id, now, target_id, copy_limit)
+  end
+end
+
+function M.follow(feed_id, target_id, copy_limit)
+  return db.write(follow_tx, feed_id, target_id, copy_limit)
+end
+
+local function unfollow_tx(feed_id, target_id, keep_history)
+  db.exec("DELETE FROM follows WHERE feed_id = ? AND target_id = ?", feed_id, target_id)
+  if not keep_history then
+    db.exec("DELETE FROM feed_items WHERE feed_id = ? AND origin = ?", feed_id, target_id)
+  end
+end
+
+function M.unfollow(feed_id, target_id, keep_history)
+  return db.write(unfollow_tx, feed_id, target_id, keep_history)
+end
+
+-- follow_many({ {source, target}, ... }, copy_limit) / unfollow_many({ {source, target,
+-- keep_history}, ... }): every pair in one transaction
+function M.follow_many(pairs, copy_limit)
+  return db.write(function()
+    for _, p in ipairs(pairs) do follow_tx(p[1], p[2], copy_limit) end
+  end)
+end
+
+function M.unfollow_many(pairs)
+  return db.write(function()
+    for _, p in ipairs(pairs) do unfollow_tx(p[1], p[2], p[3]) end
+  end)
+end
+
+local function in_list(column, list, args)
+  local marks = {}
+  for i, v in ipairs(list) do
+    marks[i] = "?"
+    args[#args + 1] = v
+  end
+  return " AND " .. column .. " IN (" .. concat(marks, ",") .. ")"
+end
+
+-- followers(feed_id, limit, offset) / following(feed_id, limit, offset, filter)
+-- -> rows { feed_id, target_id, created_us, updated_us }, newest follow first
+function M.followers(feed_id, limit, offset)
+  return db.rows([[SELECT feed_id, target_id, created_us, updated_us FROM follows WHERE target_id = ?
+    ORDER BY seq DESC LIMIT ? OFFSET ?]], feed_id, limit, offset)
+end
+
+function M.following(feed_id, limit, offset, filter)
+  local args = { feed_id }
+  local extra = ""
+  if filter and filter[1] then extra = in_list("target_id", filter, args) end
+  args[#args + 1] = limit
+  args[#args + 1] = offset
+  return db.rows("SELECT feed_id, target_id, created_us, updated_us FROM follows WHERE feed_id = ?" .. extra
+    .. " ORDER BY seq DESC LIMIT ? OFFSET ?", unpack(args))
+end
+
+-- follow_count(side, feed_id, slugs): side "followers" counts follows of feed_id
+-- (narrowed to follower slugs), "following" the follows feed_id makes (target slugs)
+function M.follow_count(side, feed_id, slugs)
+  local args = { feed_id }
+  local sql
+  if side == "followers" then
+    sql = "SELECT count(*) FROM follows WHERE target_id = ?"
+    if slugs then sql = sql .. in_list("feed_slug", slugs, args) end
+  else
+    sql = "SELECT count(*) FROM follows WHERE feed_id = ?"
+    if slugs then sql = sql .. in_list("target_slug", slugs, args) end
+  end
+  return db.one(sql, unpack(args))[1]
+end
+
+return M

@@ -1,0 +1,253 @@
+-- stream_local.groups: reads of aggregated and notification feeds (stream-feeds-api.md
+-- section 9).
+--
+-- What it does: read(ctx, feed) answers GET [enrich/]feed/{slug}/{id}/ for a feed whose
+-- group is aggregated or notification (stream_local.feeds checked the path, limit, offset
+-- and the token's right to read). It takes every activity of the feed (feed_items, the
+-- same rows a flat feed reads) and groups them at read time by `<verb>_<YYYY-MM-DD>` of
+-- the activity's time: so updates, removals and unfollows show in groups at once. Each
+-- group: id (the newest activity's id; `<that id>.<group>` in notification feeds), verb,
+-- group, activity_count, actor_count (distinct actors), created_at / updated_at (when
+-- its first and last activity arrived in this feed), its 15 newest activities (each as
+-- a flat read shows it, enriched on enrich/ reads with the same reaction keys), and in
+-- notification feeds is_read / is_seen. Groups come newest updated_at first and page by
+-- limit, offset and the four cursors with group ids; `next` like flat reads.
+-- Notification feeds: mark_read / mark_seen (true, True, 1: every group; else a comma
+-- list of group ids) mark after the answer is taken, in the same transaction, so the
+-- answer shows the marks as they were; unread / unseen count the groups.
+--
+-- Marks are arrival times: a group is read while its mark (or the feed-wide one) is at
+-- least the arrival time of its newest arrival, so an activity arriving later makes it
+-- unread and unseen again with nothing written at delivery.
+--
+-- What it deliberately does not do: no custom aggregation formats (verb and day only),
+-- no ranking, no realtime; it reads the whole feed to group it (cost grows with the
+-- feed, not the page).
+
+local json = require "stream_local.json"
+local reply = require "stream_local.reply"
+local request = require "stream_local.request"
+local config = require "stream_local.config"
+local ids = require "stream_local.ids"
+local db = require "stream_local.db"
+local feedstore = require "stream_local.feedstore"
+local enrich = require "stream_local.enrich"
+
+-- luacheck: globals ngx
+local ngx = ngx
+local ipairs, tostring, floor, date, concat, sort = ipairs, tostring, math.floor, os.date, table.concat, table.sort
+local quote = json.quote
+
+local M = {}
+
+-- string_value(body, key) -> the top-level string value of `key` in a stored body. The
+-- stored layout puts id, foreign_id, time, actor and verb first, all strings, and a
+-- JSON string never holds a bare `"`, so the first `"key":"` is that key.
+local function string_value(body, key)
+  local _, e = body:find('"' .. key .. '":"', 1, true)
+  if not e then return nil end
+  local i, escaped = e + 1, false
+  while true do
+    local j = body:find('["\\]', i)
+    if not j then return nil end
+    if body:byte(j) == 34 then
+      i = j
+      break
+    end
+    escaped = true
+    i = j + 2
+  end
+  local raw = body:sub(e + 1, i - 1)
+  if escaped then return json.parse('"' .. raw .. '"') end
+  return raw
+end
+
+-- build(rows, notification) -> groups, newest updated first. rows: feedstore.items
+local function build(rows, notification)
+  local by_key, list = {}, {}
+  for _, r in ipairs(rows) do
+    local body = r[6]
+    local verb = string_value(body, "verb") or ""
+    local key = verb .. "_" .. date("!%Y-%m-%d", floor(r[7] / 1000000))
+    local g = by_key[key]
+    if not g then
+      g = { key = key, verb = verb, members = {}, actors = {}, actor_count = 0, created = r[3], updated = r[3] }
+      by_key[key] = g
+      list[#list + 1] = g
+    end
+    g.members[#g.members + 1] = r
+    local actor = string_value(body, "actor") or ""
+    if not g.actors[actor] then
+      g.actors[actor] = true
+      g.actor_count = g.actor_count + 1
+    end
+    if r[3] < g.created then g.created = r[3] end
+    if r[3] > g.updated then g.updated = r[3] end
+  end
+  for _, g in ipairs(list) do
+    g.newest = g.members[1]
+    g.id = notification and (g.newest[1] .. "." .. g.key) or g.newest[1]
+  end
+  sort(list, function(a, b)
+    if a.updated ~= b.updated then return a.updated > b.updated end
+    if a.newest[2] ~= b.newest[2] then return a.newest[2] > b.newest[2] end
+    return a.key > b.key
+  end)
+  return list
+end
+
+-- the group a cursor names: its current id, else (an id taken before the group got a
+-- newer activity) the group of that key in notification feeds, or the group holding
+-- that activity -> index | nil
+local function position(list, gid)
+  for i, g in ipairs(list) do
+    if g.id == gid then return i end
+  end
+  local act, key = gid:match("^([^.]*)%.(.+)$")
+  act = (act or gid):lower()
+  for i, g in ipairs(list) do
+    if key and g.key == key then return i end
+  end
+  for i, g in ipairs(list) do
+    if not key or g.key == key then
+      for _, m in ipairs(g.members) do
+        if m[1] == act then return i end
+      end
+    end
+  end
+  return nil
+end
+
+local CURSORS = { { "id_lt", 1, 0 }, { "id_lte", 0, 0 }, { "id_gt", 0, -1 }, { "id_gte", 0, 0 } }
+
+-- window(list, args, errors) -> first, last index the cursors allow
+local function window(list, args, errors)
+  local lo, hi = 1, #list
+  for _, c in ipairs(CURSORS) do
+    local v = request.arg(args, c[1])
+    if v and v ~= "" then
+      local act = v:match("^([^.]*)")
+      local p = ids.sort_key(act) and position(list, v)
+      if not ids.sort_key(act) then
+        errors[#errors + 1] = { c[1], "must be a group id" }
+      elseif not p then
+        errors[#errors + 1] = { c[1], "no group of this feed has the id " .. v }
+      elseif c[1] == "id_lt" or c[1] == "id_lte" then
+        local from = p + c[2]
+        if from > lo then lo = from end
+      else
+        local to = p + c[3]
+        if to < hi then hi = to end
+      end
+    end
+  end
+  return lo, hi
+end
+
+-- marks_wanted(args, name, list) -> list of { group key, us } to mark | nil
+local function marks_wanted(args, name, list)
+  local v = request.joined(args, name)
+  if not v then return nil end
+  local out = {}
+  if v == "true" or v == "True" or v == "1" then
+    local newest = 0
+    for _, g in ipairs(list) do
+      if g.updated > newest then newest = g.updated end
+    end
+    if list[1] then out[1] = { "", newest } end
+    return out
+  end
+  local by_id = {}
+  for _, g in ipairs(list) do by_id[g.id] = g end
+  for gid in v:gmatch("[^,]+") do
+    local g = by_id[gid]
+    if g then out[#out + 1] = { g.key, g.updated } end
+  end
+  return out
+end
+
+local function marked(marks, key, flag, updated)
+  local all, own = marks[""], marks[key]
+  local m = all and all[flag] or 0
+  if own and own[flag] > m then m = own[flag] end
+  return m >= updated
+end
+
+-- take(feed_id, notification, args, errors) -> { list = groups, lo, hi } (one
+-- snapshot; with mark_read / mark_seen in a notification feed, one write transaction)
+local function take(feed_id, notification, args, errors)
+  local function run()
+    local list = build(feedstore.items(feed_id), notification)
+    local lo, hi = window(list, args, errors)
+    local page = { list = list, lo = lo, hi = hi }
+    if errors[1] or not notification then return page end
+    local marks = feedstore.marks(feed_id)
+    for _, g in ipairs(list) do
+      g.is_read = marked(marks, g.key, "read", g.updated)
+      g.is_seen = marked(marks, g.key, "seen", g.updated)
+    end
+    for _, flag in ipairs({ "read", "seen" }) do
+      local wanted = marks_wanted(args, "mark_" .. flag, list)
+      if wanted and wanted[1] then feedstore.set_marks(feed_id, flag, wanted) end
+    end
+    return page
+  end
+  local marking = notification and (request.joined(args, "mark_read") or request.joined(args, "mark_seen"))
+  if marking then return db.write(run) end
+  return db.read(run)
+end
+
+local function group_json(g, notification, enricher)
+  local acts = {}
+  for i = 1, math.min(#g.members, config.max_group_activities) do
+    local r = g.members[i]
+    local text = feedstore.activity_json(r[5], r[6], r[4] and quote(r[4]) or "null")
+    acts[i] = enricher and enricher:activity(text) or text
+  end
+  local parts = {
+    '{"id":', quote(g.id), ',"verb":', quote(g.verb), ',"group":', quote(g.key),
+    ',"activity_count":', #g.members, ',"actor_count":', g.actor_count,
+    ',"created_at":"', ids.format_time(g.created), '","updated_at":"', ids.format_time(g.updated), '"',
+    ',"activities":[', concat(acts, ","), "]",
+  }
+  if notification then
+    parts[#parts + 1] = ',"is_read":' .. tostring(g.is_read) .. ',"is_seen":' .. tostring(g.is_seen)
+  end
+  parts[#parts + 1] = "}"
+  return concat(parts)
+end
+
+local NEXT_DROP = { api_key = true, id_lt = true, id_lte = true, limit = true, offset = true,
+  mark_read = true, mark_seen = true }
+
+-- read(ctx, feed): feed = { slug, uid, id, kind, limit, offset }
+function M.read(ctx, feed)
+  local notification = feed.kind == "notification"
+  local errors = {}
+  local page = take(feed.id, notification, ctx.args, errors)
+  if errors[1] then return reply.invalid(errors) end
+  local list, lo, hi = page.list, page.lo, page.hi
+  local first = lo + feed.offset
+  local last = math.min(hi, first + feed.limit - 1)
+  local enricher = ctx.params.enrich and enrich.new(ctx)
+  local out = {}
+  for i = first, last do out[#out + 1] = group_json(list[i], notification, enricher) end
+  local next_url = ""
+  if last >= first and last < hi then
+    local lead = { "id_lt=" .. ngx.escape_uri(list[last].id), "limit=" .. feed.limit }
+    next_url = "/api/v1.0/" .. (ctx.params.enrich and "enrich/" or "") .. "feed/" .. feed.slug .. "/" .. feed.uid
+      .. "/?" .. request.next_query(ctx.query, lead, NEXT_DROP)
+  end
+  local text = '{"results":[' .. concat(out, ",") .. '],"next":' .. quote(next_url)
+  if notification then
+    local unread, unseen = 0, 0
+    for _, g in ipairs(list) do
+      if not g.is_read then unread = unread + 1 end
+      if not g.is_seen then unseen = unseen + 1 end
+    end
+    text = text .. ',"unseen":' .. unseen .. ',"unread":' .. unread
+  end
+  return reply.send(200, text .. "}")
+end
+
+return M

@@ -1,0 +1,407 @@
+-- stream_local.reactions: the handlers of the reaction endpoints (stream-feeds-api.md
+-- section 6): add (top-level and child), get, update, delete (hard or soft), restore,
+-- filter by activity, user or parent reaction, and get_many.
+--
+-- What it does: validates bodies and queries (400 code 4 naming the fields, nothing
+-- written), applies the token rules (a server-side token must name `user_id`; a user
+-- token reacts as itself, 403 for another user_id, changes and deletes only its own
+-- reactions, and may send target_feeds only to its own feeds and to others'
+-- `notification` feeds), and hands the work to stream_local.reactionstore, whose
+-- transactions decide 404, 409, unknown parents and depth. Each handler gets
+-- ctx = { method, args, principal, params, path, query } from stream_local.app.
+--
+-- What it deliberately does not do: no realtime notifications, no reaction ranking or
+-- scoring, no `SU:` enrichment inside reaction data (as the service), no merge on update
+-- (data is replaced).
+
+local json = require "stream_local.json"
+local reply = require "stream_local.reply"
+local request = require "stream_local.request"
+local config = require "stream_local.config"
+local ids = require "stream_local.ids"
+local reactionstore = require "stream_local.reactionstore"
+local reactionflags = require "stream_local.reactionflags"
+local enrich = require "stream_local.enrich"
+local feedstore = require "stream_local.feedstore"
+local db = require "stream_local.db"
+
+-- luacheck: globals ngx
+local ngx = ngx
+local type, ipairs, tonumber = type, ipairs, tonumber
+local concat, format = table.concat, string.format
+local quote = json.quote
+
+local M = {}
+
+M.MAX_TARGET_FEEDS = 20
+M.MAX_BYTES = 10240
+M.DEFAULT_LIMIT, M.MAX_LIMIT = 10, 25
+M.MAX_GET_MANY = 100
+
+local ID_RULE = ids.USER_ID_RULE
+-- keys the derived activity of target_feeds sets itself
+local DERIVED_KEYS = { id = true, foreign_id = true, time = true, actor = true, verb = true, target = true,
+  object = true, origin = true, reaction = true, to = true, activity_id = true, activity = true,
+  analytics = true, extra_context = true, is_read = true, is_seen = true, score = true, site_id = true }
+
+local valid_id = ids.valid_user_id
+
+local invalid = reply.invalid
+
+local function not_found(id)
+  return reply.error(404, "Reaction " .. id .. " does not exist")
+end
+
+local function forbidden(detail)
+  return reply.error(403, detail)
+end
+
+local function not_configured(slug)
+  return reply.error(400, "The following feeds are not configured: '" .. slug .. "'. This could be the cause "
+    .. "of a typo, but otherwise you should configure them on the dashboard of this app.", nil, 6,
+    "FeedConfigException")
+end
+
+local function present(v)
+  return v ~= nil and v ~= json.null
+end
+
+-- target_feeds(node, principal, errors) -> JSON text of the de-duplicated list, "" for
+-- an empty list, nil when absent | false after answering (403 or 400 code 6)
+local function target_feeds(node, principal, errors)
+  if not present(node) then return nil end
+  if json.kind(node) ~= "array" then
+    errors[#errors + 1] = { "target_feeds", "must be a list of feed ids such as user:alice" }
+    return nil
+  end
+  if node.n > M.MAX_TARGET_FEEDS then
+    errors[#errors + 1] = { "target_feeds", format("at most %d feeds", M.MAX_TARGET_FEEDS) }
+    return nil
+  end
+  local list, seen, unconfigured, refused = {}, {}, nil, nil
+  for i = 1, node.n do
+    local f = node[i]
+    local slug, uid
+    if type(f) == "string" then slug, uid = f:match("^([A-Za-z0-9_]+):(.*)$") end
+    if not slug or not valid_id(uid) then
+      errors[#errors + 1] = { "target_feeds", "invalid feed id " .. (type(f) == "string" and quote(f) or "")
+        .. ": expected <slug>:<id> such as user:alice, the id " .. ID_RULE }
+    elseif not config.feed_groups[slug] then
+      unconfigured = unconfigured or slug
+    else
+      if not principal.server and uid ~= principal.user_id and not config.receives_from_others(slug) then
+        refused = refused or f
+      end
+      if not seen[f] then
+        seen[f] = true
+        list[#list + 1] = quote(f)
+      end
+    end
+  end
+  if errors[1] then return nil end
+  if unconfigured then
+    not_configured(unconfigured)
+    return false
+  end
+  if refused then
+    forbidden("user " .. principal.user_id .. " may not send reactions to the feed " .. refused)
+    return false
+  end
+  return "[" .. concat(list, ",") .. "]"
+end
+
+-- extra_data(node, errors) -> compact JSON object text | nil
+local function extra_data(node, errors)
+  if not present(node) then return nil end
+  if json.kind(node) ~= "object" then
+    errors[#errors + 1] = { "target_feeds_extra_data", "must be a JSON object" }
+    return nil
+  end
+  for _, k in ipairs(node.keys) do
+    if DERIVED_KEYS[k] then
+      errors[#errors + 1] = { "target_feeds_extra_data", k .. " is set by the reaction and cannot be given" }
+      return nil
+    end
+  end
+  return json.encode(node)
+end
+
+local function data_json(node, errors)
+  if not present(node) then return "{}" end
+  if json.kind(node) ~= "object" then
+    errors[#errors + 1] = { "data", "data must be a JSON object" }
+    return nil
+  end
+  return json.encode(node)
+end
+
+-- the size rule: the compact JSON of the stored fields, in this order, at most MAX_BYTES
+local function check_size(r, errors)
+  local size = #('{"id":' .. quote(r.id) .. ',"kind":' .. quote(r.kind) .. ',"activity_id":' .. quote(r.activity_id)
+    .. ',"parent":' .. quote(r.parent) .. ',"user_id":' .. quote(r.user_id) .. ',"data":' .. r.data
+    .. (r.target_feeds and (',"target_feeds":' .. r.target_feeds) or "")
+    .. (r.extra and (',"target_feeds_extra_data":' .. r.extra) or "") .. "}")
+  if size > M.MAX_BYTES then
+    errors[#errors + 1] = { "data", format("the reaction is %d bytes, the limit is %d bytes", size, M.MAX_BYTES) }
+  end
+end
+
+-- the owner a user token must be (nil for server tokens)
+local function owner(principal)
+  if principal.server then return nil end
+  return principal.user_id
+end
+
+local function send_reaction(status, row, extra_echo)
+  local text = reactionstore.renderer():reaction(row)
+  if extra_echo then text = text:sub(1, -2) .. ',"target_feeds_extra_data":' .. extra_echo .. "}" end
+  return reply.send(status, text)
+end
+
+-- POST reaction/ ------------------------------------------------------------------------
+
+function M.add(ctx)
+  local body, detail = request.json_object()
+  if not body then return reply.error(400, detail) end
+  local errors = {}
+  local r = {}
+
+  local id = body:get("id")
+  if not present(id) then
+    r.id = reactionstore.new_id()
+  elseif not valid_id(id) then
+    errors[#errors + 1] = { "id", "invalid reaction id: " .. ID_RULE }
+  else
+    r.id = id
+  end
+
+  local kind = body:get("kind")
+  if not present(kind) then
+    errors[#errors + 1] = { "kind", "kind is a required field" }
+  elseif not valid_id(kind) then
+    errors[#errors + 1] = { "kind", "kind " .. ID_RULE }
+  else
+    r.kind = kind
+  end
+
+  local activity_id, parent = body:get("activity_id"), body:get("parent")
+  if present(activity_id) and type(activity_id) ~= "string" then
+    errors[#errors + 1] = { "activity_id", "must be a string" }
+  elseif present(activity_id) and #activity_id > 255 then
+    errors[#errors + 1] = { "activity_id", "must be at most 255 characters" }
+  end
+  if present(parent) and type(parent) ~= "string" then
+    errors[#errors + 1] = { "parent", "must be a string" }
+  end
+  if not errors[1] then
+    r.activity_id = present(activity_id) and activity_id or ""
+    r.parent = present(parent) and parent or ""
+    if r.activity_id == "" and r.parent == "" then
+      local msg = "one of activity_id or parent must not be empty"
+      errors[#errors + 1] = { "activity_id", msg }
+      errors[#errors + 1] = { "parent", msg }
+    end
+  end
+
+  local user_id = body:get("user_id")
+  if not present(user_id) or user_id == "" then
+    if ctx.principal.server then
+      errors[#errors + 1] = { "user_id", "user_id is a required field" }
+    else
+      r.user_id = ctx.principal.user_id
+    end
+  elseif not valid_id(user_id) then
+    errors[#errors + 1] = { "user_id", "invalid user id: " .. ID_RULE }
+  else
+    r.user_id = user_id
+  end
+
+  r.data = data_json(body:get("data"), errors)
+  r.extra = extra_data(body:get("target_feeds_extra_data"), errors)
+  local targets = target_feeds(body:get("target_feeds"), ctx.principal, errors)
+  if targets == false then return end
+  if errors[1] then return invalid(errors) end
+  r.target_feeds = targets
+  check_size(r, errors)
+  if errors[1] then return invalid(errors) end
+
+  if not ctx.principal.server and r.user_id ~= ctx.principal.user_id then
+    return forbidden("user " .. ctx.principal.user_id .. " may not add reactions as user " .. r.user_id)
+  end
+
+  local row, why = reactionstore.add(r)
+  if not row then
+    if why == "conflict" then
+      return reply.error(409, "Reaction " .. r.id .. " already exists")
+    elseif why == "unknown_parent" then
+      return invalid({ { "parent", "parent reaction " .. r.parent .. " does not exist" } })
+    end
+    return invalid({ { "parent", format("reactions may be nested at most %d levels deep", reactionstore.MAX_DEPTH) } })
+  end
+  return send_reaction(201, row, r.extra)
+end
+
+-- GET/PUT/DELETE reaction/{id}/ ------------------------------------------------------------
+
+function M.get(ctx)
+  local text = db.read(function()
+    local row = reactionstore.get(ctx.params.id)
+    return row and reactionstore.renderer():reaction(row)
+  end)
+  if not text then return not_found(ctx.params.id) end
+  return reply.send(200, text)
+end
+
+local function store_failure(id, why, principal, what)
+  if why == "forbidden" then
+    return forbidden("user " .. principal.user_id .. " may only " .. what .. " its own reactions")
+  end
+  return not_found(id)
+end
+
+function M.update(ctx)
+  local id = ctx.params.id
+  local body, detail = request.json_object()
+  if not body then return reply.error(400, detail) end
+  local errors = {}
+  local changes = {}
+  local data = body:get("data")
+  if data ~= nil then changes.data = data_json(data, errors) end
+  changes.extra = extra_data(body:get("target_feeds_extra_data"), errors)
+  local targets = target_feeds(body:get("target_feeds"), ctx.principal, errors)
+  if targets == false then return end
+  if errors[1] then return invalid(errors) end
+  if targets == "[]" then targets = "" end
+  changes.target_feeds = targets
+  local row, why = reactionstore.update(id, owner(ctx.principal), changes)
+  if not row then return store_failure(id, why, ctx.principal, "change") end
+  return send_reaction(201, row)
+end
+
+function M.delete(ctx)
+  local id = ctx.params.id
+  local ok, why = reactionstore.delete(id, owner(ctx.principal), request.flag(ctx.args, "soft"))
+  if not ok then return store_failure(id, why, ctx.principal, "delete") end
+  return reply.send(200, "{}")
+end
+
+function M.restore(ctx)
+  local id = ctx.params.id
+  local ok, why = reactionstore.restore(id, owner(ctx.principal))
+  if not ok then return store_failure(id, why, ctx.principal, "restore") end
+  return reply.send(200, "{}")
+end
+
+-- GET reaction/{lookup}/{value}/[{kind}/] ----------------------------------------------------
+
+local CURSORS = { { "id_lt", "<" }, { "id_lte", "<=" }, { "id_gt", ">" }, { "id_gte", ">=" } }
+local COLUMN = { activity_id = "activity_id", user_id = "user_id", reaction_id = "parent" }
+
+-- the query of the next page: the cursor past the last row, limit, then the rest as sent
+local function next_query(ctx, name, last_id, limit)
+  local parts = { name .. "=" .. ngx.escape_uri(last_id), "limit=" .. limit }
+  local drop = { api_key = true, id_lt = true, id_lte = true, id_gt = true, id_gte = true, limit = true }
+  for pair in (ctx.query or ""):gmatch("[^&]+") do
+    if not drop[ngx.unescape_uri(pair:match("^[^=]*"))] then parts[#parts + 1] = pair end
+  end
+  return concat(parts, "&")
+end
+
+local filter_page
+
+function M.filter(ctx)
+  local errors = {}
+  local limit = M.DEFAULT_LIMIT
+  local lv = request.arg(ctx.args, "limit")
+  if lv and lv ~= "" then
+    limit = lv:find("^%d+$") and tonumber(lv)
+    if not limit or limit < 1 or limit > M.MAX_LIMIT then
+      errors[#errors + 1] = { "limit", format("must be a whole number from 1 to %d", M.MAX_LIMIT) }
+    end
+  end
+  local bound, ascending, cursor_name
+  for _, c in ipairs(CURSORS) do
+    local v = request.arg(ctx.args, c[1])
+    if v and v ~= "" and not bound then
+      local row = reactionstore.get(v)
+      if not row then
+        errors[#errors + 1] = { c[1], "must be the id of a reaction" }
+      else
+        bound = { c[2], row.seq }
+        ascending = c[2]:sub(1, 1) == ">"
+        cursor_name = ascending and "id_gt" or "id_lt"
+      end
+    end
+  end
+  local user = request.arg(ctx.args, "filter_user_id")
+  if user == "" then user = nil end
+  if errors[1] then return invalid(errors) end
+  return db.read(filter_page, ctx, limit, user, bound, ascending, cursor_name)
+end
+
+-- one page of a filter, read from one snapshot
+filter_page = function(ctx, limit, user, bound, ascending, cursor_name)
+  local p = ctx.params
+  local rows = reactionstore.list({ column = COLUMN[p.lookup], value = p.value, kind = p.kind,
+    top_level = p.lookup == "activity_id", user_id = user, bound = bound, ascending = ascending,
+    limit = limit + 1 })
+  local renderer = reactionstore.renderer()
+  -- withOwnChildren (the latest_reactions_extra URLs carry it): own_children of the
+  -- token's user, everyone's for a server token
+  local own_children
+  if request.flag(ctx.args, "withOwnChildren") or request.flag(ctx.args, "with_own_children") then
+    own_children = { user = ctx.principal.user_id }
+  end
+  local out = {}
+  for i = 1, math.min(#rows, limit) do out[i] = renderer:reaction(rows[i], own_children) end
+  local next_url = ""
+  if #rows > limit then
+    next_url = "/api/v1.0/reaction/" .. p.lookup .. "/" .. ngx.escape_uri(p.value) .. "/"
+      .. (p.kind and (ngx.escape_uri(p.kind) .. "/") or "") .. "?"
+      .. next_query(ctx, cursor_name or "id_lt", rows[limit].id, limit)
+  end
+  local text = '{"results":[' .. concat(out, ",") .. '],"next":' .. quote(next_url)
+  if p.lookup == "activity_id" and request.flag(ctx.args, "with_activity_data") then
+    local a = feedstore.get(p.value)
+    local enricher = enrich.new(nil, reactionflags.all(ctx))
+    local activity
+    if a then
+      activity = enricher:activity(feedstore.activity_json(a.head, a.body, "null"))
+    else
+      activity = '{"error":"ReferenceNotFound","reference":' .. quote("SA:" .. p.value)
+        .. ',"reference_type":"activity","id":' .. quote(p.value) .. "}"
+    end
+    text = text .. ',"activity":' .. activity
+  end
+  return reply.send(200, text .. "}")
+end
+
+-- GET reaction/get_many/?ids= -----------------------------------------------------------------
+
+function M.get_many(ctx)
+  local v = ctx.args.ids
+  if type(v) == "table" then v = concat(v, ",") end
+  local list, seen = {}, {}
+  for id in (type(v) == "string" and v or ""):gmatch("[^,]+") do
+    if not seen[id] then
+      seen[id] = true
+      list[#list + 1] = id
+    end
+  end
+  if not list[1] then return invalid({ { "ids", "give ids=a,b" } }) end
+  if #list > M.MAX_GET_MANY then
+    return invalid({ { "ids", format("at most %d ids", M.MAX_GET_MANY) } })
+  end
+  local include_deleted = request.flag(ctx.args, "include_deleted")
+  local renderer = reactionstore.renderer()
+  local out = {}
+  db.read(function()
+    for _, id in ipairs(list) do
+      local row = reactionstore.get(id)
+      if row and (include_deleted or not row.deleted) then out[#out + 1] = renderer:reaction(row) end
+    end
+  end)
+  return reply.send(200, '{"reactions":[' .. concat(out, ",") .. "]}")
+end
+
+return M

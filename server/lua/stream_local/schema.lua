@@ -1,0 +1,137 @@
+-- stream_local.schema: the SQLite schema of the local server, as one script.
+--
+-- Tables and what they hold:
+--   users        one row per user: id, created/updated (µs since the epoch), data (JSON text)
+--   activities   one row per activity, wherever it was delivered: the id, its sort key
+--                `sk`, the feed it was added to (`feed_id`, "user:alice"), foreign_id
+--                ("" when none), time (µs), a digest of its fields (activities without a
+--                foreign id, to store an identical add once) and `body`: the compact JSON
+--                object in output key order, without `origin`; `head` is the byte length
+--                of its part up to the `object` value, where `origin` is spliced in.
+--   feed_items   which activity is in which feed: (feed_id, activity_id) unique, the
+--                activity's `sk` copied for the ordered reads, and `origin` (NULL in the
+--                feed it was added to and in `to` targets, the source feed id in copies
+--                made by following), `added_us` (when the activity arrived in that
+--                feed: the times of aggregated and notification groups).
+--   follows      (feed_id follows target_id), slugs split out for the stats filters,
+--                created/updated µs, and `seq` to order follows made in one microsecond.
+--   reactions    one row per reaction (stream_local.reactionstore): id, `seq` (creation
+--                order, the order of every reaction list and cursor), activity_id,
+--                parent ("" for top-level), depth (1..3), user_id, kind, created/updated
+--                µs, deleted µs (NULL unless soft-deleted), data (JSON text),
+--                target_feeds and target_feeds_extra_data (JSON text or NULL).
+--   reaction_kinds  every kind an activity ('a:<id>') or a reaction ('r:<id>') has had
+--                a reaction of, so reaction_counts and children_counts keep it at 0.
+--   collections  one row per collection entry, keyed (collection, id): the owner
+--                `user_id` (NULL when none), created/updated µs and data (JSON text).
+--   group_marks  read and seen marks of notification feeds, keyed (feed_id, group):
+--                a group is read (seen) while its mark is at least the arrival time of
+--                its newest arrival; group "" is the feed-wide mark of mark_read=true.
+--
+-- Sort key: `sk` is 15 hex digits of the 60-bit time inside the activity id, then its
+-- remaining 8 bytes in hex, so text order is (time, rest) order; ids themselves are
+-- never compared as strings (their low time bits come first).
+--
+-- Aggregated and notification feeds are not stored apart: they are feed_items rows
+-- like flat feeds, grouped at read time (stream_local.groups), so updates, removals and
+-- unfollows change them with no extra bookkeeping; only their marks have a table.
+
+local M = {}
+
+M.VERSION = 1
+
+M.SQL = [[
+CREATE TABLE IF NOT EXISTS users (
+  id TEXT PRIMARY KEY,
+  created_us INTEGER NOT NULL,
+  updated_us INTEGER NOT NULL,
+  data TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS activities (
+  id TEXT PRIMARY KEY,
+  sk TEXT NOT NULL,
+  feed_id TEXT NOT NULL,
+  foreign_id TEXT NOT NULL,
+  time_us INTEGER NOT NULL,
+  digest TEXT,
+  head INTEGER NOT NULL,
+  body TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS activities_by_foreign_id ON activities (foreign_id, feed_id)
+  WHERE foreign_id <> '';
+CREATE INDEX IF NOT EXISTS activities_by_digest ON activities (digest) WHERE digest IS NOT NULL;
+CREATE TABLE IF NOT EXISTS feed_items (
+  feed_id TEXT NOT NULL,
+  activity_id TEXT NOT NULL,
+  sk TEXT NOT NULL,
+  origin TEXT,
+  added_us INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (feed_id, activity_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS feed_items_by_time ON feed_items (feed_id, sk);
+CREATE INDEX IF NOT EXISTS feed_items_by_activity ON feed_items (activity_id);
+CREATE TABLE IF NOT EXISTS follows (
+  feed_id TEXT NOT NULL,
+  target_id TEXT NOT NULL,
+  feed_slug TEXT NOT NULL,
+  target_slug TEXT NOT NULL,
+  created_us INTEGER NOT NULL,
+  updated_us INTEGER NOT NULL,
+  seq INTEGER NOT NULL,
+  PRIMARY KEY (feed_id, target_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS follows_by_target ON follows (target_id, seq);
+CREATE INDEX IF NOT EXISTS follows_by_feed ON follows (feed_id, seq);
+CREATE INDEX IF NOT EXISTS follows_by_seq ON follows (seq);
+CREATE TABLE IF NOT EXISTS reactions (
+  id TEXT PRIMARY KEY,
+  seq INTEGER NOT NULL UNIQUE,
+  activity_id TEXT NOT NULL,
+  parent TEXT NOT NULL,
+  depth INTEGER NOT NULL,
+  user_id TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  created_us INTEGER NOT NULL,
+  updated_us INTEGER NOT NULL,
+  deleted_us INTEGER,
+  data TEXT NOT NULL,
+  target_feeds TEXT,
+  extra TEXT
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS reactions_by_activity ON reactions (activity_id, parent, kind, seq);
+CREATE INDEX IF NOT EXISTS reactions_by_parent ON reactions (parent, kind, seq);
+CREATE INDEX IF NOT EXISTS reactions_by_user ON reactions (user_id, kind, seq);
+CREATE TABLE IF NOT EXISTS reaction_kinds (
+  owner TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  PRIMARY KEY (owner, kind)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS collections (
+  collection TEXT NOT NULL,
+  id TEXT NOT NULL,
+  user_id TEXT,
+  created_us INTEGER NOT NULL,
+  updated_us INTEGER NOT NULL,
+  data TEXT NOT NULL,
+  PRIMARY KEY (collection, id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS group_marks (
+  feed_id TEXT NOT NULL,
+  grp TEXT NOT NULL,
+  read_us INTEGER NOT NULL DEFAULT 0,
+  seen_us INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (feed_id, grp)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '1');
+]]
+
+-- Columns added since a database file could first be kept (STREAM_LOCAL_DB): each
+-- `probe` fails on an older file, which then gets `apply`.
+M.UPGRADES = {
+  { probe = "SELECT added_us FROM feed_items LIMIT 0",
+    apply = "ALTER TABLE feed_items ADD COLUMN added_us INTEGER NOT NULL DEFAULT 0;" },
+}
+
+return M
