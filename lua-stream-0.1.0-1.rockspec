@@ -6,9 +6,10 @@ source = {
   tag = "v0.1.0",
 }
 description = {
-  summary = "Client for Stream's Activity Feeds users API, with a C core",
+  summary = "Client for Stream's Activity Feeds API (users, feeds, reactions), with a C core",
   detailed = [[
-    require "stream" and call client:user(id):create/get/update/delete.
+    require "stream": users, feeds with follows and enriched reads, reactions,
+    collections, notification feeds and activity updates.
     Exact JSON, HS256 signing and libcurl transfers with connection reuse
     live in the C core (stream.core); the API, validation and errors in Lua.
   ]],
@@ -27,10 +28,15 @@ build = {
   type = "builtin",
   modules = {
     ["stream"] = "lua/stream/init.lua",
+    ["stream.activities"] = "lua/stream/activities.lua",
     ["stream.check"] = "lua/stream/check.lua",
     ["stream.client"] = "lua/stream/client.lua",
+    ["stream.collections"] = "lua/stream/collections.lua",
     ["stream.config"] = "lua/stream/config.lua",
     ["stream.errors"] = "lua/stream/errors.lua",
+    ["stream.feeds"] = "lua/stream/feeds.lua",
+    ["stream.paging"] = "lua/stream/paging.lua",
+    ["stream.reactions"] = "lua/stream/reactions.lua",
     ["stream.request"] = "lua/stream/request.lua",
     ["stream.retry"] = "lua/stream/retry.lua",
     ["stream.scheduler"] = "lua/stream/scheduler.lua",

@@ -6,8 +6,9 @@
 -- Credentials live in a private weak table, never in a field of the client
 -- object, so dumping a client (pairs, inspect, tostring) shows no secret.
 -- Every error text from outside is scrubbed of the secret and the tokens
--- before it reaches the caller. The users endpoints themselves are in
--- users.lua; option and environment parsing in config.lua.
+-- before it reaches the caller. The endpoints themselves are in users.lua,
+-- feeds.lua, activities.lua, reactions.lua and collections.lua; option and
+-- environment parsing in config.lua.
 
 local errors = require "stream.errors"
 local users = require "stream.users"
@@ -15,6 +16,10 @@ local scheduler = require "stream.scheduler"
 local config = require "stream.config"
 local check = require "stream.check"
 local request = require "stream.request"
+local feeds = require "stream.feeds"
+local activities = require "stream.activities"
+local reactions = require "stream.reactions"
+local collections = require "stream.collections"
 
 local Client = {}
 Client.__index = Client
@@ -112,6 +117,8 @@ function Client.new(core, settings, transport_mod)
   })
   self._sched = scheduler.new(self._transport)
   self.users = users.collection(self)
+  self.reactions = reactions.collection(self)
+  self.collections = collections.new(self)
   if settings.claims and type(settings.claims.user_id) == "string" then
     self.user_id = settings.claims.user_id
     self.current_user = users.handle(self, settings.claims.user_id)
@@ -132,6 +139,46 @@ function Client:user(id)
   check_open(self, "client:user")
   local user = users.handle(self, id, 2) -- not a tail call: errors point at our caller
   return user
+end
+
+-- client:feed("user", "alice") or client:feed("user:alice")
+function Client:feed(slug, id)
+  check.self(self, Client, "client:feed")
+  check_open(self, "client:feed")
+  local feed = feeds.handle(self, slug, id) -- not a tail call: errors point at our caller
+  return feed
+end
+
+-- client:get_activities({ids = {...}} | {foreign_id_times = {...}} [, opts])
+function Client:get_activities(which, opts)
+  check.self(self, Client, "client:get_activities")
+  check_open(self, "client:get_activities")
+  local res, err = activities.get_activities(self, which, opts)
+  return res, err
+end
+
+-- client:activity_partial_update({id = | foreign_id =, time =, set =, unset =})
+function Client:activity_partial_update(change)
+  check.self(self, Client, "client:activity_partial_update")
+  check_open(self, "client:activity_partial_update")
+  local res, err = activities.partial_update(self, change)
+  return res, err
+end
+
+-- client:activities_partial_update({change, ...})
+function Client:activities_partial_update(changes)
+  check.self(self, Client, "client:activities_partial_update")
+  check_open(self, "client:activities_partial_update")
+  local res, err = activities.partial_updates(self, changes)
+  return res, err
+end
+
+-- client:update_activities({activity with foreign_id and time, ...})
+function Client:update_activities(list)
+  check.self(self, Client, "client:update_activities")
+  check_open(self, "client:update_activities")
+  local res, err = activities.update_all(self, list)
+  return res, err
 end
 
 -- Get-or-create of the token's own user; its data is never overwritten.

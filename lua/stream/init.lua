@@ -25,6 +25,7 @@ local stream = {
   },
   core = core,
   is_error = errors.is_error,
+  is_missing = require("stream.activities").is_missing,
 }
 
 -- Inside nginx (lua-nginx-module: an `ngx` global with get_phase) the

@@ -162,6 +162,13 @@ function User:ref()
   return ops.ref(self.id)
 end
 
+-- user:feed("timeline") -> the feed handle timeline:<this user's id>
+function User:feed(slug)
+  check.self(self, User, "user:feed")
+  local feed = require("stream.feeds").handle(self.client, slug, self.id, "user:feed")
+  return feed
+end
+
 ---------------------------------------------------------------- collection
 
 local Users = {}
@@ -278,6 +285,7 @@ function Users:delete_many(ids)
   return self.client:_request({ method = "DELETE", path = "users/", query = q, idempotent = true })
 end
 
+users.ref = ops.ref
 users.User = User
 users.Users = Users
 users.MAX_USER_BYTES = MAX_USER_BYTES

@@ -1,0 +1,361 @@
+-- stream.feeds: a light handle per feed (`client:feed("user", "alice")`)
+-- with activities, reads, paging and follows; and activities by id.
+--
+-- Every method checks what it was given and describes one request for the
+-- client's pipeline (client:_request); sending, retries, decoding and errors
+-- are the pipeline's. Retry safety is part of each description: reads,
+-- removes, follows and unfollows may be repeated; an add only when it
+-- carries both foreign_id and time (Stream then replaces instead of adding).
+--
+-- A handle holds no state but its names. A slug or id that breaks Stream's
+-- rules is reported by the first method called (`invalid`, nothing sent);
+-- a wrong argument type raises at once.
+
+local errors = require "stream.errors"
+local check = require "stream.check"
+local activities = require "stream.activities"
+local paging = require "stream.paging"
+local users = require "stream.users"
+
+local feeds = {}
+
+local MAX_ID = check.MAX_ID
+
+local Feed = {}
+Feed.__index = Feed
+Feed.__name = "stream.feed"
+
+function Feed.__tostring(f)
+  return "stream.feed " .. f.id
+end
+
+-- Inside an activity a user handle is its "SU:<id>" reference, a feed
+-- handle its "slug:id" (as in `to`).
+activities.register_ref(users.User, function(u) return users.ref(u.id) end)
+activities.register_ref(Feed, function(f)
+  local err = feeds.problem(f.slug, f.user_id)
+  if err then return nil, err end
+  return f.id
+end)
+
+-- nil when slug and id are fine, else an "invalid" error.
+function feeds.problem(slug, id, info)
+  return check.slug(slug, "feed slug", info) or check.id(id, "feed id", info)
+end
+
+local function self_check(self, fname)
+  check.self(self, Feed, fname, 3)
+end
+
+-- client:feed("user", "alice") or client:feed("user:alice")
+function feeds.handle(client, slug, id, fname)
+  fname = fname or "client:feed"
+  if id == nil and type(slug) == "string" and slug:find(":", 1, true) then
+    slug, id = slug:match("^([^:]*):(.*)$")
+  end
+  slug = check.id_arg(slug, fname, 3, "slug")
+  if id == nil then
+    error(fname .. ": expected (slug, id) or \"slug:id\", got only " .. string.format("%q", slug), 3)
+  end
+  id = check.id_arg(id, fname, 3, "id")
+  return setmetatable({ client = client, slug = slug, user_id = id, id = slug .. ":" .. id }, Feed)
+end
+
+-- A follow target as "slug:id", from a feed handle or a string; nil, err
+-- when its names break the rules.
+local function target_id(target, fname, info)
+  local slug, id
+  if getmetatable(target) == Feed then
+    slug, id = target.slug, target.user_id
+  elseif type(target) == "string" then
+    slug, id = target:match("^([^:]*):(.*)$")
+    if not slug then
+      return nil, errors.invalid(string.format(
+        "target %q must be a feed handle or \"slug:id\"", target:sub(1, 40)), "target", info)
+    end
+  else
+    error(fname .. ": target must be a feed handle or a \"slug:id\" string, got " .. type(target), 3)
+  end
+  local err = feeds.problem(slug, id, info)
+  if err then return nil, err end
+  return slug .. ":" .. id
+end
+
+local function check_opts(opts, allowed, fname)
+  return check.opts(opts, allowed, fname, 3)
+end
+
+function Feed:_path(suffix)
+  return "feed/" .. self.slug .. "/" .. self.user_id .. "/" .. (suffix or "")
+end
+
+local function checked(self, method, suffix)
+  local path = self:_path(suffix)
+  local err = feeds.problem(self.slug, self.user_id, { method = method, path = path })
+  if err then return nil, err end
+  return path
+end
+
+---------------------------------------------------------------- activities
+
+function Feed:add_activity(activity)
+  self_check(self, "feed:add_activity")
+  if type(activity) ~= "table" then
+    error("feed:add_activity: activity must be a table, got " .. type(activity), 2)
+  end
+  local path, err = checked(self, "POST")
+  if not path then return nil, err end
+  local body
+  body, err = activities.encode(self.client, activity, "activity", { method = "POST", path = path })
+  if not body then return nil, err end
+  return self.client:_request({
+    method = "POST", path = path, body = body,
+    idempotent = activities.replaceable(activity),
+  })
+end
+
+function Feed:add_activities(list)
+  self_check(self, "feed:add_activities")
+  if type(list) ~= "table" then
+    error("feed:add_activities: expected a list of activity tables, got " .. type(list), 2)
+  end
+  local path, err = checked(self, "POST")
+  if not path then return nil, err end
+  local info = { method = "POST", path = path }
+  if #list == 0 then
+    return nil, errors.invalid("the list of activities must not be empty", "activities", info)
+  end
+  local parts, idempotent = {}, true
+  for i = 1, #list do
+    local a = list[i]
+    if type(a) ~= "table" then
+      error("feed:add_activities: item " .. i .. " must be a table, got " .. type(a), 2)
+    end
+    local text
+    text, err = activities.encode(self.client, a, "activities[" .. i .. "]", info)
+    if not text then return nil, err end
+    parts[i] = text
+    idempotent = idempotent and activities.replaceable(a)
+  end
+  return self.client:_request({
+    method = "POST", path = path,
+    body = '{"activities":[' .. table.concat(parts, ",") .. "]}",
+    idempotent = idempotent,
+  })
+end
+
+-- feed:remove_activity(id) or feed:remove_activity({foreign_id = "post:1"})
+function Feed:remove_activity(which)
+  self_check(self, "feed:remove_activity")
+  local key, query
+  if type(which) == "table" then
+    if type(which.foreign_id) ~= "string" then
+      error("feed:remove_activity: expected an activity id or {foreign_id = \"...\"}", 2)
+    end
+    key, query = which.foreign_id, { foreign_id = 1 }
+  elseif type(which) == "string" then
+    key = which
+  else
+    error("feed:remove_activity: expected an activity id or {foreign_id = \"...\"}, got "
+      .. type(which), 2)
+  end
+  local path, err = checked(self, "DELETE")
+  if not path then return nil, err end
+  if key == "" or #key > MAX_ID or key:find("[^%w%-_.:~@]") then
+    return nil, errors.invalid(string.format(
+      "%s %q must be 1 to %d characters of A-Z a-z 0-9 - _ . : ~ @",
+      query and "foreign_id" or "activity id", key:sub(1, 40), MAX_ID),
+      query and "foreign_id" or "id", { method = "DELETE", path = path })
+  end
+  return self.client:_request({
+    method = "DELETE", path = path .. key .. "/", query = query, idempotent = true,
+  })
+end
+
+---------------------------------------------------------------- reads
+
+local GET_OPTS = activities.PAGING_OPTS
+
+local function read_desc(self, opts, fname)
+  opts = check_opts(opts, GET_OPTS, fname)
+  local query, enrich = activities.read_query(opts, fname, true, 3)
+  local path, err = checked(self, "GET")
+  if not path then return nil, err end
+  if enrich then path = "enrich/" .. path end
+  return { method = "GET", path = path, query = query, idempotent = true }
+end
+
+-- feed:get([opts]) -> {results =, next =, duration =}
+function Feed:get(opts)
+  self_check(self, "feed:get")
+  local desc, err = read_desc(self, opts, "feed:get")
+  if not desc then return nil, err end
+  return self.client:_request(desc)
+end
+
+local function follow_link(client)
+  return function(path, raw)
+    return client:_request({ method = "GET", path = path, raw_query = raw, idempotent = true })
+  end
+end
+
+-- for page, err in feed:pages([opts]) do ... end
+function Feed:pages(opts)
+  self_check(self, "feed:pages")
+  local desc, err = read_desc(self, opts, "feed:pages")
+  local client = self.client
+  local first = function()
+    if not desc then return nil, err end
+    return client:_request(desc)
+  end
+  return paging.pages(client, first, follow_link(client),
+    { method = "GET", path = desc and desc.path or self:_path() })
+end
+
+-- for activity, err in feed:each([opts]) do ... end
+function Feed:each(opts)
+  self_check(self, "feed:each")
+  local desc, err = read_desc(self, opts, "feed:each")
+  local client = self.client
+  local first = function()
+    if not desc then return nil, err end
+    return client:_request(desc)
+  end
+  return paging.each(paging.pages(client, first, follow_link(client),
+    { method = "GET", path = desc and desc.path or self:_path() }))
+end
+
+---------------------------------------------------------------- follows
+
+local FOLLOW_OPTS = { activity_copy_limit = true }
+local UNFOLLOW_OPTS = { keep_history = true }
+local LIST_OPTS = { limit = true, offset = true }
+local FOLLOWING_OPTS = { limit = true, offset = true, filter = true }
+local STATS_OPTS = { followers_slugs = true, following_slugs = true }
+
+-- feed:follow(target [, {activity_copy_limit = n}])
+function Feed:follow(target, opts)
+  self_check(self, "feed:follow")
+  opts = check_opts(opts, FOLLOW_OPTS, "feed:follow")
+  local n = opts.activity_copy_limit
+  if n ~= nil and (type(n) ~= "number" or n ~= math.floor(n) or n < 0 or n > 1000) then
+    error("feed:follow: activity_copy_limit must be an integer in [0, 1000]", 2)
+  end
+  local path, err = checked(self, "POST", "follows/")
+  if not path then return nil, err end
+  local t
+  t, err = target_id(target, "feed:follow", { method = "POST", path = path })
+  if not t then return nil, err end
+  local body = '{"target":"' .. t .. '"'
+  if n then body = body .. ',"activity_copy_limit":' .. string.format("%d", n) end
+  return self.client:_request({
+    method = "POST", path = path, body = body .. "}", idempotent = true,
+  })
+end
+
+-- feed:unfollow(target [, {keep_history = true}])
+function Feed:unfollow(target, opts)
+  self_check(self, "feed:unfollow")
+  opts = check_opts(opts, UNFOLLOW_OPTS, "feed:unfollow")
+  if opts.keep_history ~= nil and type(opts.keep_history) ~= "boolean" then
+    error("feed:unfollow: keep_history must be a boolean", 2)
+  end
+  local path, err = checked(self, "DELETE", "follows/")
+  if not path then return nil, err end
+  local t
+  t, err = target_id(target, "feed:unfollow", { method = "DELETE", path = path })
+  if not t then return nil, err end
+  return self.client:_request({
+    method = "DELETE", path = path .. t .. "/",
+    query = opts.keep_history and { keep_history = 1 } or nil, idempotent = true,
+  })
+end
+
+local function list_query(opts, fname)
+  local q = {}
+  if opts.limit ~= nil then
+    if type(opts.limit) ~= "number" or opts.limit ~= math.floor(opts.limit) or opts.limit < 1 then
+      error(fname .. ": option 'limit' must be a positive integer", 3)
+    end
+    q.limit = opts.limit
+  end
+  if opts.offset ~= nil then
+    if type(opts.offset) ~= "number" or opts.offset ~= math.floor(opts.offset) or opts.offset < 0 then
+      error(fname .. ": option 'offset' must be a non-negative integer", 3)
+    end
+    q.offset = opts.offset
+  end
+  return q
+end
+
+-- feed:followers([{limit =, offset =}]) -> {results = {row...}, duration =}
+function Feed:followers(opts)
+  self_check(self, "feed:followers")
+  opts = check_opts(opts, LIST_OPTS, "feed:followers")
+  local q = list_query(opts, "feed:followers")
+  local path, err = checked(self, "GET", "followers/")
+  if not path then return nil, err end
+  return self.client:_request({ method = "GET", path = path, query = q, idempotent = true })
+end
+
+-- feed:following([{limit =, offset =, filter = {"user:bob", ...}}])
+function Feed:following(opts)
+  self_check(self, "feed:following")
+  opts = check_opts(opts, FOLLOWING_OPTS, "feed:following")
+  local q = list_query(opts, "feed:following")
+  local path, err = checked(self, "GET", "follows/")
+  if not path then return nil, err end
+  if opts.filter ~= nil then
+    if type(opts.filter) ~= "table" then
+      error("feed:following: option 'filter' must be a list of feed handles or \"slug:id\" strings", 2)
+    end
+    local list = {}
+    for i = 1, #opts.filter do
+      local t
+      t, err = target_id(opts.filter[i], "feed:following", { method = "GET", path = path })
+      if not t then return nil, err end
+      list[i] = t
+    end
+    if #list > 0 then q.filter = table.concat(list, ",") end
+  end
+  return self.client:_request({ method = "GET", path = path, query = q, idempotent = true })
+end
+
+local function slug_list(list, key, fname, info)
+  if type(list) ~= "table" then
+    error(fname .. ": option '" .. key .. "' must be a list of feed slugs", 3)
+  end
+  for i = 1, #list do
+    local s = list[i]
+    if type(s) ~= "string" then
+      error(fname .. ": " .. key .. "[" .. i .. "] must be a string", 3)
+    end
+    if s == "" or s:find("[^A-Za-z0-9_]") then
+      return nil, errors.invalid(string.format("%s[%d] %q is not a feed slug", key, i, s:sub(1, 40)),
+        key, info)
+    end
+  end
+  return table.concat(list, ",")
+end
+
+-- feed:follow_stats([{followers_slugs = {...}, following_slugs = {...}}])
+function Feed:follow_stats(opts)
+  self_check(self, "feed:follow_stats")
+  opts = check_opts(opts, STATS_OPTS, "feed:follow_stats")
+  local info = { method = "GET", path = "stats/follow/" }
+  local err = feeds.problem(self.slug, self.user_id, info)
+  if err then return nil, err end
+  local q = { followers = self.id, following = self.id }
+  for _, key in ipairs({ "followers_slugs", "following_slugs" }) do
+    if opts[key] ~= nil then
+      local v
+      v, err = slug_list(opts[key], key, "feed:follow_stats", info)
+      if not v then return nil, err end
+      if v ~= "" then q[key] = v end
+    end
+  end
+  return self.client:_request({ method = "GET", path = "stats/follow/", query = q, idempotent = true })
+end
+
+feeds.Feed = Feed
+return feeds

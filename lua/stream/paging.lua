@@ -1,0 +1,131 @@
+-- stream.paging: following the `next` links of paged answers (feeds,
+-- reactions) and the iterators built on them.
+--
+-- A `next` link is data from outside: a broken or hostile answer must never
+-- make the client send its token anywhere else. A link is followed only
+-- when it is a path under the client's own base URL: relative to the host
+-- ("/api/v1.0/feed/user/a/?id_lt=..."), or absolute with exactly the same
+-- scheme, host and port. Anything else (another host, a scheme change,
+-- "//host/...", control characters, backslashes, "..", a path outside the
+-- API prefix, a fragment) is an `invalid` error and nothing is sent. Any
+-- `api_key` in the link is dropped; the pipeline adds the client's own.
+--
+-- What it deliberately does not do: no relative links without a leading
+-- "/" (Stream never sends them), no percent-decoding (the link's escaping is
+-- kept as it came).
+
+local errors = require "stream.errors"
+
+local paging = {}
+
+local function bad(link, why, info)
+  local shown = #link > 80 and (link:sub(1, 80) .. "...") or link
+  shown = shown:gsub("%c", "?")
+  return nil, errors.invalid(string.format("next link %q is not followed: %s", shown, why),
+    "next", info)
+end
+
+-- The pieces of a base URL ("http://h:8000/api/v1.0/"): scheme, host:port
+-- (lower case), path prefix.
+local function split_base(base)
+  local scheme, hostport, prefix = base:match("^(%a+)://([^/]+)(/.*)$")
+  return scheme:lower(), hostport:lower(), prefix
+end
+
+-- link -> path (relative to the base URL), raw query (without api_key),
+-- or nil, err.
+function paging.resolve(base_url, link, info)
+  if type(link) ~= "string" then
+    return bad(tostring(link), "not a string", info)
+  end
+  if link:find("[%c%s\\#]") then
+    return bad(link, "it holds control characters, spaces, '\\' or '#'", info)
+  end
+  local scheme, hostport, prefix = split_base(base_url)
+  local path_and_query
+  if link:sub(1, 1) == "/" then
+    if link:sub(2, 2) == "/" then
+      return bad(link, "a '//' link names another host", info)
+    end
+    path_and_query = link
+  else
+    local ls, lh, rest = link:match("^(%a[%w+.-]*)://([^/?]*)(.*)$")
+    if not ls then
+      return bad(link, "not a path under the client's base URL", info)
+    end
+    if ls:lower() ~= scheme or lh:lower() ~= hostport then
+      return bad(link, "it points at another host or scheme than " .. scheme .. "://" .. hostport,
+        info)
+    end
+    path_and_query = rest ~= "" and rest or "/"
+    if path_and_query:sub(1, 1) ~= "/" then path_and_query = "/" .. path_and_query end
+  end
+  local path, query = path_and_query:match("^([^?]*)%??(.*)$")
+  if path:sub(1, #prefix) ~= prefix or #path == #prefix then
+    return bad(link, "its path is not under " .. prefix, info)
+  end
+  local rel = path:sub(#prefix + 1)
+  if rel:find("//", 1, true) or ("/" .. rel):find("/%.%.?/") or ("/" .. rel):find("/%.%.?$")
+      or rel:lower():find("%%2e") or rel:lower():find("%%2f") then
+    return bad(link, "its path has empty, '.' or '..' segments", info)
+  end
+  if rel:find("[^%w%-_.~:@%%/]") then
+    return bad(link, "its path has characters a Stream path never has", info)
+  end
+  local kept = {}
+  for pair in query:gmatch("[^&]+") do
+    local k = pair:match("^([^=]*)")
+    if k:lower() ~= "api_key" then kept[#kept + 1] = pair end
+  end
+  return rel, table.concat(kept, "&")
+end
+
+-- An iterator over pages: first(), then follow(path, raw_query) for every
+-- non-empty `next`. Yields each answer; a failed request yields false, err
+-- once, then the iteration ends.
+function paging.pages(client, first, follow, info)
+  local state = "first"
+  local link
+  return function()
+    local res, err
+    if state == "first" then
+      res, err = first()
+    elseif state == "more" then
+      local path, raw = paging.resolve(client.base_url, link, info)
+      if not path then
+        res, err = nil, raw
+      else
+        res, err = follow(path, raw)
+      end
+    else
+      return nil
+    end
+    if not res then
+      state = "done"
+      return false, err
+    end
+    link = res.next
+    state = (type(link) == "string" and link ~= "") and "more" or "done"
+    return res
+  end
+end
+
+-- Every entry of `results` across pages; same error rule.
+function paging.each(pages)
+  local page, i = nil, 0
+  return function()
+    while true do
+      if page then
+        i = i + 1
+        local v = page.results and page.results[i]
+        if v ~= nil then return v end
+      end
+      local p, err = pages()
+      if p == nil then return nil end
+      if p == false then return false, err end
+      page, i = p, 0
+    end
+  end
+end
+
+return paging
