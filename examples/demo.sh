@@ -20,3 +20,5 @@ if [ -z "${STREAM_URL:-}" ] && [ -z "${STREAM_API_KEY:-}" ]; then
 fi
 
 "$lua" examples/users.lua
+echo
+"$lua" examples/feeds.lua

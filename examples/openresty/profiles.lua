@@ -10,6 +10,9 @@
 --   POST   /profiles                         {"profiles":[{"id":..,"data":{..}}],"override":false}
 --   DELETE /profiles?ids=a,b                 {"deleted":[...]}
 --   GET    /profiles-parallel?ids=a,b,c      each profile fetched concurrently (client:parallel)
+--   GET    /timeline/<id>[?limit=n&id_lt=x]  <id>'s timeline, enriched: every actor is
+--                                            the poster's current profile, or a missing
+--                                            reference ({"error":"ReferenceNotFound",...})
 --   POST   /tokens/<id>                      {"token":...}: a user token for <id>
 --   GET | POST | PUT | DELETE /me            the caller's own profile, with
 --                                            "Authorization: Bearer <user token>"
@@ -280,6 +283,29 @@ local function me(method)
   return reply(method == "POST" and 201 or 200, profile(res))
 end
 
+-- The timeline of user <id>, enriched by Stream: old activities show the
+-- posters' current profiles; a deleted poster is a missing reference, and
+-- the read still succeeds.
+local function timeline(c, id)
+  local args = ngx.req.get_uri_args()
+  local limit = args.limit and tonumber(args.limit)
+  if args.limit and not (limit and limit >= 1 and limit <= 100 and limit == math.floor(limit)) then
+    return fail(400, "invalid", "limit must be an integer in [1, 100]")
+  end
+  local id_lt = args.id_lt
+  if id_lt ~= nil and type(id_lt) ~= "string" then
+    return fail(400, "invalid", "give id_lt once")
+  end
+  local res, err = c:feed("timeline", id):get({ enrich = true, limit = limit, id_lt = id_lt })
+  if not res then return stream_error(err) end
+  local missing = 0
+  for _, a in ipairs(res.results) do
+    if stream.is_missing(a.actor) then missing = missing + 1 end
+  end
+  return reply(200, { activities = stream.array(res.results), missing_actors = missing,
+    more = res.next ~= "" })
+end
+
 local function token_for(c, id)
   local token, err = c:create_user_token(id)
   if not token then return stream_error(err) end
@@ -302,6 +328,8 @@ function M.handle()
   end
   if uri == "/profiles" or uri == "/profiles/" then return many_profiles(client, method) end
   if uri == "/profiles-parallel" and method == "GET" then return parallel_profiles() end
+  id = uri:match("^/timeline/([^/]+)$")
+  if id and method == "GET" then return timeline(client, id) end
   id = uri:match("^/tokens/([^/]+)$")
   if id and method == "POST" then return token_for(client, id) end
   if uri == "/me" then return me(method) end

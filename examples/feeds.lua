@@ -1,0 +1,97 @@
+-- Users inside activities: what Stream's users are for. Two players; Alice
+-- posts with herself as the actor, Bob's timeline follows her, reads show
+-- Alice's current profile, Bob reacts and Alice's notification bell rings,
+-- a score is corrected in place, and once Alice is deleted the timeline still
+-- reads, with a missing reference where she was. `make demo` runs it against
+-- the local server; with STREAM_API_KEY / STREAM_API_SECRET (or STREAM_URL)
+-- set it talks to Stream.
+--   lua5.4 examples/feeds.lua
+
+package.path = "lua/?.lua;lua/?/init.lua;" .. package.path
+package.cpath = "build/5.4/?.so;" .. package.cpath
+
+local stream = require "stream"
+
+local client = stream.connect()
+local run = string.format("%d-%d", os.time(), math.random(1000, 9999))
+
+local function name_of(user)
+  if stream.is_missing(user) then return "(missing: " .. user.reference .. ")" end
+  return user.data.name
+end
+
+-- Bob's timeline, enriched: every actor and object is resolved when it is read.
+local function show_timeline(title)
+  print(title)
+  for activity, err in client:feed("timeline", "bob-" .. run):each({
+    reactions = { recent = true, counts = true } }) do
+    assert(activity, err)
+    local level = activity.object
+    local what = stream.is_missing(level) and level.reference or level.data.name
+    local line = string.format("  %-22s %s %s (%d points)", name_of(activity.actor), activity.verb,
+      what, activity.points)
+    local counts = activity.reaction_counts
+    if next(counts) then
+      line = line .. string.format("  likes: %d, comments: %d", counts.like or 0, counts.comment or 0)
+    end
+    print(line)
+    for _, c in ipairs(activity.latest_reactions.comment or {}) do
+      print(string.format("      %s says %q", name_of(c.user), c.data.text))
+    end
+  end
+end
+
+-- Two players; Bob's timeline follows Alice's user feed.
+local alice = client:user("alice-" .. run)
+local bob = client:user("bob-" .. run)
+assert(alice:create({ name = "Alice", level = 7 }))
+assert(bob:create({ name = "Bob", level = 2 }))
+assert(bob:feed("timeline"):follow(alice:feed("user")))
+
+-- A game level is a collection entry; activities point at it as "SO:level:<id>".
+local cave = client.collections:entry("level", "lava-cave-" .. run)
+assert(client.collections:add("level", { name = "Lava Cave", par = 90 }, { id = cave.id }))
+
+-- Alice posts with herself as the actor: the user handle is sent as "SU:<id>".
+local post = assert(alice:feed("user"):add_activity({
+  actor = alice, verb = "cleared", object = cave, points = 9100,
+  foreign_id = "run:" .. run, time = os.time(),
+}))
+print("stored: actor " .. post.actor .. ", object " .. post.object)
+show_timeline("bob's timeline:")
+
+-- Bob likes and comments; each also lands in Alice's notification feed.
+local bell = alice:feed("notification")
+assert(client.reactions:add("like", post, nil, { user_id = bob, target_feeds = { bell } }))
+local comment = assert(client.reactions:add("comment", post, { text = "gg, how?" },
+  { user_id = bob, target_feeds = { bell } }))
+show_timeline("after bob reacts:")
+
+local PAST = { like = "liked", comment = "commented on" }
+local page = assert(bell:get({ enrich = true, mark_seen = true }))
+print(string.format("alice's notifications (%d unseen, %d unread):", page.unseen, page.unread))
+for _, group in ipairs(page.results) do
+  local a = group.activities[1]
+  print(string.format("  %s %s your post  [seen: %s, read: %s]", name_of(a.actor), PAST[a.verb],
+    tostring(group.is_seen), tostring(group.is_read)))
+end
+page = assert(bell:get())
+print(string.format("after marking them seen: %d unseen", page.unseen))
+
+-- The score is corrected in place; every feed holding the post shows it.
+assert(client:activity_partial_update({ foreign_id = post.foreign_id, time = post.time,
+  set = { points = 9150 } }))
+assert(client.reactions:delete(comment.id))
+assert(alice:update({ name = "Alice the Brave", level = 8 }))
+show_timeline("score corrected, comment deleted, alice renamed (same activity, new profile):")
+
+local profile = assert(alice:profile())
+print(string.format("alice: %d follower(s), following %d", profile.followers_count,
+  profile.following_count))
+
+assert(alice:delete())
+assert(client.collections:delete("level", cave.id))
+show_timeline("alice and the level deleted (the read still works):")
+
+assert(bob:delete())
+client:close()
