@@ -160,6 +160,19 @@ describe("local server notification and aggregated feeds", function()
     end)
   end)
 
+  describe("aggregated paging", function()
+    it("takes aggregated group ids as cursors, also ids taken before the group grew", function()
+      for i = 1, 3 do add("digest/x2", act("SU:a", "w" .. i, "o")) end
+      local gids = ids_of(read("digest/x2").results)
+      assert.are.same({ gids[2], gids[3] }, ids_of(read("digest/x2", "id_lt=" .. gids[1]).results))
+      -- the w2 group grows: its id changes and it comes first; the old id still names it
+      local newer = add("digest/x2", act("SU:b", "w2", "o2"))
+      local now = ids_of(read("digest/x2").results)
+      assert.are.same({ newer.id, gids[1], gids[3] }, now)
+      assert.are.same({ gids[1], gids[3] }, ids_of(read("digest/x2", "id_lt=" .. gids[2]).results))
+    end)
+  end)
+
   describe("paging", function()
     local gids
 
