@@ -364,6 +364,13 @@ describe("local server notification and aggregated feeds", function()
   describe("user tokens", function()
     local function user(id) return api:token('{"user_id":"' .. id .. '"}') end
 
+    it("are refused another's notification feed (403) only after the query is checked (400)", function()
+      local st = api:call("GET", "feed/notification/ut1/", { token = user("ut2"), query = "id_lt=nonsense" })
+      assert.are.equal(400, st)
+      st = api:call("GET", "feed/notification/ut1/", { token = user("ut2"), query = "limit=0" })
+      assert.are.equal(400, st)
+    end)
+
     it("read and mark their own notification feed, not another's", function()
       add("notification/ut1", act("SU:x", "v", "o"))
       local st, b, raw = api:call("GET", "feed/notification/ut1/", { token = user("ut1"), query = "mark_read=true" })

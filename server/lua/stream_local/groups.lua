@@ -1,9 +1,10 @@
 -- stream_local.groups: reads of aggregated and notification feeds (stream-feeds-api.md
 -- section 9).
 --
--- What it does: read(ctx, feed) answers GET [enrich/]feed/{slug}/{id}/ for a feed whose
--- group is aggregated or notification (stream_local.feeds checked the path, limit, offset
--- and the token's right to read). It takes every activity of the feed (feed_items, the
+-- What it does: check(args, errors) checks the form of the cursors; read(ctx, feed)
+-- answers GET [enrich/]feed/{slug}/{id}/ for a feed whose group is aggregated or
+-- notification (stream_local.feeds checked the path, limit, offset, cursor form and the
+-- token's right to read). It takes every activity of the feed (feed_items, the
 -- same rows a flat feed reads) and groups them at read time by `<verb>_<YYYY-MM-DD>` of
 -- the activity's time: so updates, removals and unfollows show in groups at once. Each
 -- group: id (the newest activity's id; `<that id>.<group>` in notification feeds), verb,
@@ -123,16 +124,25 @@ end
 local CURSORS = { { "id_lt", "after", 1 }, { "id_lte", "after", 0 }, { "id_gt", "before", 1 },
   { "id_gte", "before", 0 } }
 
+-- check(args, errors): the cursors' form, before anything is read (a value that is not
+-- `<uuid>` or `<uuid>.<group>` is 400 naming the parameter)
+function M.check(args, errors)
+  for _, c in ipairs(CURSORS) do
+    local v = request.arg(args, c[1])
+    if v and v ~= "" and not ids.sort_key(v:match("^([^.]*)")) then
+      errors[#errors + 1] = { c[1], "must be a group id" }
+    end
+  end
+end
+
 -- window(list, args, errors) -> first, last index the cursors allow
 local function window(list, args, errors)
   local lo, hi = 1, #list
   for _, c in ipairs(CURSORS) do
     local v = request.arg(args, c[1])
     if v and v ~= "" then
-      local p = ids.sort_key(v:match("^([^.]*)")) and position(list, v)
-      if p == nil then
-        errors[#errors + 1] = { c[1], "must be a group id" }
-      elseif not p then
+      local p = position(list, v)
+      if not p then
         errors[#errors + 1] = { c[1], "no group of this feed has the id " .. v }
       elseif c[2] == "after" then
         lo = math.max(lo, p + c[3])
