@@ -160,6 +160,19 @@ describe("local server notification and aggregated feeds", function()
     end)
   end)
 
+  describe("aggregated paging", function()
+    it("takes aggregated group ids as cursors, also ids taken before the group grew", function()
+      for i = 1, 3 do add("digest/x2", act("SU:a", "w" .. i, "o")) end
+      local gids = ids_of(read("digest/x2").results)
+      assert.are.same({ gids[2], gids[3] }, ids_of(read("digest/x2", "id_lt=" .. gids[1]).results))
+      -- the w2 group grows: its id changes and it comes first; the old id still names it
+      local newer = add("digest/x2", act("SU:b", "w2", "o2"))
+      local now = ids_of(read("digest/x2").results)
+      assert.are.same({ newer.id, gids[1], gids[3] }, now)
+      assert.are.same({ gids[1], gids[3] }, ids_of(read("digest/x2", "id_lt=" .. gids[2]).results))
+    end)
+  end)
+
   describe("paging", function()
     local gids
 
@@ -350,6 +363,13 @@ describe("local server notification and aggregated feeds", function()
 
   describe("user tokens", function()
     local function user(id) return api:token('{"user_id":"' .. id .. '"}') end
+
+    it("are refused another's notification feed (403) only after the query is checked (400)", function()
+      local st = api:call("GET", "feed/notification/ut1/", { token = user("ut2"), query = "id_lt=nonsense" })
+      assert.are.equal(400, st)
+      st = api:call("GET", "feed/notification/ut1/", { token = user("ut2"), query = "limit=0" })
+      assert.are.equal(400, st)
+    end)
 
     it("read and mark their own notification feed, not another's", function()
       add("notification/ut1", act("SU:x", "v", "o"))

@@ -320,6 +320,7 @@ function M.read(ctx)
   local offset = int_arg(ctx.args, "offset", 0, 0, 1000000000, errors)
   local kind = config.feed_groups[slug]
   if kind ~= "flat" then
+    groups.check(ctx.args, errors)
     if errors[1] then return invalid(errors) end
     if not may_read(ctx.principal, slug, uid) then
       return forbidden("user " .. ctx.principal.user_id .. " may not read the feed " .. feed_id)

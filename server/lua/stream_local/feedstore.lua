@@ -121,7 +121,8 @@ function M.items(feed_id)
     ORDER BY fi.sk DESC]], feed_id)
 end
 
--- marks(feed_id) -> { [group] = { read = us, seen = us } }; group "" is the whole feed
+-- marks(feed_id) -> { [group] = { read = us | nil, seen = us | nil } }; group "" is the
+-- whole feed; nil: never marked
 function M.marks(feed_id)
   local out = {}
   for _, r in ipairs(db.rows("SELECT grp, read_us, seen_us FROM group_marks WHERE feed_id = ?", feed_id)) do
@@ -134,9 +135,9 @@ end
 -- group's mark moves up to us (never down)
 local SET_MARK = {
   read = [[INSERT INTO group_marks (feed_id, grp, read_us) VALUES (?, ?, ?)
-    ON CONFLICT (feed_id, grp) DO UPDATE SET read_us = max(read_us, excluded.read_us)]],
+    ON CONFLICT (feed_id, grp) DO UPDATE SET read_us = max(coalesce(read_us, 0), excluded.read_us)]],
   seen = [[INSERT INTO group_marks (feed_id, grp, seen_us) VALUES (?, ?, ?)
-    ON CONFLICT (feed_id, grp) DO UPDATE SET seen_us = max(seen_us, excluded.seen_us)]],
+    ON CONFLICT (feed_id, grp) DO UPDATE SET seen_us = max(coalesce(seen_us, 0), excluded.seen_us)]],
 }
 function M.set_marks(feed_id, flag, list)
   return db.write(function()

@@ -1,9 +1,10 @@
 -- stream_local.groups: reads of aggregated and notification feeds (stream-feeds-api.md
 -- section 9).
 --
--- What it does: read(ctx, feed) answers GET [enrich/]feed/{slug}/{id}/ for a feed whose
--- group is aggregated or notification (stream_local.feeds checked the path, limit, offset
--- and the token's right to read). It takes every activity of the feed (feed_items, the
+-- What it does: check(args, errors) checks the form of the cursors; read(ctx, feed)
+-- answers GET [enrich/]feed/{slug}/{id}/ for a feed whose group is aggregated or
+-- notification (stream_local.feeds checked the path, limit, offset, cursor form and the
+-- token's right to read). It takes every activity of the feed (feed_items, the
 -- same rows a flat feed reads) and groups them at read time by `<verb>_<YYYY-MM-DD>` of
 -- the activity's time: so updates, removals and unfollows show in groups at once. Each
 -- group: id (the newest activity's id; `<that id>.<group>` in notification feeds), verb,
@@ -98,7 +99,7 @@ end
 
 -- the group a cursor names: its current id, else (an id taken before the group got a
 -- newer activity) the group of that key in notification feeds, or the group holding
--- that activity -> index | nil
+-- that activity -> index | false
 local function position(list, gid)
   for i, g in ipairs(list) do
     if g.id == gid then return i end
@@ -115,10 +116,24 @@ local function position(list, gid)
       end
     end
   end
-  return nil
+  return false
 end
 
-local CURSORS = { { "id_lt", 1, 0 }, { "id_lte", 0, 0 }, { "id_gt", 0, -1 }, { "id_gte", 0, 0 } }
+-- each cursor keeps the groups on one side of the group it names, in the read order:
+-- id_lt / id_lte the ones after it (older), id_gt / id_gte the ones before it (newer)
+local CURSORS = { { "id_lt", "after", 1 }, { "id_lte", "after", 0 }, { "id_gt", "before", 1 },
+  { "id_gte", "before", 0 } }
+
+-- check(args, errors): the cursors' form, before anything is read (a value that is not
+-- `<uuid>` or `<uuid>.<group>` is 400 naming the parameter)
+function M.check(args, errors)
+  for _, c in ipairs(CURSORS) do
+    local v = request.arg(args, c[1])
+    if v and v ~= "" and not ids.sort_key(v:match("^([^.]*)")) then
+      errors[#errors + 1] = { c[1], "must be a group id" }
+    end
+  end
+end
 
 -- window(list, args, errors) -> first, last index the cursors allow
 local function window(list, args, errors)
@@ -126,18 +141,13 @@ local function window(list, args, errors)
   for _, c in ipairs(CURSORS) do
     local v = request.arg(args, c[1])
     if v and v ~= "" then
-      local act = v:match("^([^.]*)")
-      local p = ids.sort_key(act) and position(list, v)
-      if not ids.sort_key(act) then
-        errors[#errors + 1] = { c[1], "must be a group id" }
-      elseif not p then
+      local p = position(list, v)
+      if not p then
         errors[#errors + 1] = { c[1], "no group of this feed has the id " .. v }
-      elseif c[1] == "id_lt" or c[1] == "id_lte" then
-        local from = p + c[2]
-        if from > lo then lo = from end
+      elseif c[2] == "after" then
+        lo = math.max(lo, p + c[3])
       else
-        local to = p + c[3]
-        if to < hi then hi = to end
+        hi = math.min(hi, p - c[3])
       end
     end
   end
@@ -166,11 +176,15 @@ local function marks_wanted(args, name, list)
   return out
 end
 
+-- marked(marks, key, flag, updated): a group is marked while its own mark or the
+-- feed-wide one covers its latest arrival; never marked means no mark at all
 local function marked(marks, key, flag, updated)
-  local all, own = marks[""], marks[key]
-  local m = all and all[flag] or 0
-  if own and own[flag] > m then m = own[flag] end
-  return m >= updated
+  local m
+  for _, row in ipairs({ marks[""] or false, marks[key] or false }) do
+    local us = row and row[flag]
+    if us and (not m or us > m) then m = us end
+  end
+  return m ~= nil and m >= updated
 end
 
 -- take(feed_id, notification, args, errors) -> { list = groups, lo, hi } (one

@@ -26,7 +26,8 @@
 --                `user_id` (NULL when none), created/updated µs and data (JSON text).
 --   group_marks  read and seen marks of notification feeds, keyed (feed_id, group):
 --                a group is read (seen) while its mark is at least the arrival time of
---                its newest arrival; group "" is the feed-wide mark of mark_read=true.
+--                its newest arrival (NULL: never marked); group "" is the feed-wide
+--                mark of mark_read=true / mark_seen=true.
 --
 -- Sort key: `sk` is 15 hex digits of the 60-bit time inside the activity id, then its
 -- remaining 8 bytes in hex, so text order is (time, rest) order; ids themselves are
@@ -119,8 +120,8 @@ CREATE TABLE IF NOT EXISTS collections (
 CREATE TABLE IF NOT EXISTS group_marks (
   feed_id TEXT NOT NULL,
   grp TEXT NOT NULL,
-  read_us INTEGER NOT NULL DEFAULT 0,
-  seen_us INTEGER NOT NULL DEFAULT 0,
+  read_us INTEGER,
+  seen_us INTEGER,
   PRIMARY KEY (feed_id, grp)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
