@@ -3,15 +3,9 @@
 local stream = require "stream"
 local server = require "helpers.server"
 local H = require "helpers.client"
+local shape = require "helpers.shape"
 
 local ENTRY_KEYS = { "collection", "created_at", "data", "foreign_id", "id", "updated_at" }
-
-local function keys_of(t)
-  local out = {}
-  for k in pairs(t) do if k ~= "duration" then out[#out + 1] = k end end
-  table.sort(out)
-  return out
-end
 
 describe("client.collections", function()
   local s, client
@@ -28,7 +22,7 @@ describe("client.collections", function()
   it("add, get, update and delete an entry", function()
     local id = H.uid("burger")
     local e = assert(client.collections:add("food", { name = "burger" }, { id = id }))
-    assert.same(ENTRY_KEYS, keys_of(e))
+    assert.same(ENTRY_KEYS, shape.key_list(e, "duration"))
     assert.equal("food:" .. id, e.foreign_id)
     assert.same({ name = "burger" }, assert(client.collections:get("food", id)).data)
     local u = assert(client.collections:update("food", id, { name = "cheeseburger" }))

@@ -3,12 +3,8 @@
 local stream = require "stream"
 local server = require "helpers.server"
 local H = require "helpers.client"
-
-local function ids_of(list)
-  local out = {}
-  for i, a in ipairs(list) do out[i] = a.id end
-  return out
-end
+local shape = require "helpers.shape"
+local ids_of = shape.ids_of
 
 describe("feeds (server-side client)", function()
   local s, client

@@ -4,6 +4,7 @@
 local stream = require "stream"
 local server = require "helpers.server"
 local H = require "helpers.client"
+local shape = require "helpers.shape"
 
 describe("notification feeds", function()
   local s, client
@@ -20,13 +21,6 @@ describe("notification feeds", function()
   local GROUP_KEYS = { "activities", "activity_count", "actor_count", "created_at", "group", "id",
     "is_read", "is_seen", "updated_at", "verb" }
 
-  local function keys_of(t)
-    local out = {}
-    for k in pairs(t) do out[#out + 1] = k end
-    table.sort(out)
-    return out
-  end
-
   it("groups by verb and day, with unseen and unread counts", function()
     local bell = client:feed("notification", H.uid("bell"))
     assert(bell:add_activities({
@@ -39,7 +33,7 @@ describe("notification feeds", function()
     assert.equal(2, page.unseen)
     assert.equal(2, page.unread)
     local comment, like = page.results[1], page.results[2]
-    assert.same(GROUP_KEYS, keys_of(like))
+    assert.same(GROUP_KEYS, shape.key_list(like))
     assert.equal("comment_2026-11-28", comment.group)
     assert.equal("like", like.verb)
     assert.equal(2, like.activity_count)

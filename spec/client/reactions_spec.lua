@@ -4,16 +4,10 @@ local stream = require "stream"
 local server = require "helpers.server"
 local H = require "helpers.client"
 local http = require "helpers.http"
+local shape = require "helpers.shape"
 
 local KEYS = { "activity_id", "children_counts", "created_at", "data", "id", "kind",
   "latest_children", "parent", "updated_at", "user", "user_id" }
-
-local function keys_of(t)
-  local out = {}
-  for k in pairs(t) do if k ~= "duration" then out[#out + 1] = k end end
-  table.sort(out)
-  return out
-end
 
 describe("client.reactions (server-side client)", function()
   local s, client, alice, bob, activity
@@ -35,7 +29,7 @@ describe("client.reactions (server-side client)", function()
 
   it("add returns the reaction with exactly its keys and its user enriched", function()
     local r = assert(client.reactions:add("like", activity, nil, { user_id = bob }))
-    assert.same(KEYS, keys_of(r))
+    assert.same(KEYS, shape.key_list(r, "duration"))
     assert.equal(bob.id, r.user_id)
     assert.equal(activity.id, r.activity_id)
     assert.equal("", r.parent)

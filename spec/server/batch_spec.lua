@@ -2,6 +2,8 @@
 
 local server = require "helpers.server"
 local http = require "helpers.http"
+local shape = require "helpers.shape"
+local ids_of = shape.ids_of
 
 describe("local server batch endpoints", function()
   local s, api
@@ -14,12 +16,6 @@ describe("local server batch endpoints", function()
   teardown(function()
     if s then s:stop() end
   end)
-
-  local function ids_of(list)
-    local out = {}
-    for i, u in ipairs(list) do out[i] = u.id end
-    return out
-  end
 
   describe("POST users/", function()
     it("adds 2 users (201 created_users) and GET users/ returns both", function()

@@ -4,24 +4,11 @@
 local server = require "helpers.server"
 local http = require "helpers.http"
 local cjson = require "cjson"
+local shape = require "helpers.shape"
+local keys, without_duration = shape.keys, shape.without_duration
 
 local UUID = "^%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$"
 local STAMP = "^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d%.%d%d%d%d%d%dZ$"
-
-local function keys(t)
-  local list = {}
-  for k in pairs(t) do list[#list + 1] = k end
-  table.sort(list)
-  return table.concat(list, ",")
-end
-
-local function without_duration(t)
-  local c = {}
-  for k, v in pairs(t) do
-    if k ~= "duration" then c[k] = v end
-  end
-  return c
-end
 
 describe("local server collections", function()
   local s, api

@@ -5,30 +5,11 @@
 local server = require "helpers.server"
 local http = require "helpers.http"
 local cjson = require "cjson"
+local shape = require "helpers.shape"
+local keys, without_duration, ids_of = shape.keys, shape.without_duration, shape.ids_of
 
 local UUID = "^%x%x%x%x%x%x%x%x%-%x%x%x%x%-1%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$"
 local TIME = "^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d%.%d%d%d%d%d%d$"
-
-local function keys(t)
-  local list = {}
-  for k in pairs(t) do list[#list + 1] = k end
-  table.sort(list)
-  return table.concat(list, ",")
-end
-
-local function without_duration(t)
-  local c = {}
-  for k, v in pairs(t) do
-    if k ~= "duration" then c[k] = v end
-  end
-  return c
-end
-
-local function ids_of(results)
-  local out = {}
-  for i, a in ipairs(results) do out[i] = a.id end
-  return out
-end
 
 describe("local server flat feeds", function()
   local s, api

@@ -6,22 +6,11 @@
 local server = require "helpers.server"
 local http = require "helpers.http"
 local cjson = require "cjson"
+local shape = require "helpers.shape"
+local keys, ids_of = shape.keys, shape.ids_of
 
 local GROUP_KEYS = "activities,activity_count,actor_count,created_at,group,id,updated_at,verb"
 local NOTIFICATION_KEYS = "activities,activity_count,actor_count,created_at,group,id,is_read,is_seen,updated_at,verb"
-
-local function keys(t)
-  local k = {}
-  for name in pairs(t) do k[#k + 1] = name end
-  table.sort(k)
-  return table.concat(k, ",")
-end
-
-local function ids_of(list)
-  local out = {}
-  for i, x in ipairs(list) do out[i] = x.id end
-  return out
-end
 
 local TIME = "^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d%.%d%d%d%d%d%d$"
 

@@ -5,6 +5,8 @@
 local server = require "helpers.server"
 local http = require "helpers.http"
 local cjson = require "cjson"
+local shape = require "helpers.shape"
+local keys, without_duration = shape.keys, shape.without_duration
 
 describe("local server reactions in enriched reads", function()
   local s, api
@@ -22,18 +24,6 @@ describe("local server reactions in enriched reads", function()
     local st, b, raw = api:call(method, path, opts)
     assert.is_true(st == 200 or st == 201, raw)
     return b, raw
-  end
-
-  local function keys(t)
-    local k = {}
-    for name in pairs(t) do k[#k + 1] = name end
-    table.sort(k)
-    return table.concat(k, ",")
-  end
-
-  local function without_duration(b)
-    b.duration = nil
-    return b
   end
 
   local n = 0

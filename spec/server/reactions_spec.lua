@@ -5,6 +5,8 @@
 local server = require "helpers.server"
 local http = require "helpers.http"
 local cjson = require "cjson"
+local shape = require "helpers.shape"
+local keys, without_duration = shape.keys, shape.without_duration
 
 describe("local server reactions", function()
   local s, api
@@ -26,18 +28,6 @@ describe("local server reactions", function()
 
   local function user_token(id)
     return api:token('{"user_id":"' .. id .. '"}')
-  end
-
-  local function keys(t)
-    local k = {}
-    for name in pairs(t) do k[#k + 1] = name end
-    table.sort(k)
-    return table.concat(k, ",")
-  end
-
-  local function without_duration(b)
-    b.duration = nil
-    return b
   end
 
   local function user_of(id)

@@ -3,6 +3,8 @@
 
 local server = require "helpers.server"
 local http = require "helpers.http"
+local shape = require "helpers.shape"
+local keys = shape.keys
 
 local TIMESTAMP = "^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d%.%d%d%d%d%d%dZ$"
 local DURATION = "^%d+%.%d%dms$"
@@ -18,13 +20,6 @@ describe("local server users endpoints", function()
   teardown(function()
     if s then s:stop() end
   end)
-
-  local function keys(t)
-    local list = {}
-    for k in pairs(t) do list[#list + 1] = k end
-    table.sort(list)
-    return table.concat(list, ",")
-  end
 
   describe("POST user/", function()
     it("returns 201 with id, created_at, updated_at, the sent data and duration", function()
