@@ -25,7 +25,8 @@
  * for requests with a body. There is no per-request header list.
  *
  * Success is {status=, body=, headers=} (headers maps lower-cased names to
- * values, the last one winning). Failure is nil, {kind=, message=, sent=,
+ * values, the last one winning). Only error paths read the headers, so the
+ * table is built from the header text the first time `headers` is read. Failure is nil, {kind=, message=, sent=,
  * reason=}: kind "timeout" or "transport"; sent is false when no byte of
  * the request was written to a connection (libcurl's request size is 0), so
  * the request certainly did not reach the server; reason is "connect" (no
@@ -59,6 +60,7 @@
 
 #define HTTP_MT "stream.http"
 #define REQUEST_MT "stream.request"
+#define RESULT_MT "stream.result"
 /* Easy handles (and cached connections) kept when max_connections is not
  * given; with it, the pool and the cache hold that many. */
 #define POOL_DEFAULT 64
@@ -457,9 +459,13 @@ static void drive(lua_State *L, int http_idx, http_t *h, long wait_ms)
     }
 }
 
-static void push_headers(lua_State *L, const membuf *m)
+/* Key of a result's raw header text (its address is unique). */
+static const char raw_head_key = 0;
+
+/* A table of the header lines in p[0..len), names lower-cased. */
+static void push_headers(lua_State *L, const char *p, size_t len)
 {
-    const char *p = m->data, *end = m->data + m->len;
+    const char *end = p + len;
     lua_newtable(L);
     while (p != NULL && p < end) {
         const char *eol = memchr(p, '\n', (size_t)(end - p));
@@ -485,6 +491,23 @@ static void push_headers(lua_State *L, const membuf *m)
         p = eol ? eol + 1 : end;
     }
 }
+
+/* __index of a result: `headers`, parsed from the raw text and kept. */
+static int l_result_index(lua_State *L)
+{
+    const char *text;
+    size_t len = 0;
+    if (lua_type(L, 2) != LUA_TSTRING || strcmp(lua_tostring(L, 2), "headers") != 0)
+        return 0;
+    lua_pushlightuserdata(L, (void *)&raw_head_key);
+    lua_rawget(L, 1);
+    text = lua_tolstring(L, -1, &len);
+    push_headers(L, text != NULL ? text : "", text != NULL ? len : 0);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, 1, "headers");
+    return 1;
+}
+
 static int push_result(lua_State *L, request_t *r)
 {
     if (r->result != CURLE_OK) {
@@ -508,13 +531,15 @@ static int push_result(lua_State *L, request_t *r)
         lua_setfield(L, -2, "sent");
         return 2;
     }
-    lua_createtable(L, 0, 3);
+    lua_createtable(L, 0, 4);
     lua_pushinteger(L, (lua_Integer)r->status);
     lua_setfield(L, -2, "status");
     lua_pushlstring(L, r->body.data ? r->body.data : "", r->body.len);
     lua_setfield(L, -2, "body");
-    push_headers(L, &r->head);
-    lua_setfield(L, -2, "headers");
+    lua_pushlightuserdata(L, (void *)&raw_head_key);
+    lua_pushlstring(L, r->head.data ? r->head.data : "", r->head.len);
+    lua_rawset(L, -3);
+    luaL_setmetatable(L, RESULT_MT);
     return 1;
 }
 
@@ -784,6 +809,11 @@ void stream_http_open(lua_State *L)
         lua_setfield(L, -2, "__index");
         lua_pushcfunction(L, l_request_gc);
         lua_setfield(L, -2, "__gc");
+    }
+    lua_pop(L, 1);
+    if (luaL_newmetatable(L, RESULT_MT)) {
+        lua_pushcfunction(L, l_result_index);
+        lua_setfield(L, -2, "__index");
     }
     lua_pop(L, 1);
     lua_pushcfunction(L, l_http_new);
