@@ -75,10 +75,28 @@ typedef struct {
 } membuf;
 
 typedef struct http_s http_t;
+typedef struct request_s request_t;
 
+/* Options a request may leave set on its easy handle (easy_t.state). */
+#define ST_BODY_HEADERS 1       /* CURLOPT_HTTPHEADER is base_body, not base */
+#define ST_POSTFIELDS 2         /* a copied body */
+#define ST_READ 4               /* a `once` body's read callback */
+#define ST_CUSTOM 8             /* CURLOPT_CUSTOMREQUEST */
+
+/* One easy handle, configured once when made (the options every request
+ * shares) and pooled with what its last request left set, so the next one
+ * sets only what differs. Its callbacks reach the request through `req`. */
 typedef struct {
+    CURL *e;
+    request_t *req;             /* the request it carries; NULL when idle */
+    int state;                  /* ST_* */
+    long timeout_ms;            /* CURLOPT_TIMEOUT_MS as last set */
+    char errbuf[CURL_ERROR_SIZE];
+} easy_t;
+
+struct request_s {
     http_t *http;               /* NULL once finished or detached */
-    CURL *easy;                 /* NULL unless in flight */
+    easy_t *easy;               /* NULL unless in flight */
     membuf body, head;
     membuf upload;              /* a `once` body, read by on_read */
     size_t upload_pos;
@@ -90,11 +108,11 @@ typedef struct {
     CURLcode result;
     long status;
     char errbuf[CURL_ERROR_SIZE];
-} request_t;
+};
 
 struct http_s {
     CURLM *multi;               /* NULL once closed */
-    CURL **pool;                /* pool_cap idle easy handles */
+    easy_t **pool;              /* pool_cap idle easy handles */
     int npool, pool_cap;
     struct curl_slist *base;    /* headers sent on every request */
     struct curl_slist *base_body; /* base plus the ones for requests with a body */
@@ -162,8 +180,10 @@ static char *dupstr(const char *s)
 
 static size_t on_body(char *p, size_t size, size_t n, void *ud)
 {
-    request_t *r = ud;
+    request_t *r = ((easy_t *)ud)->req;
     size_t bytes = size * n;
+    if (r == NULL)
+        return 0;
     if (r->body.len + bytes > r->max_bytes) {
         r->too_large = 1;
         return 0;
@@ -173,8 +193,10 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
 
 static size_t on_header(char *p, size_t size, size_t n, void *ud)
 {
-    request_t *r = ud;
+    request_t *r = ((easy_t *)ud)->req;
     size_t bytes = size * n;
+    if (r == NULL)
+        return 0;
     /* A new status line starts a new header block (1xx answers). */
     if (bytes >= 5 && memcmp(p, "HTTP/", 5) == 0)
         r->head.len = 0;
@@ -186,9 +208,12 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
 /* Hands out a `once` body; there is deliberately no seek callback. */
 static size_t on_read(char *p, size_t size, size_t n, void *ud)
 {
-    request_t *r = ud;
-    size_t left = r->upload.len - r->upload_pos;
-    size_t bytes = size * n < left ? size * n : left;
+    request_t *r = ((easy_t *)ud)->req;
+    size_t left, bytes;
+    if (r == NULL)
+        return CURL_READFUNC_ABORT;
+    left = r->upload.len - r->upload_pos;
+    bytes = size * n < left ? size * n : left;
     memcpy(p, r->upload.data + r->upload_pos, bytes);
     r->upload_pos += bytes;
     return bytes;
@@ -265,21 +290,28 @@ static int append_headers(lua_State *L, int idx, struct curl_slist **list)
     return 1;
 }
 
+static void easy_free(easy_t *ez)
+{
+    if (ez->e != NULL)
+        curl_easy_cleanup(ez->e);
+    free(ez);
+}
+
 static void request_release(request_t *r)
 {
     http_t *h = r->http;
-    if (r->easy != NULL) {
+    easy_t *ez = r->easy;
+    if (ez != NULL) {
         if (r->in_multi && h != NULL && h->multi != NULL) {
-            curl_multi_remove_handle(h->multi, r->easy);
+            curl_multi_remove_handle(h->multi, ez->e);
             h->inflight--;
         }
         r->in_multi = 0;
-        if (h != NULL && h->npool < h->pool_cap) {
-            curl_easy_reset(r->easy);
-            h->pool[h->npool++] = r->easy;
-        } else {
-            curl_easy_cleanup(r->easy);
-        }
+        ez->req = NULL;
+        if (ez->e != NULL && h != NULL && h->multi != NULL && h->npool < h->pool_cap)
+            h->pool[h->npool++] = ez;
+        else
+            easy_free(ez);
         r->easy = NULL;
     }
     r->http = NULL;
@@ -292,7 +324,7 @@ static int request_sent(request_t *r)
     long size = 0;
     if (r->easy == NULL)
         return 1;
-    curl_easy_getinfo(r->easy, CURLINFO_REQUEST_SIZE, &size);
+    curl_easy_getinfo(r->easy->e, CURLINFO_REQUEST_SIZE, &size);
     return size > 0;
 }
 
@@ -322,16 +354,19 @@ static void collect(lua_State *L, int http_idx, http_t *h)
     CURLMsg *msg;
     int left;
     while ((msg = curl_multi_info_read(h->multi, &left)) != NULL) {
-        request_t *r = NULL;
+        easy_t *ez = NULL;
+        request_t *r;
         long nconn = 0;
         if (msg->msg != CURLMSG_DONE)
             continue;
-        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&r);
-        if (r == NULL)
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&ez);
+        if (ez == NULL || (r = ez->req) == NULL)
             continue;
         r->result = msg->data.result;
-        curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &r->status);
-        curl_easy_getinfo(r->easy, CURLINFO_NUM_CONNECTS, &nconn);
+        if (r->result != CURLE_OK)
+            memcpy(r->errbuf, ez->errbuf, sizeof(r->errbuf));
+        curl_easy_getinfo(ez->e, CURLINFO_RESPONSE_CODE, &r->status);
+        curl_easy_getinfo(ez->e, CURLINFO_NUM_CONNECTS, &nconn);
         h->connects += nconn;
         /* a failed rewind means a body went out on a connection that died */
         r->sent = r->result == CURLE_OK || r->result == CURLE_SEND_FAIL_REWIND || request_sent(r);
@@ -356,18 +391,27 @@ static void read_call(lua_State *L, http_t *h, call_t *c)
     c->once = lua_toboolean(L, 6);
 }
 
-/* Sets every option of one transfer on a fresh or reset easy handle. */
-static void configure(http_t *h, request_t *r, CURL *e, const call_t *c)
+/* A new easy handle with the options every request of this client shares;
+ * NULL when libcurl or malloc fails. */
+static easy_t *easy_new(http_t *h)
 {
-    curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)r);
-    curl_easy_setopt(e, CURLOPT_URL, c->url);
+    easy_t *ez = calloc(1, sizeof(easy_t));
+    CURL *e;
+    if (ez == NULL)
+        return NULL;
+    ez->e = e = curl_easy_init();
+    if (e == NULL) {
+        free(ez);
+        return NULL;
+    }
+    curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)ez);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, ez->errbuf);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, ez);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, c->body != NULL ? h->base_body : h->base);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, ez);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, h->base);
     curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
@@ -377,7 +421,8 @@ static void configure(http_t *h, request_t *r, CURL *e, const call_t *c)
 #else
     curl_easy_setopt(e, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
 #endif
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, c->timeout_ms);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, h->timeout_ms);
+    ez->timeout_ms = h->timeout_ms;
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, h->connect_timeout_ms);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, h->verify ? 1L : 0L);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, h->verify ? 2L : 0L);
@@ -387,19 +432,64 @@ static void configure(http_t *h, request_t *r, CURL *e, const call_t *c)
         curl_easy_setopt(e, CURLOPT_PROXY, h->proxy);
     if (h->user_agent)
         curl_easy_setopt(e, CURLOPT_USERAGENT, h->user_agent);
-    if (strcmp(c->method, "GET") == 0)
-        curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
-    else
-        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, c->method);
-    if (c->body != NULL && c->once && r->upload.data != NULL) {
+    return ez;
+}
+
+/* Sets what one transfer needs beyond easy_new's options, and undoes what
+ * the handle's previous request set that this one must not carry: after
+ * this, the handle is configured as a fresh one given the same call. */
+static void configure(http_t *h, request_t *r, easy_t *ez, const call_t *c)
+{
+    CURL *e = ez->e;
+    int st = ez->state;
+    int body_headers = c->body != NULL ? ST_BODY_HEADERS : 0;
+    ez->errbuf[0] = '\0';
+    curl_easy_setopt(e, CURLOPT_URL, c->url);
+    if (c->timeout_ms != ez->timeout_ms) {
+        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, c->timeout_ms);
+        ez->timeout_ms = c->timeout_ms;
+    }
+    if ((st & ST_BODY_HEADERS) != body_headers) {
+        curl_easy_setopt(e, CURLOPT_HTTPHEADER, body_headers ? h->base_body : h->base);
+        st ^= ST_BODY_HEADERS;
+    }
+    if (c->body == NULL) {
+        if (st & (ST_POSTFIELDS | ST_READ)) {
+            curl_easy_setopt(e, CURLOPT_POSTFIELDS, (char *)NULL);
+            curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)-1);
+            curl_easy_setopt(e, CURLOPT_READFUNCTION, (curl_read_callback)NULL);
+            curl_easy_setopt(e, CURLOPT_READDATA, (void *)NULL);
+            st &= ~(ST_POSTFIELDS | ST_READ);
+        }
+        curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);   /* after POSTFIELDS, which means POST */
+    } else if (c->once && r->upload.data != NULL) {
+        if (st & ST_POSTFIELDS)
+            curl_easy_setopt(e, CURLOPT_POSTFIELDS, (char *)NULL);
         curl_easy_setopt(e, CURLOPT_POST, 1L);
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)c->blen);
-        curl_easy_setopt(e, CURLOPT_READFUNCTION, on_read);
-        curl_easy_setopt(e, CURLOPT_READDATA, r);
-    } else if (c->body != NULL) {
+        if (!(st & ST_READ)) {
+            curl_easy_setopt(e, CURLOPT_READFUNCTION, on_read);
+            curl_easy_setopt(e, CURLOPT_READDATA, ez);
+        }
+        st = (st & ~ST_POSTFIELDS) | ST_READ;
+    } else {
+        if (st & ST_READ) {
+            curl_easy_setopt(e, CURLOPT_READFUNCTION, (curl_read_callback)NULL);
+            curl_easy_setopt(e, CURLOPT_READDATA, (void *)NULL);
+        }
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)c->blen);
         curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, c->body);
+        st = (st & ~ST_READ) | ST_POSTFIELDS;
     }
+    if (strcmp(c->method, "GET") == 0) {
+        if (st & ST_CUSTOM)
+            curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, (char *)NULL);
+        st &= ~ST_CUSTOM;
+    } else {
+        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, c->method);
+        st |= ST_CUSTOM;
+    }
+    ez->state = st;
 }
 
 static request_t *new_request(lua_State *L)
@@ -417,19 +507,20 @@ static request_t *submit_call(lua_State *L, http_t *h, const call_t *c)
 {
     request_t *r = new_request(L);
     int ridx = lua_gettop(L);
-    CURL *e = h->npool > 0 ? h->pool[--h->npool] : curl_easy_init();
+    easy_t *ez = h->npool > 0 ? h->pool[--h->npool] : easy_new(h);
     CURLMcode mc;
-    if (e == NULL)
+    if (ez == NULL)
         luaL_error(L, "stream.http: cannot create a transfer");
-    r->easy = e;
+    r->easy = ez;
+    ez->req = r;
     r->http = h;
     r->max_bytes = (size_t)h->max_response;
     if (c->body != NULL && c->once && c->blen > 0 && !membuf_add(&r->upload, c->body, c->blen)) {
         request_release(r);
         luaL_error(L, "stream.http: out of memory");
     }
-    configure(h, r, e, c);
-    mc = curl_multi_add_handle(h->multi, e);
+    configure(h, r, ez, c);
+    mc = curl_multi_add_handle(h->multi, ez->e);
     if (mc != CURLM_OK) {
         request_release(r);  /* never counted in flight: in_multi is 0 */
         luaL_error(L, "stream.http: %s", curl_multi_strerror(mc));
@@ -638,7 +729,7 @@ static int l_http_close(lua_State *L)
         }
         lua_pop(L, 1);
         while (h->npool > 0)
-            curl_easy_cleanup(h->pool[--h->npool]);
+            easy_free(h->pool[--h->npool]);
         curl_multi_cleanup(h->multi);
         h->multi = NULL;
         curl_slist_free_all(h->base);
@@ -712,7 +803,7 @@ static int l_http_new(lua_State *L)
     lua_pop(L, 1);
 
     /* Acquire resources only now that the userdata can release them. */
-    h->pool = calloc((size_t)h->pool_cap, sizeof(CURL *));
+    h->pool = calloc((size_t)h->pool_cap, sizeof(easy_t *));
     h->multi = h->pool != NULL ? curl_multi_init() : NULL;
     if (h->multi == NULL)
         return luaL_error(L, "stream.http: cannot create a curl multi handle");

@@ -32,3 +32,67 @@ describe("http:request's answer", function()
     h:close()
   end)
 end)
+
+describe("a pooled easy handle", function()
+  -- One handle in the pool: every request below runs on the same one, in turn.
+  it("carries no method, body or header of one request into the next", function()
+    local calls = {
+      { "POST", "/1/", '{"a":1}' },
+      { "GET", "/2/" },
+      { "POST", "/3/", '{"once":true}', true },
+      { "DELETE", "/4/" },
+      { "GET", "/5/" },
+      { "PUT", "/6/", '{"b":2}' },
+      { "POST", "/7/", '{"c":3}', true },
+      { "PUT", "/8/", '{"d":4}' },
+      { "DELETE", "/9/" },
+      { "POST", "/10/", "", true },
+      { "GET", "/11/" },
+    }
+    local peer = capture.start({ body = "{}", count = #calls })
+    local h = http({ max_connections = 1 })
+    for i, c in ipairs(calls) do
+      local res, err = h:request(c[1], peer.url .. c[2], c[3], nil, c[4])
+      assert(res, err and err.message)
+      assert.equal(200, res.status, i)
+    end
+    local seen = peer.requests()
+    assert.equal(#calls, #seen)
+    for i, c in ipairs(calls) do
+      local req = seen[i]
+      assert.equal(c[1] .. " " .. c[2] .. " HTTP/1.1", req:match("^[^\r\n]*"), i)
+      local body = req:match("\r\n\r\n(.*)$")
+      if c[3] then
+        assert.equal(tostring(#c[3]), header(req, "Content%-Length"), i)
+        assert.equal("application/json", header(req, "Content%-Type"), i)
+        assert.equal(c[3], body, i)
+      else
+        assert.is_nil(header(req, "Content%-Length"), i)
+        assert.is_nil(header(req, "Content%-Type"), i)
+        assert.is_nil(header(req, "Transfer%-Encoding"), i)
+        assert.equal("", body, i)
+      end
+      assert.is_nil(header(req, "Expect"), i)
+      assert.equal("application/json", header(req, "Accept"), i)
+    end
+    assert.equal(1, h:stats().connects)
+    h:close()
+  end)
+
+  it("takes each request's own timeout, and the client's when it gives none", function()
+    local server = require "helpers.server"
+    local s = server.start({ faults = true })
+    local h = http({ max_connections = 1, timeout = 5,
+      headers = { "Accept: application/json", "X-Stream-Local-Delay: 400" } })
+    local url = s.base_url .. "user/x/?api_key=" .. s.api_key
+    local res, err = h:request("GET", url, nil, 0.05)
+    assert.is_nil(res)
+    assert.equal("timeout", err.kind)
+    res, err = h:request("GET", url)            -- 400 ms, within the client's 5 s
+    assert(res, err and err.message)
+    res, err = h:request("GET", url, nil, 0.05)
+    assert.is_nil(res)
+    assert.equal("timeout", err.kind)
+    h:close(); s:stop()
+  end)
+end)
