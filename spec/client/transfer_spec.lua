@@ -9,8 +9,8 @@ local header = capture.header
 local function http(opts)
   local o = {
     timeout = 5, connect_timeout = 5, max_response_bytes = 1048576,
-    headers = { "Accept: application/json", "Expect:" },
-    body_headers = { "Content-Type: application/json" },
+    headers = { "Accept: application/json" },
+    body_headers = { "Content-Type: application/json", "Expect:" },
   }
   for k, v in pairs(opts or {}) do o[k] = v end
   return core.http_new(o)
