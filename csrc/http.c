@@ -13,6 +13,8 @@
  *   res, err = http:request(method, url [, body [, timeout [, once]]])
  *   req = http:submit(method, url [, body [, timeout [, once]]])  -- returns at once
  *   running = http:perform(wait_seconds)  -- drives transfers, waits at most that long
+ *   running, n = http:perform(wait_seconds, done)  -- also puts the submitted
+ *       requests that finished since the last such call in done[1..n]
  *   req:done() ; res, err = req:result()
  *   http:timeout()  -> seconds until perform should be called again, or nil
  *   http:stats()    -> {requests=, connects=, in_flight=, closed=}
@@ -105,6 +107,7 @@ struct request_s {
     int in_multi;               /* added to the multi handle and counted in flight */
     int closed;                 /* the client was closed while it was in flight */
     int sent;                   /* some byte of the request was written */
+    int listed;                 /* submitted: goes on the done list when it finishes */
     CURLcode result;
     long status;
     char errbuf[CURL_ERROR_SIZE];
@@ -122,6 +125,7 @@ struct http_s {
     char *ca_file, *proxy, *user_agent;
     int running;
     lua_Integer requests, connects, inflight;
+    int ndone;                  /* length of the done list (uservalue[1]) */
 };
 
 /* One call's arguments, parsed by l_http_request / l_http_submit. */
@@ -329,8 +333,11 @@ static int request_sent(request_t *r)
 }
 
 
-/* The http userdata's uservalue table anchors requests in flight. */
-static void anchor(lua_State *L, int http_idx, request_t *r, int req_idx)
+/* Pushes the http userdata's uservalue table: requests in flight are
+ * anchored there (request pointer -> request userdata), and [1] is the done
+ * list, the submitted requests that finished and perform has not handed
+ * back yet. */
+static void push_uservalue(lua_State *L, int http_idx)
 {
 #if LUA_VERSION_NUM >= 504
     lua_getiuservalue(L, http_idx, 1);
@@ -339,6 +346,11 @@ static void anchor(lua_State *L, int http_idx, request_t *r, int req_idx)
 #else
     lua_getfenv(L, http_idx);
 #endif
+}
+
+static void anchor(lua_State *L, int http_idx, request_t *r, int req_idx)
+{
+    push_uservalue(L, http_idx);
     lua_pushlightuserdata(L, r);
     if (req_idx)
         lua_pushvalue(L, req_idx);
@@ -372,6 +384,14 @@ static void collect(lua_State *L, int http_idx, http_t *h)
         r->sent = r->result == CURLE_OK || r->result == CURLE_SEND_FAIL_REWIND || request_sent(r);
         r->done = 1;
         request_release(r);   /* msg is invalid from here on */
+        if (r->listed) {
+            push_uservalue(L, http_idx);
+            lua_rawgeti(L, -1, 1);
+            lua_pushlightuserdata(L, r);
+            lua_rawget(L, -3);
+            lua_rawseti(L, -2, ++h->ndone);
+            lua_pop(L, 2);
+        }
         anchor(L, http_idx, r, 0);
     }
 }
@@ -658,7 +678,7 @@ static int l_http_submit(lua_State *L)
     call_t c;
     lua_settop(L, 6);
     read_call(L, h, &c);
-    submit_call(L, h, &c);
+    submit_call(L, h, &c)->listed = 1;
     return 1;
 }
 
@@ -668,9 +688,25 @@ static int l_http_perform(lua_State *L)
     http_t *h = check_http(L, 1);
     lua_Number wait = luaL_optnumber(L, 2, 0);
     long ms = wait > 0 ? (long)(wait * 1000.0 + 0.5) : 0;
+    int i, n;
     drive(L, 1, h, ms);
     lua_pushinteger(L, (lua_Integer)h->running);
-    return 1;
+    if (lua_type(L, 3) != LUA_TTABLE)
+        return 1;
+    /* hand the done list over: done[1..n], the list emptied */
+    n = h->ndone;
+    push_uservalue(L, 1);
+    lua_rawgeti(L, -1, 1);
+    for (i = 1; i <= n; i++) {
+        lua_rawgeti(L, -1, i);
+        lua_rawseti(L, 3, i);
+        lua_pushnil(L);
+        lua_rawseti(L, -2, i);
+    }
+    lua_pop(L, 2);
+    h->ndone = 0;
+    lua_pushinteger(L, (lua_Integer)n);
+    return 2;
 }
 
 static int l_http_timeout(lua_State *L)
@@ -726,6 +762,9 @@ static int l_http_close(lua_State *L)
                 }
                 lua_pop(L, 1);
             }
+            lua_newtable(L);
+            lua_rawseti(L, -2, 1);  /* the done list, emptied */
+            h->ndone = 0;
         }
         lua_pop(L, 1);
         while (h->npool > 0)
@@ -769,6 +808,8 @@ static int l_http_new(lua_State *L)
     memset(h, 0, sizeof(*h));        /* closed: multi == NULL */
     luaL_setmetatable(L, HTTP_MT);
     lua_newtable(L);
+    lua_newtable(L);
+    lua_rawseti(L, -2, 1);      /* the done list */
 #if LUA_VERSION_NUM >= 504
     lua_setiuservalue(L, -2, 1);
 #elif LUA_VERSION_NUM >= 502
