@@ -108,6 +108,7 @@ struct request_s {
     int closed;                 /* the client was closed while it was in flight */
     int sent;                   /* some byte of the request was written */
     int listed;                 /* submitted: goes on the done list when it finishes */
+    int blocking;               /* the http's own slot for http:request: not a userdata */
     CURLcode result;
     long status;
     char errbuf[CURL_ERROR_SIZE];
@@ -126,6 +127,10 @@ struct http_s {
     int running;
     lua_Integer requests, connects, inflight;
     int ndone;                  /* length of the done list (uservalue[1]) */
+    /* http:request's request: one at a time (it returns before any other
+     * Lua code runs), kept with its buffers, so a blocking call makes no
+     * userdata, anchor or finalizer. */
+    request_t blocking;
 };
 
 /* One call's arguments, parsed by l_http_request / l_http_submit. */
@@ -392,7 +397,8 @@ static void collect(lua_State *L, int http_idx, http_t *h)
             lua_rawseti(L, -2, ++h->ndone);
             lua_pop(L, 2);
         }
-        anchor(L, http_idx, r, 0);
+        if (!r->blocking)
+            anchor(L, http_idx, r, 0);
     }
 }
 
@@ -523,10 +529,8 @@ static request_t *new_request(lua_State *L)
 
 /* The one way a transfer starts, for request and submit: pushes the
  * request userdata, anchored in the http userdata at index 1. */
-static request_t *submit_call(lua_State *L, http_t *h, const call_t *c)
+static void start_call(lua_State *L, http_t *h, request_t *r, const call_t *c)
 {
-    request_t *r = new_request(L);
-    int ridx = lua_gettop(L);
     easy_t *ez = h->npool > 0 ? h->pool[--h->npool] : easy_new(h);
     CURLMcode mc;
     if (ez == NULL)
@@ -549,7 +553,40 @@ static request_t *submit_call(lua_State *L, http_t *h, const call_t *c)
     h->inflight++;
     h->requests++;
     r->done = 0;
+}
+
+static request_t *submit_call(lua_State *L, http_t *h, const call_t *c)
+{
+    request_t *r = new_request(L);
+    int ridx = lua_gettop(L);
+    start_call(L, h, r, c);
     anchor(L, 1, r, ridx);
+    return r;
+}
+
+/* Buffers of the blocking slot are kept for the next call, unless large. */
+#define KEEP_BYTES (64 * 1024)
+
+static void membuf_trim(membuf *m)
+{
+    m->len = 0;
+    if (m->cap > KEEP_BYTES)
+        membuf_free(m);
+}
+
+/* The blocking slot, emptied for a new call (its buffers kept). */
+static request_t *blocking_slot(http_t *h)
+{
+    request_t *r = &h->blocking;
+    membuf body = r->body, head = r->head, upload = r->upload;
+    request_release(r);   /* a call that raised while in flight */
+    memset(r, 0, sizeof(*r));
+    r->body = body;
+    r->head = head;
+    r->upload = upload;
+    r->body.len = r->head.len = r->upload.len = 0;
+    r->blocking = 1;
+    r->done = 1;
     return r;
 }
 
@@ -662,13 +699,14 @@ static int l_http_request(lua_State *L)
     int n;
     lua_settop(L, 6);
     read_call(L, h, &c);
-    r = submit_call(L, h, &c);
+    r = blocking_slot(h);
+    start_call(L, h, r, &c);
     while (!r->done && h->multi != NULL)
         drive(L, 1, h, BLOCKING_POLL_MS);
     n = push_result(L, r);
-    membuf_free(&r->body);
-    membuf_free(&r->head);
-    membuf_free(&r->upload);
+    membuf_trim(&r->body);
+    membuf_trim(&r->head);
+    membuf_trim(&r->upload);
     return n;
 }
 
@@ -767,6 +805,7 @@ static int l_http_close(lua_State *L)
             h->ndone = 0;
         }
         lua_pop(L, 1);
+        request_release(&h->blocking);   /* only if a call raised while in flight */
         while (h->npool > 0)
             easy_free(h->pool[--h->npool]);
         curl_multi_cleanup(h->multi);
@@ -779,6 +818,9 @@ static int l_http_close(lua_State *L)
         free(h->user_agent);
         h->ca_file = h->proxy = h->user_agent = NULL;
     }
+    membuf_free(&h->blocking.body);
+    membuf_free(&h->blocking.head);
+    membuf_free(&h->blocking.upload);
     /* also when curl_multi_init failed after the pool was made */
     free(h->pool);
     h->pool = NULL;
