@@ -1,5 +1,5 @@
 -- bench/common.lua: what the Lua benchmarks share (not a benchmark itself): module
--- paths (lua/ and build/5.4/ of this checkout), a wall clock, the bench data (the
+-- paths (lua/ and build/5.4/, or build/jit/ under LuaJIT, of this checkout), a wall clock, the bench data (the
 -- profile of the fixed server's canned user, and ~1 kB / ~10 kB data tables built
 -- deterministically), a client from the environment, VmRSS, and the result line
 -- format `key=value ...` that bench/report.lua reads.
@@ -8,7 +8,7 @@
 package.path = (os.getenv("BENCH_LPATH") and (os.getenv("BENCH_LPATH") .. ";") or "")
   .. "lua/?.lua;lua/?/init.lua;bench/?.lua;" .. package.path
 package.cpath = (os.getenv("BENCH_CPATH") and (os.getenv("BENCH_CPATH") .. ";") or "")
-  .. "build/5.4/?.so;" .. package.cpath
+  .. (jit and "build/jit/?.so;" or "build/5.4/?.so;") .. package.cpath
 
 local M = {}
 

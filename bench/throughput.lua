@@ -3,7 +3,8 @@
 --   lua5.4 bench/throughput.lua SERVER OP MODE N WARMUP
 --
 -- OP: get (user:get() of "bench-user"), create (client:user(unique id):create(~1 kB
--- data)), update (user:update(~1 kB data) of "bench-user"). MODE: seq (one call after
+-- data); create10k the same with ~10 kB), update (user:update(~1 kB data) of "bench-user").
+-- MODE: seq (one call after
 -- the other on one kept-alive connection) or par (client:parallel with BENCH_CONC,
 -- default 32, functions, each taking calls from one shared counter until N are done:
 -- 32 requests in flight all the time, as bench/rawcurl.c's multi loop and the 32
@@ -20,11 +21,13 @@ local server, op, mode = arg[1], arg[2], arg[3]
 local n, warm = tonumber(arg[4]) or 2000, tonumber(arg[5]) or 200
 local conc = tonumber(os.getenv("BENCH_CONC")) or 32
 local tag = os.getenv("BENCH_TAG") or tostring(os.time())
-assert(op == "get" or op == "create" or op == "update", "op: get, create or update")
+local bytes = 1000
+if op == "create10k" then op, bytes = "create", 10000 end
+assert(op == "get" or op == "create" or op == "update", "op: get, create, create10k or update")
 assert(mode == "seq" or mode == "par", "mode: seq or par")
 
 local client = B.client()
-local data = B.data(1000)
+local data = B.data(bytes)
 local me = client:user("bench-user")
 assert(me:get_or_create(B.profile()))
 

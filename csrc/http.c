@@ -13,6 +13,8 @@
  *   res, err = http:request(method, url [, body [, timeout [, once]]])
  *   req = http:submit(method, url [, body [, timeout [, once]]])  -- returns at once
  *   running = http:perform(wait_seconds)  -- drives transfers, waits at most that long
+ *   running, n = http:perform(wait_seconds, done)  -- also puts the submitted
+ *       requests that finished since the last such call in done[1..n]
  *   req:done() ; res, err = req:result()
  *   http:timeout()  -> seconds until perform should be called again, or nil
  *   http:stats()    -> {requests=, connects=, in_flight=, closed=}
@@ -25,7 +27,8 @@
  * for requests with a body. There is no per-request header list.
  *
  * Success is {status=, body=, headers=} (headers maps lower-cased names to
- * values, the last one winning). Failure is nil, {kind=, message=, sent=,
+ * values, the last one winning). Only error paths read the headers, so the
+ * table is built from the header text the first time `headers` is read. Failure is nil, {kind=, message=, sent=,
  * reason=}: kind "timeout" or "transport"; sent is false when no byte of
  * the request was written to a connection (libcurl's request size is 0), so
  * the request certainly did not reach the server; reason is "connect" (no
@@ -59,6 +62,7 @@
 
 #define HTTP_MT "stream.http"
 #define REQUEST_MT "stream.request"
+#define RESULT_MT "stream.result"
 /* Easy handles (and cached connections) kept when max_connections is not
  * given; with it, the pool and the cache hold that many. */
 #define POOL_DEFAULT 64
@@ -73,10 +77,28 @@ typedef struct {
 } membuf;
 
 typedef struct http_s http_t;
+typedef struct request_s request_t;
 
+/* Options a request may leave set on its easy handle (easy_t.state). */
+#define ST_BODY_HEADERS 1       /* CURLOPT_HTTPHEADER is base_body, not base */
+#define ST_POSTFIELDS 2         /* a copied body */
+#define ST_READ 4               /* a `once` body's read callback */
+#define ST_CUSTOM 8             /* CURLOPT_CUSTOMREQUEST */
+
+/* One easy handle, configured once when made (the options every request
+ * shares) and pooled with what its last request left set, so the next one
+ * sets only what differs. Its callbacks reach the request through `req`. */
 typedef struct {
+    CURL *e;
+    request_t *req;             /* the request it carries; NULL when idle */
+    int state;                  /* ST_* */
+    long timeout_ms;            /* CURLOPT_TIMEOUT_MS as last set */
+    char errbuf[CURL_ERROR_SIZE];
+} easy_t;
+
+struct request_s {
     http_t *http;               /* NULL once finished or detached */
-    CURL *easy;                 /* NULL unless in flight */
+    easy_t *easy;               /* NULL unless in flight */
     membuf body, head;
     membuf upload;              /* a `once` body, read by on_read */
     size_t upload_pos;
@@ -85,14 +107,16 @@ typedef struct {
     int in_multi;               /* added to the multi handle and counted in flight */
     int closed;                 /* the client was closed while it was in flight */
     int sent;                   /* some byte of the request was written */
+    int listed;                 /* submitted: goes on the done list when it finishes */
+    int blocking;               /* the http's own slot for http:request: not a userdata */
     CURLcode result;
     long status;
     char errbuf[CURL_ERROR_SIZE];
-} request_t;
+};
 
 struct http_s {
     CURLM *multi;               /* NULL once closed */
-    CURL **pool;                /* pool_cap idle easy handles */
+    easy_t **pool;              /* pool_cap idle easy handles */
     int npool, pool_cap;
     struct curl_slist *base;    /* headers sent on every request */
     struct curl_slist *base_body; /* base plus the ones for requests with a body */
@@ -102,6 +126,11 @@ struct http_s {
     char *ca_file, *proxy, *user_agent;
     int running;
     lua_Integer requests, connects, inflight;
+    int ndone;                  /* length of the done list (uservalue[1]) */
+    /* http:request's request: one at a time (it returns before any other
+     * Lua code runs), kept with its buffers, so a blocking call makes no
+     * userdata, anchor or finalizer. */
+    request_t blocking;
 };
 
 /* One call's arguments, parsed by l_http_request / l_http_submit. */
@@ -160,8 +189,10 @@ static char *dupstr(const char *s)
 
 static size_t on_body(char *p, size_t size, size_t n, void *ud)
 {
-    request_t *r = ud;
+    request_t *r = ((easy_t *)ud)->req;
     size_t bytes = size * n;
+    if (r == NULL)
+        return 0;
     if (r->body.len + bytes > r->max_bytes) {
         r->too_large = 1;
         return 0;
@@ -171,8 +202,10 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
 
 static size_t on_header(char *p, size_t size, size_t n, void *ud)
 {
-    request_t *r = ud;
+    request_t *r = ((easy_t *)ud)->req;
     size_t bytes = size * n;
+    if (r == NULL)
+        return 0;
     /* A new status line starts a new header block (1xx answers). */
     if (bytes >= 5 && memcmp(p, "HTTP/", 5) == 0)
         r->head.len = 0;
@@ -184,9 +217,12 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
 /* Hands out a `once` body; there is deliberately no seek callback. */
 static size_t on_read(char *p, size_t size, size_t n, void *ud)
 {
-    request_t *r = ud;
-    size_t left = r->upload.len - r->upload_pos;
-    size_t bytes = size * n < left ? size * n : left;
+    request_t *r = ((easy_t *)ud)->req;
+    size_t left, bytes;
+    if (r == NULL)
+        return CURL_READFUNC_ABORT;
+    left = r->upload.len - r->upload_pos;
+    bytes = size * n < left ? size * n : left;
     memcpy(p, r->upload.data + r->upload_pos, bytes);
     r->upload_pos += bytes;
     return bytes;
@@ -263,21 +299,28 @@ static int append_headers(lua_State *L, int idx, struct curl_slist **list)
     return 1;
 }
 
+static void easy_free(easy_t *ez)
+{
+    if (ez->e != NULL)
+        curl_easy_cleanup(ez->e);
+    free(ez);
+}
+
 static void request_release(request_t *r)
 {
     http_t *h = r->http;
-    if (r->easy != NULL) {
+    easy_t *ez = r->easy;
+    if (ez != NULL) {
         if (r->in_multi && h != NULL && h->multi != NULL) {
-            curl_multi_remove_handle(h->multi, r->easy);
+            curl_multi_remove_handle(h->multi, ez->e);
             h->inflight--;
         }
         r->in_multi = 0;
-        if (h != NULL && h->npool < h->pool_cap) {
-            curl_easy_reset(r->easy);
-            h->pool[h->npool++] = r->easy;
-        } else {
-            curl_easy_cleanup(r->easy);
-        }
+        ez->req = NULL;
+        if (ez->e != NULL && h != NULL && h->multi != NULL && h->npool < h->pool_cap)
+            h->pool[h->npool++] = ez;
+        else
+            easy_free(ez);
         r->easy = NULL;
     }
     r->http = NULL;
@@ -290,13 +333,16 @@ static int request_sent(request_t *r)
     long size = 0;
     if (r->easy == NULL)
         return 1;
-    curl_easy_getinfo(r->easy, CURLINFO_REQUEST_SIZE, &size);
+    curl_easy_getinfo(r->easy->e, CURLINFO_REQUEST_SIZE, &size);
     return size > 0;
 }
 
 
-/* The http userdata's uservalue table anchors requests in flight. */
-static void anchor(lua_State *L, int http_idx, request_t *r, int req_idx)
+/* Pushes the http userdata's uservalue table: requests in flight are
+ * anchored there (request pointer -> request userdata), and [1] is the done
+ * list, the submitted requests that finished and perform has not handed
+ * back yet. */
+static void push_uservalue(lua_State *L, int http_idx)
 {
 #if LUA_VERSION_NUM >= 504
     lua_getiuservalue(L, http_idx, 1);
@@ -305,6 +351,11 @@ static void anchor(lua_State *L, int http_idx, request_t *r, int req_idx)
 #else
     lua_getfenv(L, http_idx);
 #endif
+}
+
+static void anchor(lua_State *L, int http_idx, request_t *r, int req_idx)
+{
+    push_uservalue(L, http_idx);
     lua_pushlightuserdata(L, r);
     if (req_idx)
         lua_pushvalue(L, req_idx);
@@ -320,22 +371,34 @@ static void collect(lua_State *L, int http_idx, http_t *h)
     CURLMsg *msg;
     int left;
     while ((msg = curl_multi_info_read(h->multi, &left)) != NULL) {
-        request_t *r = NULL;
+        easy_t *ez = NULL;
+        request_t *r;
         long nconn = 0;
         if (msg->msg != CURLMSG_DONE)
             continue;
-        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&r);
-        if (r == NULL)
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&ez);
+        if (ez == NULL || (r = ez->req) == NULL)
             continue;
         r->result = msg->data.result;
-        curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &r->status);
-        curl_easy_getinfo(r->easy, CURLINFO_NUM_CONNECTS, &nconn);
+        if (r->result != CURLE_OK)
+            memcpy(r->errbuf, ez->errbuf, sizeof(r->errbuf));
+        curl_easy_getinfo(ez->e, CURLINFO_RESPONSE_CODE, &r->status);
+        curl_easy_getinfo(ez->e, CURLINFO_NUM_CONNECTS, &nconn);
         h->connects += nconn;
         /* a failed rewind means a body went out on a connection that died */
         r->sent = r->result == CURLE_OK || r->result == CURLE_SEND_FAIL_REWIND || request_sent(r);
         r->done = 1;
         request_release(r);   /* msg is invalid from here on */
-        anchor(L, http_idx, r, 0);
+        if (r->listed) {
+            push_uservalue(L, http_idx);
+            lua_rawgeti(L, -1, 1);
+            lua_pushlightuserdata(L, r);
+            lua_rawget(L, -3);
+            lua_rawseti(L, -2, ++h->ndone);
+            lua_pop(L, 2);
+        }
+        if (!r->blocking)
+            anchor(L, http_idx, r, 0);
     }
 }
 
@@ -354,18 +417,27 @@ static void read_call(lua_State *L, http_t *h, call_t *c)
     c->once = lua_toboolean(L, 6);
 }
 
-/* Sets every option of one transfer on a fresh or reset easy handle. */
-static void configure(http_t *h, request_t *r, CURL *e, const call_t *c)
+/* A new easy handle with the options every request of this client shares;
+ * NULL when libcurl or malloc fails. */
+static easy_t *easy_new(http_t *h)
 {
-    curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)r);
-    curl_easy_setopt(e, CURLOPT_URL, c->url);
+    easy_t *ez = calloc(1, sizeof(easy_t));
+    CURL *e;
+    if (ez == NULL)
+        return NULL;
+    ez->e = e = curl_easy_init();
+    if (e == NULL) {
+        free(ez);
+        return NULL;
+    }
+    curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)ez);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, ez->errbuf);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, ez);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, c->body != NULL ? h->base_body : h->base);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, ez);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, h->base);
     curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
@@ -375,7 +447,8 @@ static void configure(http_t *h, request_t *r, CURL *e, const call_t *c)
 #else
     curl_easy_setopt(e, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
 #endif
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, c->timeout_ms);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, h->timeout_ms);
+    ez->timeout_ms = h->timeout_ms;
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, h->connect_timeout_ms);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, h->verify ? 1L : 0L);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, h->verify ? 2L : 0L);
@@ -385,19 +458,64 @@ static void configure(http_t *h, request_t *r, CURL *e, const call_t *c)
         curl_easy_setopt(e, CURLOPT_PROXY, h->proxy);
     if (h->user_agent)
         curl_easy_setopt(e, CURLOPT_USERAGENT, h->user_agent);
-    if (strcmp(c->method, "GET") == 0)
-        curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
-    else
-        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, c->method);
-    if (c->body != NULL && c->once && r->upload.data != NULL) {
+    return ez;
+}
+
+/* Sets what one transfer needs beyond easy_new's options, and undoes what
+ * the handle's previous request set that this one must not carry: after
+ * this, the handle is configured as a fresh one given the same call. */
+static void configure(http_t *h, request_t *r, easy_t *ez, const call_t *c)
+{
+    CURL *e = ez->e;
+    int st = ez->state;
+    int body_headers = c->body != NULL ? ST_BODY_HEADERS : 0;
+    ez->errbuf[0] = '\0';
+    curl_easy_setopt(e, CURLOPT_URL, c->url);
+    if (c->timeout_ms != ez->timeout_ms) {
+        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, c->timeout_ms);
+        ez->timeout_ms = c->timeout_ms;
+    }
+    if ((st & ST_BODY_HEADERS) != body_headers) {
+        curl_easy_setopt(e, CURLOPT_HTTPHEADER, body_headers ? h->base_body : h->base);
+        st ^= ST_BODY_HEADERS;
+    }
+    if (c->body == NULL) {
+        if (st & (ST_POSTFIELDS | ST_READ)) {
+            curl_easy_setopt(e, CURLOPT_POSTFIELDS, (char *)NULL);
+            curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)-1);
+            curl_easy_setopt(e, CURLOPT_READFUNCTION, (curl_read_callback)NULL);
+            curl_easy_setopt(e, CURLOPT_READDATA, (void *)NULL);
+            st &= ~(ST_POSTFIELDS | ST_READ);
+        }
+        curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);   /* after POSTFIELDS, which means POST */
+    } else if (c->once && r->upload.data != NULL) {
+        if (st & ST_POSTFIELDS)
+            curl_easy_setopt(e, CURLOPT_POSTFIELDS, (char *)NULL);
         curl_easy_setopt(e, CURLOPT_POST, 1L);
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)c->blen);
-        curl_easy_setopt(e, CURLOPT_READFUNCTION, on_read);
-        curl_easy_setopt(e, CURLOPT_READDATA, r);
-    } else if (c->body != NULL) {
+        if (!(st & ST_READ)) {
+            curl_easy_setopt(e, CURLOPT_READFUNCTION, on_read);
+            curl_easy_setopt(e, CURLOPT_READDATA, ez);
+        }
+        st = (st & ~ST_POSTFIELDS) | ST_READ;
+    } else {
+        if (st & ST_READ) {
+            curl_easy_setopt(e, CURLOPT_READFUNCTION, (curl_read_callback)NULL);
+            curl_easy_setopt(e, CURLOPT_READDATA, (void *)NULL);
+        }
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)c->blen);
         curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, c->body);
+        st = (st & ~ST_READ) | ST_POSTFIELDS;
     }
+    if (strcmp(c->method, "GET") == 0) {
+        if (st & ST_CUSTOM)
+            curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, (char *)NULL);
+        st &= ~ST_CUSTOM;
+    } else {
+        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, c->method);
+        st |= ST_CUSTOM;
+    }
+    ez->state = st;
 }
 
 static request_t *new_request(lua_State *L)
@@ -411,23 +529,22 @@ static request_t *new_request(lua_State *L)
 
 /* The one way a transfer starts, for request and submit: pushes the
  * request userdata, anchored in the http userdata at index 1. */
-static request_t *submit_call(lua_State *L, http_t *h, const call_t *c)
+static void start_call(lua_State *L, http_t *h, request_t *r, const call_t *c)
 {
-    request_t *r = new_request(L);
-    int ridx = lua_gettop(L);
-    CURL *e = h->npool > 0 ? h->pool[--h->npool] : curl_easy_init();
+    easy_t *ez = h->npool > 0 ? h->pool[--h->npool] : easy_new(h);
     CURLMcode mc;
-    if (e == NULL)
+    if (ez == NULL)
         luaL_error(L, "stream.http: cannot create a transfer");
-    r->easy = e;
+    r->easy = ez;
+    ez->req = r;
     r->http = h;
     r->max_bytes = (size_t)h->max_response;
     if (c->body != NULL && c->once && c->blen > 0 && !membuf_add(&r->upload, c->body, c->blen)) {
         request_release(r);
         luaL_error(L, "stream.http: out of memory");
     }
-    configure(h, r, e, c);
-    mc = curl_multi_add_handle(h->multi, e);
+    configure(h, r, ez, c);
+    mc = curl_multi_add_handle(h->multi, ez->e);
     if (mc != CURLM_OK) {
         request_release(r);  /* never counted in flight: in_multi is 0 */
         luaL_error(L, "stream.http: %s", curl_multi_strerror(mc));
@@ -436,7 +553,40 @@ static request_t *submit_call(lua_State *L, http_t *h, const call_t *c)
     h->inflight++;
     h->requests++;
     r->done = 0;
+}
+
+static request_t *submit_call(lua_State *L, http_t *h, const call_t *c)
+{
+    request_t *r = new_request(L);
+    int ridx = lua_gettop(L);
+    start_call(L, h, r, c);
     anchor(L, 1, r, ridx);
+    return r;
+}
+
+/* Buffers of the blocking slot are kept for the next call, unless large. */
+#define KEEP_BYTES (64 * 1024)
+
+static void membuf_trim(membuf *m)
+{
+    m->len = 0;
+    if (m->cap > KEEP_BYTES)
+        membuf_free(m);
+}
+
+/* The blocking slot, emptied for a new call (its buffers kept). */
+static request_t *blocking_slot(http_t *h)
+{
+    request_t *r = &h->blocking;
+    membuf body = r->body, head = r->head, upload = r->upload;
+    request_release(r);   /* a call that raised while in flight */
+    memset(r, 0, sizeof(*r));
+    r->body = body;
+    r->head = head;
+    r->upload = upload;
+    r->body.len = r->head.len = r->upload.len = 0;
+    r->blocking = 1;
+    r->done = 1;
     return r;
 }
 
@@ -457,9 +607,13 @@ static void drive(lua_State *L, int http_idx, http_t *h, long wait_ms)
     }
 }
 
-static void push_headers(lua_State *L, const membuf *m)
+/* Key of a result's raw header text (its address is unique). */
+static const char raw_head_key = 0;
+
+/* A table of the header lines in p[0..len), names lower-cased. */
+static void push_headers(lua_State *L, const char *p, size_t len)
 {
-    const char *p = m->data, *end = m->data + m->len;
+    const char *end = p + len;
     lua_newtable(L);
     while (p != NULL && p < end) {
         const char *eol = memchr(p, '\n', (size_t)(end - p));
@@ -485,6 +639,23 @@ static void push_headers(lua_State *L, const membuf *m)
         p = eol ? eol + 1 : end;
     }
 }
+
+/* __index of a result: `headers`, parsed from the raw text and kept. */
+static int l_result_index(lua_State *L)
+{
+    const char *text;
+    size_t len = 0;
+    if (lua_type(L, 2) != LUA_TSTRING || strcmp(lua_tostring(L, 2), "headers") != 0)
+        return 0;
+    lua_pushlightuserdata(L, (void *)&raw_head_key);
+    lua_rawget(L, 1);
+    text = lua_tolstring(L, -1, &len);
+    push_headers(L, text != NULL ? text : "", text != NULL ? len : 0);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, 1, "headers");
+    return 1;
+}
+
 static int push_result(lua_State *L, request_t *r)
 {
     if (r->result != CURLE_OK) {
@@ -508,13 +679,15 @@ static int push_result(lua_State *L, request_t *r)
         lua_setfield(L, -2, "sent");
         return 2;
     }
-    lua_createtable(L, 0, 3);
+    lua_createtable(L, 0, 4);
     lua_pushinteger(L, (lua_Integer)r->status);
     lua_setfield(L, -2, "status");
     lua_pushlstring(L, r->body.data ? r->body.data : "", r->body.len);
     lua_setfield(L, -2, "body");
-    push_headers(L, &r->head);
-    lua_setfield(L, -2, "headers");
+    lua_pushlightuserdata(L, (void *)&raw_head_key);
+    lua_pushlstring(L, r->head.data ? r->head.data : "", r->head.len);
+    lua_rawset(L, -3);
+    luaL_setmetatable(L, RESULT_MT);
     return 1;
 }
 
@@ -526,13 +699,14 @@ static int l_http_request(lua_State *L)
     int n;
     lua_settop(L, 6);
     read_call(L, h, &c);
-    r = submit_call(L, h, &c);
+    r = blocking_slot(h);
+    start_call(L, h, r, &c);
     while (!r->done && h->multi != NULL)
         drive(L, 1, h, BLOCKING_POLL_MS);
     n = push_result(L, r);
-    membuf_free(&r->body);
-    membuf_free(&r->head);
-    membuf_free(&r->upload);
+    membuf_trim(&r->body);
+    membuf_trim(&r->head);
+    membuf_trim(&r->upload);
     return n;
 }
 
@@ -542,7 +716,7 @@ static int l_http_submit(lua_State *L)
     call_t c;
     lua_settop(L, 6);
     read_call(L, h, &c);
-    submit_call(L, h, &c);
+    submit_call(L, h, &c)->listed = 1;
     return 1;
 }
 
@@ -552,9 +726,25 @@ static int l_http_perform(lua_State *L)
     http_t *h = check_http(L, 1);
     lua_Number wait = luaL_optnumber(L, 2, 0);
     long ms = wait > 0 ? (long)(wait * 1000.0 + 0.5) : 0;
+    int i, n;
     drive(L, 1, h, ms);
     lua_pushinteger(L, (lua_Integer)h->running);
-    return 1;
+    if (lua_type(L, 3) != LUA_TTABLE)
+        return 1;
+    /* hand the done list over: done[1..n], the list emptied */
+    n = h->ndone;
+    push_uservalue(L, 1);
+    lua_rawgeti(L, -1, 1);
+    for (i = 1; i <= n; i++) {
+        lua_rawgeti(L, -1, i);
+        lua_rawseti(L, 3, i);
+        lua_pushnil(L);
+        lua_rawseti(L, -2, i);
+    }
+    lua_pop(L, 2);
+    h->ndone = 0;
+    lua_pushinteger(L, (lua_Integer)n);
+    return 2;
 }
 
 static int l_http_timeout(lua_State *L)
@@ -610,10 +800,14 @@ static int l_http_close(lua_State *L)
                 }
                 lua_pop(L, 1);
             }
+            lua_newtable(L);
+            lua_rawseti(L, -2, 1);  /* the done list, emptied */
+            h->ndone = 0;
         }
         lua_pop(L, 1);
+        request_release(&h->blocking);   /* only if a call raised while in flight */
         while (h->npool > 0)
-            curl_easy_cleanup(h->pool[--h->npool]);
+            easy_free(h->pool[--h->npool]);
         curl_multi_cleanup(h->multi);
         h->multi = NULL;
         curl_slist_free_all(h->base);
@@ -624,6 +818,9 @@ static int l_http_close(lua_State *L)
         free(h->user_agent);
         h->ca_file = h->proxy = h->user_agent = NULL;
     }
+    membuf_free(&h->blocking.body);
+    membuf_free(&h->blocking.head);
+    membuf_free(&h->blocking.upload);
     /* also when curl_multi_init failed after the pool was made */
     free(h->pool);
     h->pool = NULL;
@@ -653,6 +850,8 @@ static int l_http_new(lua_State *L)
     memset(h, 0, sizeof(*h));        /* closed: multi == NULL */
     luaL_setmetatable(L, HTTP_MT);
     lua_newtable(L);
+    lua_newtable(L);
+    lua_rawseti(L, -2, 1);      /* the done list */
 #if LUA_VERSION_NUM >= 504
     lua_setiuservalue(L, -2, 1);
 #elif LUA_VERSION_NUM >= 502
@@ -687,7 +886,7 @@ static int l_http_new(lua_State *L)
     lua_pop(L, 1);
 
     /* Acquire resources only now that the userdata can release them. */
-    h->pool = calloc((size_t)h->pool_cap, sizeof(CURL *));
+    h->pool = calloc((size_t)h->pool_cap, sizeof(easy_t *));
     h->multi = h->pool != NULL ? curl_multi_init() : NULL;
     if (h->multi == NULL)
         return luaL_error(L, "stream.http: cannot create a curl multi handle");
@@ -784,6 +983,11 @@ void stream_http_open(lua_State *L)
         lua_setfield(L, -2, "__index");
         lua_pushcfunction(L, l_request_gc);
         lua_setfield(L, -2, "__gc");
+    }
+    lua_pop(L, 1);
+    if (luaL_newmetatable(L, RESULT_MT)) {
+        lua_pushcfunction(L, l_result_index);
+        lua_setfield(L, -2, "__index");
     }
     lua_pop(L, 1);
     lua_pushcfunction(L, l_http_new);

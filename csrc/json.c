@@ -1047,54 +1047,102 @@ static int dec_number(decoder *d)
 
 static int dec_value(decoder *d);
 
+/* Up to this many items (array values, object pairs) are kept on the stack
+ * and the table is made at their exact size, so it is never resized while
+ * it fills (luaH_resize was a tenth of a small answer's decode); a longer
+ * one is made at this size and grows from there. Only this deep: every
+ * level keeps its items on the stack (LuaJIT's stack is ~65,000 slots). */
+#define DEC_BATCH 32
+#define DEC_BATCH_DEPTH 64
+
 static int dec_array(decoder *d)
 {
     lua_State *L = d->L;
     lua_Integer i;
+    int base, n = 0, made = 0, batch;
     if (++d->depth > JSON_MAXDEPTH)
         return dec_fail(d, d->p, "nesting deeper than " JSON_MAXDEPTH_TEXT);
-    luaL_checkstack(L, 4, "JSON nesting");
-    lua_newtable(L);
-    lua_pushvalue(L, UV_ARRAY_MT);
-    lua_setmetatable(L, -2);
+    batch = d->depth <= DEC_BATCH_DEPTH ? DEC_BATCH : 0;
+    luaL_checkstack(L, 4 + batch, "JSON nesting");
+    base = lua_gettop(L);
     d->p++;
     dec_skip_ws(d->p);
     if (*d->p == ']') {
         d->p++;
-        d->depth--;
-        return 0;
-    }
-    for (i = 1;; i++) {
-        if (dec_value(d))
-            return -1;
-        lua_rawseti(L, -2, i);
-        dec_skip_ws(d->p);
-        if (*d->p == ',') {
-            d->p++;
-        } else if (*d->p == ']') {
-            d->p++;
-            break;
-        } else {
-            return dec_fail(d, d->p, "expected ',' or ']'");
+    } else {
+        for (i = 1;; i++) {
+            if (!made && n == batch) {
+                /* the table, under the n values kept so far */
+                lua_createtable(L, n > 0 ? n : 4, 0);
+                lua_insert(L, base + 1);
+                for (; n > 0; n--)
+                    lua_rawseti(L, base + 1, n);
+                made = 1;
+            }
+            if (dec_value(d))
+                return -1;
+            if (made)
+                lua_rawseti(L, base + 1, i);
+            else
+                n++;
+            dec_skip_ws(d->p);
+            if (*d->p == ',') {
+                d->p++;
+            } else if (*d->p == ']') {
+                d->p++;
+                break;
+            } else {
+                return dec_fail(d, d->p, "expected ',' or ']'");
+            }
         }
     }
+    if (!made) {
+        lua_createtable(L, n, 0);
+        lua_insert(L, base + 1);
+        for (; n > 0; n--)
+            lua_rawseti(L, base + 1, n);
+    }
+    lua_pushvalue(L, UV_ARRAY_MT);
+    lua_setmetatable(L, -2);
     d->depth--;
     return 0;
+}
+
+/* The table of the n pairs above base, made at their size and put at
+ * base + 1; the pairs are set in order, so a repeated key's last value wins. */
+static void dec_object_make(lua_State *L, int base, int n)
+{
+    int i;
+    lua_createtable(L, 0, n);
+    for (i = 0; i < n; i++) {
+        lua_pushvalue(L, base + 1 + 2 * i);
+        lua_pushvalue(L, base + 2 + 2 * i);
+        lua_rawset(L, -3);
+    }
+    lua_replace(L, base + 1);
+    lua_settop(L, base + 1);
 }
 
 static int dec_object(decoder *d)
 {
     lua_State *L = d->L;
+    int base, n = 0, made = 0, batch;
     if (++d->depth > JSON_MAXDEPTH)
         return dec_fail(d, d->p, "nesting deeper than " JSON_MAXDEPTH_TEXT);
-    luaL_checkstack(L, 4, "JSON nesting");
-    lua_newtable(L);
+    batch = d->depth <= DEC_BATCH_DEPTH ? DEC_BATCH : 0;
+    luaL_checkstack(L, 6 + 2 * batch, "JSON nesting");
+    base = lua_gettop(L);
     d->p++;
     dec_skip_ws(d->p);
     if (*d->p == '}') {
         d->p++;
+        lua_createtable(L, 0, 0);
         d->depth--;
         return 0;
+    }
+    if (batch == 0) {
+        lua_createtable(L, 0, 0);
+        made = 1;
     }
     for (;;) {
         if (*d->p != '"')
@@ -1107,7 +1155,12 @@ static int dec_object(decoder *d)
         d->p++;
         if (dec_value(d))
             return -1;
-        lua_rawset(L, -3);
+        if (made) {
+            lua_rawset(L, base + 1);
+        } else if (++n == batch) {
+            dec_object_make(L, base, n);
+            made = 1;
+        }
         dec_skip_ws(d->p);
         if (*d->p == ',') {
             d->p++;
@@ -1119,6 +1172,8 @@ static int dec_object(decoder *d)
             return dec_fail(d, d->p, "expected ',' or '}'");
         }
     }
+    if (!made)
+        dec_object_make(L, base, n);
     d->depth--;
     return 0;
 }

@@ -8,6 +8,13 @@
 -- it a transport request ({method =, url =, body =, ...}) and gets the
 -- transport's answer back. It owns the task counts, `run_all` (parallel's
 -- spawn-with-a-limit) and `wait`.
+--
+-- The hot path allocates nothing per step: a waiting request is one entry
+-- of a map (transport handle -> task), a transport that can say which
+-- requests finished (perform(wait, done), as the curl one does) fills one
+-- reused list, and resuming a task packs no table. run_all runs its
+-- functions on at most `limit` reusable runner coroutines, each taking the
+-- next function when the last one returned.
 
 local pack = table.pack or function(...) return { n = select("#", ...), ... } end
 local unpack = table.unpack or unpack -- luacheck: ignore 143
@@ -18,6 +25,11 @@ S.__index = S
 -- What a task yields while it waits for its request; anything else it
 -- yields (the function's own coroutine.yield) is resumed on the next step.
 local WAITING = setmetatable({}, { __name = "stream.scheduler.waiting" })
+-- What a run_all runner yields when a function returned, with its results.
+local RAN = setmetatable({}, { __name = "stream.scheduler.ran" })
+
+local create, resume_co, yield, status = coroutine.create, coroutine.resume, coroutine.yield,
+  coroutine.status
 
 local scheduler = {}
 
@@ -31,7 +43,9 @@ function scheduler.new(transport)
   return setmetatable({
     transport = transport,
     tasks = setmetatable({}, { __mode = "k" }), -- coroutine -> task
-    waiting = {},                               -- { req =, task = } in submit order
+    waiting = {},                               -- transport handle -> task
+    nwaiting = 0,                               -- entries in `waiting`
+    done = {},                                  -- reused: handles perform says finished
     ready = {},                                 -- tasks to resume on the next step
     sleepers = {},                              -- { task =, wake = } (back-off waits)
     count = 0,                                  -- tasks started and not finished
@@ -53,8 +67,9 @@ function S:send(req)
     return self.transport:request(req)
   end
   local h = self.transport:submit(req)
-  self.waiting[#self.waiting + 1] = { req = h, task = task }
-  coroutine.yield(WAITING)
+  self.waiting[h] = task
+  self.nwaiting = self.nwaiting + 1
+  yield(WAITING)
   return h:result()
 end
 
@@ -74,7 +89,7 @@ function S:sleep(seconds)
   while true do
     local left = wake - t:now()
     if left <= 0 then return end
-    if #self.waiting > 0 then t:perform(left) else t:sleep(left) end
+    if self.nwaiting > 0 then t:perform(left) else t:sleep(left) end
   end
 end
 
@@ -105,20 +120,24 @@ local function finish(self, task, ok, ...)
   if task.on_done then task.on_done(task) end
 end
 
-local function resume(self, task, ...)
-  local co = task.co
-  local r = pack(coroutine.resume(co, ...))
-  if coroutine.status(co) == "dead" then
-    finish(self, task, unpack(r, 1, r.n))
-  elseif r[2] ~= WAITING then
-    self.ready[#self.ready + 1] = task
+-- What a resumed task did: finished, waits for a request, yielded on its
+-- own (resumed at the next step), or, as a run_all runner, ran a function.
+local function after(self, task, ok, first, ...)
+  if status(task.co) == "dead" then
+    return finish(self, task, ok, first, ...)
   end
+  if first == RAN and task.ran then return task.ran(task, (...)) end
+  if first ~= WAITING then self.ready[#self.ready + 1] = task end
+end
+
+local function resume(self, task, ...)
+  return after(self, task, resume_co(task.co, ...))
 end
 
 -- Starts fn(...) in a new task; it runs until its first request is in
 -- flight. on_done(task) runs when it finishes.
 function S:spawn(fn, on_done, ...)
-  local task = setmetatable({ co = coroutine.create(fn), on_done = on_done }, Task)
+  local task = setmetatable({ co = create(fn), on_done = on_done }, Task)
   self.tasks[task.co] = task
   self.count = self.count + 1
   resume(self, task, ...)
@@ -153,17 +172,29 @@ function S:step(wait)
     if #due > 0 then wait = 0 end
     if first and first - now < wait then wait = first - now end
   end
-  if #self.waiting == 0 then
+  if self.nwaiting == 0 then
     if wait > 0 and #self.sleepers > 0 then self.transport:sleep(wait) end
     return self.count
   end
-  self.transport:perform(wait)
-  local finished, still = {}, {}
-  for _, w in ipairs(self.waiting) do
-    if w.req:done() then finished[#finished + 1] = w else still[#still + 1] = w end
+  local done, waiting = self.done, self.waiting
+  local _, n = self.transport:perform(wait, done)
+  if n == nil then
+    -- the transport does not list what finished: ask every handle
+    n = 0
+    for h in pairs(waiting) do
+      if h:done() then n = n + 1; done[n] = h end
+    end
   end
-  self.waiting = still
-  for i = 1, #finished do resume(self, finished[i].task) end
+  for i = 1, n do
+    local h = done[i]
+    done[i] = nil
+    local task = waiting[h]
+    if task then
+      waiting[h] = nil
+      self.nwaiting = self.nwaiting - 1
+      resume(self, task)
+    end
+  end
   return self.count
 end
 
@@ -179,7 +210,7 @@ function S:timeout()
       limit = math.min(limit, math.max(0, sl.wake - now))
     end
   end
-  if #self.waiting == 0 then
+  if self.nwaiting == 0 then
     return #self.sleepers > 0 and limit or nil
   end
   local t = self.transport:timeout()
@@ -188,7 +219,15 @@ function S:timeout()
 end
 
 function S:in_flight()
-  return #self.waiting
+  return self.nwaiting
+end
+
+-- A run_all runner: runs the function it is resumed with, yields RAN with
+-- what it returned, and is resumed with the next function.
+local function runner(fn)
+  while true do
+    fn = yield(RAN, pack(fn()))
+  end
 end
 
 -- Runs fns[1..n] as tasks, at most `limit` at once, stepping until all
@@ -198,17 +237,36 @@ end
 function S:run_all(fns, limit)
   local n = #fns
   local results, active, nexti = {}, 0, 1
-  local function start_more()
+  local start_more
+  -- a runner returned from fns[task.index]: give it the next one, or end it
+  local function ran(task, r)
+    results[task.index] = r
+    if nexti <= n then
+      local i = nexti
+      nexti = i + 1
+      task.index = i
+      return resume(self, task, fns[i])
+    end
+    self.tasks[task.co] = nil
+    self.count = self.count - 1
+    active = active - 1
+  end
+  -- a runner whose function raised is finished; another takes its place
+  local function raised(task)
+    local r = task.results
+    r.raised = true
+    results[task.index] = r
+    active = active - 1
+  end
+  start_more = function()
     while active < limit and nexti <= n do
       local i = nexti
       nexti = i + 1
       active = active + 1
-      self:spawn(fns[i], function(task)
-        local r = task.results
-        if task.raised then r.raised = true end
-        results[i] = r
-        active = active - 1
-      end)
+      local task = setmetatable({ co = create(runner), on_done = raised, ran = ran, index = i }, Task)
+      self.tasks[task.co] = task
+      self.count = self.count + 1
+      resume(self, task, fns[i])
     end
   end
   start_more()

@@ -133,8 +133,19 @@ function User:get_or_create(data)
 end
 
 -- user:get([{with_follow_counts = true}])
+-- The plain get is most calls: its id is checked once per handle (again
+-- only if `id` is changed) and its description is kept in the handle.
 function User:get(opts)
   check.self(self, User, "user:get")
+  if opts == nil then
+    local id = self.id
+    if self._get_id ~= id then
+      if check.id(id, "id") then return ops.get(self.client, id) end
+      self._get_desc = { method = "GET", path = user_path(id), idempotent = true }
+      self._get_id = id
+    end
+    return self.client:_request(self._get_desc)
+  end
   opts = check.opts(opts, GET_OPTS, "user:get")
   return ops.get(self.client, self.id, opts.with_follow_counts)
 end

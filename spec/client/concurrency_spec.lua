@@ -53,6 +53,38 @@ describe("client:parallel", function()
     assert.equal(3, results[5][3])
   end)
 
+  it("runs many functions on at most max_in_flight coroutines, raises and own yields included", function()
+    local id = H.uid("run")
+    assert(client:user(id):create({}))
+    local seen, nseen = {}, 0
+    local fns = {}
+    for i = 1, 60 do
+      fns[i] = function()
+        local co = coroutine.running()
+        if not seen[co] then seen[co] = true; nseen = nseen + 1 end
+        if i % 7 == 0 then error("boom " .. i) end
+        if i % 5 == 0 then coroutine.yield("own") end
+        local res, err = client:user(id):get()
+        return res and res.id, err, i
+      end
+    end
+    local results = client:parallel(fns, { max_in_flight = 4 })
+    assert.equal(60, #results)
+    for i = 1, 60 do
+      if i % 7 == 0 then
+        assert.is_true(results[i].raised)
+        assert.matches("boom " .. i, results[i][2])
+      else
+        assert.is_nil(results[i].raised)
+        assert.equal(3, results[i].n)
+        assert.equal(id, results[i][1])
+        assert.equal(i, results[i][3])
+      end
+    end
+    -- a function that raised takes its coroutine with it; the others reuse theirs
+    assert.is_true(nseen <= 4 + 8, "coroutines: " .. nseen)
+  end)
+
   it("runs a mixed workload of 200 calls with every result checked", function()
     local n = 50
     local ids = {}

@@ -241,3 +241,29 @@ describe("users descriptions", function()
   end)
 end)
 
+
+describe("user:get on one handle", function()
+  it("follows a changed id and refuses a bad one every time, sending nothing", function()
+    local c, clock = client({ { status = 200 }, { status = 200 }, { status = 200 } })
+    local u = c:user("a")
+    assert(u:get())
+    assert(u:get())
+    u.id = "b"
+    assert(u:get())
+    assert.equal(3, #clock.sent)
+    assert.equal("http://h/api/v1.0/user/a/", clock.sent[2].url:match("^[^?]+"))
+    assert.equal("http://h/api/v1.0/user/b/", clock.sent[3].url:match("^[^?]+"))
+    local bad = c:user("no/such")
+    for _ = 1, 2 do
+      local res, err = bad:get()
+      assert.is_nil(res)
+      assert.equal("invalid", err.kind)
+      assert.equal("GET", err.method)
+    end
+    u.id = "b c"
+    local res, err = u:get()
+    assert.is_nil(res)
+    assert.equal("invalid", err.kind)
+    assert.equal(3, #clock.sent)
+  end)
+end)

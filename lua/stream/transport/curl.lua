@@ -16,7 +16,11 @@
 --          reason: "connect", "limit" (answer over max_response_bytes),
 --          "closed", "phase" (ngx only), "transfer"
 --   t:submit(req)                 -> handle with :done() and :result() (as request)
---   t:perform(wait_seconds)       -> number of transfers still running
+--   t:perform(wait_seconds [, done]) -> number of transfers still running
+--       [, n]: given a table, a transport may also put the handles of
+--       submitted requests that finished since its last such call in
+--       done[1..n] and return n; one that does not (ngx) returns only the
+--       count, and the scheduler asks each handle :done()
 --   t:timeout()                   -> seconds until perform is due, or nil
 --   t:stats()                     -> {requests, connects, in_flight, closed}
 --   t:now()                       -> monotonic seconds
@@ -25,7 +29,8 @@
 -- It knows nothing of Stream: URLs, auth and errors are the client's.
 -- libcurl's header idioms stay here: the map becomes "Name: value" lines,
 -- and an empty "Expect:" stops libcurl from holding POST bodies back for a
--- "100 Continue".
+-- "100 Continue" (only in the list of requests with a body: libcurl reads
+-- every line of the list on every request, about 100 instructions a byte).
 
 local M = {}
 M.__index = M
@@ -48,8 +53,8 @@ local function header_lines(map, what)
 end
 
 function M.new(core, settings)
-  local lines = header_lines(settings.headers, "headers")
-  lines[#lines + 1] = "Expect:"
+  local body_lines = header_lines(settings.body_headers, "body_headers")
+  body_lines[#body_lines + 1] = "Expect:"
   local http = core.http_new({
     timeout = settings.timeout,
     connect_timeout = settings.connect_timeout,
@@ -58,8 +63,8 @@ function M.new(core, settings)
     ca_file = settings.ca_file,
     verify = settings.verify,
     proxy = settings.proxy,
-    headers = lines,
-    body_headers = header_lines(settings.body_headers, "body_headers"),
+    headers = header_lines(settings.headers, "headers"),
+    body_headers = body_lines,
   })
   return setmetatable({ http = http, core = core }, M)
 end
@@ -82,8 +87,8 @@ function M:sleep(seconds)
   self.core.sleep(seconds)
 end
 
-function M:perform(wait)
-  return self.http:perform(wait)
+function M:perform(wait, done)
+  return self.http:perform(wait, done)
 end
 
 function M:timeout()

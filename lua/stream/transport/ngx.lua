@@ -113,6 +113,18 @@ local function address(host)
 end
 
 -- scheme, host, port, host header, target | nil, message
+-- The request target of what follows the authority, or nil when it holds
+-- a space or '#'.
+local function target_of(target)
+  if target == "" then
+    target = "/"
+  elseif target:byte(1) ~= 47 then -- "/"
+    target = "/" .. target
+  end
+  if target:find("[%s#]") then return nil end
+  return target
+end
+
 local function parse_url(url)
   local scheme, authority, target = url:match("^(%a[%w+.%-]*)://([^/?#]*)(.*)$")
   if not scheme then return nil, "malformed URL" end
@@ -133,12 +145,8 @@ local function parse_url(url)
   local default = scheme == "https" and 443 or 80
   port = port == "" and default or tonumber(port:sub(2))
   if port < 1 or port > 65535 then return nil, "port out of range in URL" end
-  if target == "" then
-    target = "/"
-  elseif target:sub(1, 1) ~= "/" then
-    target = "/" .. target
-  end
-  if target:find("[%s#]") then return nil, "spaces or '#' in the URL" end
+  target = target_of(target)
+  if not target then return nil, "spaces or '#' in the URL" end
   local host_header = host:lower() .. (port == default and "" or (":" .. port))
   return scheme, host:lower(), port, host_header, target
 end
@@ -188,6 +196,7 @@ function M.new(core, settings)
     _max_connections = settings.max_connections,
     _requests = 0, _connects = 0, _in_flight = 0, _closed = false,
   }, M)
+  self._origins, self._norigins = {}, 0
   self._head = http1.header_text(settings.headers, "headers")
   self._head_body = self._head .. http1.header_text(settings.body_headers, "body_headers")
   if settings.proxy then self._proxy = parse_proxy(settings.proxy) end
@@ -330,6 +339,30 @@ local function pool_name(self, scheme, host, port)
     .. (p and (" via " .. p.name) or "")
 end
 
+-- At most this many origins (scheme://authority) are kept parsed per
+-- transport; a client sends every request to its one base URL.
+local MAX_ORIGINS = 16
+
+-- parse_url's answer plus the pool name, the origin parsed once per
+-- transport: scheme, host, port, host_header, target, pool | nil, problem.
+local function parse_request_url(self, url)
+  local origin, rest = url:match("^(%a[%w+.%-]*://[^/?#]*)(.*)$")
+  local o = origin and self._origins[origin]
+  if o then
+    local target = target_of(rest)
+    if not target then return nil, "spaces or '#' in the URL" end
+    return o[1], o[2], o[3], o[4], target, o[5]
+  end
+  local scheme, host, port, host_header, target = parse_url(url)
+  if not scheme then return nil, host end
+  local pool = pool_name(self, scheme, host, port)
+  if origin and self._norigins < MAX_ORIGINS then
+    self._origins[origin] = { scheme, host, port, host_header, pool }
+    self._norigins = self._norigins + 1
+  end
+  return scheme, host, port, host_header, target, pool
+end
+
 -- Whether a failed exchange on a pooled connection may be sent again on a
 -- fresh one: the server most likely closed the idle connection. Always when
 -- the request could not be written; when nothing came back after it was,
@@ -348,7 +381,7 @@ local function perform_request(self, req)
   local problem = phase_problem()
   if problem then return unsent("invalid", problem, "phase") end
   local method, url, body = req.method, req.url, req.body
-  local scheme, host, port, host_header, target = parse_url(url)
+  local scheme, host, port, host_header, target, pool = parse_request_url(self, url)
   if not scheme then return unsent("transport", host .. ": " .. url:gsub("%?.*$", "")) end
   self._requests = self._requests + 1
   local deadline = now(self) + (req.timeout or self._timeout)
@@ -359,7 +392,6 @@ local function perform_request(self, req)
   if not acquire(self, deadline) then
     return unsent("timeout", "timed out waiting for one of max_connections (" .. self._max_connections .. ")")
   end
-  local pool = pool_name(self, scheme, host, port)
   local attempts = 0
   while true do
     attempts = attempts + 1
