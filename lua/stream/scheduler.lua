@@ -223,9 +223,10 @@ function S:in_flight()
 end
 
 -- A run_all runner: runs the function it is resumed with, yields RAN with
--- what it returned, and is resumed with the next function.
+-- what it returned, and is resumed with the next function, or with nil to
+-- end.
 local function runner(fn)
-  while true do
+  while fn do
     fn = yield(RAN, pack(fn()))
   end
 end
@@ -247,9 +248,11 @@ function S:run_all(fns, limit)
       task.index = i
       return resume(self, task, fns[i])
     end
-    self.tasks[task.co] = nil
-    self.count = self.count - 1
+    -- no more work: resumed with nil, the runner returns, so its coroutine
+    -- ends (inside nginx, light threads it started are released only then)
+    task.on_done = nil
     active = active - 1
+    return resume(self, task, nil)
   end
   -- a runner whose function raised is finished; another takes its place
   local function raised(task)
