@@ -51,7 +51,7 @@ DEB_5.3 := lua5.3 liblua5.3-dev
 DEB_PACKAGES += $(DEB_$(LUA_VERSION))
 
 .PHONY: all deps test unit demo server install uninstall clean valgrind lint ngx-core bench \
-        asan fuzz soak fuzz-server
+        asan fuzz soak fuzz-server soak-feeds
 
 all: $(CORE)
 
@@ -127,8 +127,14 @@ fuzz-server: deps all
 soak: deps all
 	./bench/soak
 
+# Feeds, follows, reactions and enriched reads under the same faults, then
+# every feed, follow and reaction checked against what was acknowledged
+# (bench/soak_feeds.lua); SOAK_CALLS (default 5000) bounds it.
+soak-feeds: deps all
+	./bench/soak feeds
+
 lint:
-	luacheck lua spec server examples fuzz bench/soak.lua
+	luacheck lua spec server examples fuzz bench/soak.lua bench/soak_feeds.lua
 
 # Benchmarks against raw libcurl, wrk and the official JavaScript client
 # (bench/README.md); a few minutes, never part of `make test`.
