@@ -51,7 +51,7 @@ DEB_5.3 := lua5.3 liblua5.3-dev
 DEB_PACKAGES += $(DEB_$(LUA_VERSION))
 
 .PHONY: all deps test unit demo server install uninstall clean valgrind lint ngx-core bench \
-        asan fuzz soak fuzz-server soak-feeds
+        asan fuzz soak fuzz-server soak-feeds load
 
 all: $(CORE)
 
@@ -132,6 +132,12 @@ soak: deps all
 # (bench/soak_feeds.lua); SOAK_CALLS (default 5000) bounds it.
 soak-feeds: deps all
 	./bench/soak feeds
+
+# 64 connections mixing adds, reads (plain and enriched), follows and
+# reactions on a 2-worker local server for LOAD_SECONDS (default 30): no
+# failed call, no Lua error, the soak's checks afterwards; p50/p99 printed.
+load: deps all
+	./bench/load
 
 lint:
 	luacheck lua spec server examples fuzz bench/soak.lua bench/soak_feeds.lua

@@ -43,6 +43,12 @@
 --   * the like reactions of every activity are exactly the "on" reactions
 --     plus some of the "maybe" ones, and an enriched read's reaction_counts
 --     agrees with them.
+-- Load mode (SOAK_MODE=load, bench/load): no faults and no retries, 64
+-- tasks over as many connections on 128 user and 128 timeline feeds, for
+-- SOAK_DURATION seconds (30); any failed call fails the run, and the
+-- latency of every call (p50, p99, max) is reported by operation. The same
+-- checks follow.
+--
 -- Memory: VmRSS sampled every 250 calls; after the warm-up its spread, less
 -- what the log itself grew in the Lua heap, must stay within 1 MiB.
 
@@ -68,18 +74,20 @@ local function num(name, default)
   return assert(tonumber(v), name .. " must be a number")
 end
 
-local CALLS = math.floor(num("SOAK_CALLS", 5000))
-local FEEDS = math.floor(num("SOAK_FEEDS", 24))
-local TASKS = math.floor(num("SOAK_TASKS", 8))
-local FAULT_RATE = num("SOAK_FAULT_RATE", 0.05)
+local LOAD = env("SOAK_MODE") == "load"
+local CALLS = math.floor(num("SOAK_CALLS", LOAD and 100000000 or 5000))
+local TASKS = math.floor(num("SOAK_TASKS", LOAD and 64 or 8))
+local FEEDS = math.floor(num("SOAK_FEEDS", LOAD and 2 * TASKS or 24))
+local FAULT_RATE = num("SOAK_FAULT_RATE", LOAD and 0 or 0.05)
 local SECONDS = num("SOAK_SECONDS", 600)
-local WARMUP = math.floor(num("SOAK_WARMUP", CALLS // 2))
+local DURATION = num("SOAK_DURATION", LOAD and 30 or SECONDS)
+local WARMUP = math.floor(num("SOAK_WARMUP", LOAD and 0 or CALLS // 2))
 local SEED = math.floor(num("SOAK_SEED", os.time()))
 local SERVER = assert(env("STREAM_LOCAL_URL"), "STREAM_LOCAL_URL is not set (run bench/soak feeds)")
 local API_KEY = env("STREAM_API_KEY", "local-api-key")
 local API_SECRET = env("STREAM_API_SECRET", "local-api-secret-change-me-0123456789")
 
-local TIMEOUT = 0.5
+local TIMEOUT = LOAD and 10 or 0.5
 local SHORT_DELAY = { 10, 150 }
 local LONG_DELAY = { 600, 900 }
 local SETTLE = LONG_DELAY[2] / 1000 + 0.6
@@ -184,10 +192,13 @@ end
 -------------------------------------------------------------------- calls
 
 local client = stream.connect(API_KEY, API_SECRET, "1", {
-  base_url = SERVER, timeout = TIMEOUT, connect_timeout = 1, retries = 3, max_retry_wait = 2,
+  base_url = SERVER, timeout = TIMEOUT, connect_timeout = LOAD and 5 or 1, retries = LOAD and 0 or 3,
+  max_retry_wait = 2, max_connections = math.max(TASKS, 1),
 })
+local latencies = {}   -- op -> list of seconds (load mode)
 local settle_until = {}
 local deadline = now() + SECONDS
+local stop_at = now() + DURATION
 
 -- no activity twice in a page; like counts of the task's own activities in range
 local function check_page(res, what, own)
@@ -319,6 +330,13 @@ local function call(k, own_list, own)
   end
   bump(counts.ops, op)
   counts.calls = counts.calls + 1
+  if LOAD then
+    local kind = op:match("^read") and op or (op == "unreact" and "react" or op == "unfollow"
+      and "follow" or op)
+    latencies[kind] = latencies[kind] or {}
+    local l = latencies[kind]
+    l[#l + 1] = now() - t0
+  end
   if res then counts.ok = counts.ok + 1 else bump(counts.errors, op .. ": " .. err_key(err)) end
   after()
   if (err and (err.kind == "timeout" or err.kind == "transport")) or now() - t0 >= TIMEOUT then
@@ -339,8 +357,10 @@ local samples = {}
 
 -------------------------------------------------------------------- run
 
-io.write(string.format("soak feeds: %d calls on %d user and %d timeline feeds, %d tasks, "
-  .. "fault rate %.3f, seed %d, server %s\n", CALLS, FEEDS, FEEDS, TASKS, FAULT_RATE, SEED, SERVER))
+io.write(string.format("%s: %s on %d user and %d timeline feeds, %d tasks, "
+  .. "fault rate %.3f, seed %d, server %s\n", LOAD and "load" or "soak feeds",
+  LOAD and string.format("%g s", DURATION) or (CALLS .. " calls"), FEEDS, FEEDS, TASKS, FAULT_RATE, SEED,
+  SERVER))
 io.flush()
 ctl("DELETE")
 
@@ -360,7 +380,7 @@ local function worker(k)
     local own_list, own = {}, {}
     for i = k, FEEDS, TASKS do own_list[#own_list + 1] = i; own[i] = true end
     settle_until[k] = 0
-    while counts.started < CALLS do
+    while counts.started < CALLS and now() < stop_at do
       if now() > deadline then timed_out = true; return end
       if settle_until[k] > now() then
         coroutine.yield()
@@ -512,6 +532,7 @@ control:close()
 
 -- the log itself grows with every call (it lives in the Lua heap): RSS
 -- growth beyond the heap's growth is what must stay within the limit
+if LOAD then WARMUP = counts.calls // 2 end
 local base, lo, hi, heap_lo, heap_hi, heap_first, heap_last
 for _, s in ipairs(samples) do
   if s.calls >= WARMUP and s.rss then
@@ -556,12 +577,34 @@ if lo then
 else
   print("memory       no samples after the warm-up")
 end
+if LOAD then
+  local all = {}
+  local function pct(list, p)
+    return list[math.max(1, math.ceil(#list * p))] * 1000
+  end
+  local names = {}
+  for op, list in pairs(latencies) do
+    names[#names + 1] = op
+    table.sort(list)
+    for _, v in ipairs(list) do all[#all + 1] = v end
+  end
+  table.sort(names)
+  table.sort(all)
+  print(string.format("latency      %d tasks over %d connections, %d calls in %.1f s: all p50 %.1f ms, "
+    .. "p99 %.1f ms, max %.1f ms", TASKS, stats.connects or -1, #all, run_seconds, pct(all, 0.5),
+    pct(all, 0.99), all[#all] * 1000))
+  for _, op in ipairs(names) do
+    local list = latencies[op]
+    print(string.format("  %-14s %6d calls  p50 %7.1f ms  p99 %7.1f ms  max %7.1f ms", op, #list,
+      pct(list, 0.5), pct(list, 0.99), list[#list] * 1000))
+  end
+end
 print(string.format("violations   %d", counts.violations))
 for _, v in ipairs(violations) do print("  " .. v) end
-local pass = not timed_out and counts.calls >= CALLS and counts.violations == 0 and counts.raised == 0
-  and rss_ok
+local pass = not timed_out and (LOAD or counts.calls >= CALLS) and counts.violations == 0
+  and counts.raised == 0 and rss_ok and not (LOAD and next(counts.errors))
 if timed_out then print(string.format("stopped after SOAK_SECONDS=%g with %d calls", SECONDS, counts.calls)) end
-print(string.format("soak feeds: %s (%d calls, %d violations, %d crashes, rss spread %s kB, seed %d)",
-  pass and "PASS" or "FAIL", counts.calls, counts.violations, counts.raised,
+print(string.format("%s: %s (%d calls, %d violations, %d crashes, rss spread %s kB, seed %d)",
+  LOAD and "load" or "soak feeds", pass and "PASS" or "FAIL", counts.calls, counts.violations, counts.raised,
   lo and tostring(hi - lo) or "?", SEED))
 os.exit(pass and 0 or 1)
