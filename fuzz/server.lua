@@ -19,7 +19,8 @@
 -- Checked for every request: a complete HTTP answer arrives (no dropped or
 -- stalled connection), its status is below 500, its body is JSON, and an
 -- error (4xx) is a Stream error body (detail, status_code equal to the
--- status, code, exception). Every body the seeds write carries a marker
+-- status, code, exception), and so is a redirect (301 for a path without its
+-- trailing slash). Every body the seeds write carries a marker
 -- ("fz" in activities, reactions' data and entries, "up" in updates); after
 -- the run every activity in the seeded feeds and every reaction on the seeded
 -- activities is read back (with the real client), and each marker found must
@@ -405,7 +406,7 @@ local function check_answer(res, method)
   if method == "HEAD" then return nil end
   local ok, doc = pcall(json.decode, res.body)
   if not ok then return "status " .. res.status .. " with a body that is not JSON: " .. res.body:sub(1, 120) end
-  if res.status >= 400 then
+  if res.status >= 300 then
     if type(doc) ~= "table" or type(doc.detail) ~= "string" or doc.status_code ~= res.status
         or type(doc.code) ~= "number" or type(doc.exception) ~= "string" then
       return "status " .. res.status .. " without a Stream error body: " .. res.body:sub(1, 160)
