@@ -8,11 +8,12 @@
 -- scheme, host and port. Anything else (another host, a scheme change,
 -- "//host/...", control characters, backslashes, "..", a path outside the
 -- API prefix, a fragment) is an `invalid` error and nothing is sent. Any
--- `api_key` in the link is dropped; the pipeline adds the client's own.
+-- `api_key` in the link is dropped (its name escaped or not); the pipeline
+-- adds the client's own.
 --
 -- What it deliberately does not do: no relative links without a leading
--- "/" (Stream never sends them), no percent-decoding (the link's escaping is
--- kept as it came).
+-- "/" (Stream never sends them), no percent-decoding of what it keeps (the
+-- link's escaping is sent as it came; names are decoded only to find api_key).
 
 local errors = require "stream.errors"
 
@@ -74,7 +75,10 @@ function paging.resolve(base_url, link, info)
   end
   local kept = {}
   for pair in query:gmatch("[^&]+") do
-    local k = pair:match("^([^=]*)")
+    -- servers decode the names too: "api%5Fkey" is an api_key as well
+    local k = pair:match("^([^=]*)"):gsub("%%(%x%x)", function(h)
+      return string.char(tonumber(h, 16))
+    end)
     if k:lower() ~= "api_key" then kept[#kept + 1] = pair end
   end
   return rel, table.concat(kept, "&")

@@ -85,7 +85,7 @@ for name, walk in pairs(walks) do
 
     it("follows a link on its own base URL with its own api_key, not the link's", function()
       local yielded, sent, elsewhere = walk_with(walk, function(api)
-        return api .. "/api/v1.0/feed/user/alice/?api_key=stolen&id_lt=r1&limit=1"
+        return api .. "/api/v1.0/feed/user/alice/?api_key=stolen&id_lt=r1&limit=1&api%5Fkey=stolen"
       end)
       assert.equal(2, #sent)
       assert.equal(0, #elsewhere)
