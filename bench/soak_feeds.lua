@@ -47,7 +47,8 @@
 -- tasks over as many connections on 128 user and 128 timeline feeds, for
 -- SOAK_DURATION seconds (30); any failed call fails the run, and the
 -- latency of every call (p50, p99, max) is reported by operation. The same
--- checks follow.
+-- checks follow; RSS is reported but not held to the limit (the feeds, and so
+-- the pages read, grow for the whole run).
 --
 -- Memory: VmRSS sampled every 250 calls; after the warm-up its spread, less
 -- what the log itself grew in the Lua heap, must stay within 1 MiB.
@@ -389,6 +390,8 @@ local function worker(k)
         call(k, own_list, own)
         if counts.calls >= next_sample then
           next_sample = next_sample + SAMPLE_EVERY
+          -- a full collection first, so the heap figure is live data (mostly the log)
+          collectgarbage()
           samples[#samples + 1] = { calls = counts.calls, rss = rss_kb(), heap = collectgarbage("count") }
         end
       end
@@ -544,7 +547,8 @@ for _, s in ipairs(samples) do
   end
 end
 local log_growth = heap_first and math.max(0, math.floor(heap_last - heap_first)) or 0
-local rss_ok = lo ~= nil and hi - lo - log_growth <= RSS_LIMIT_KB
+-- under load the feeds keep growing for the whole (short) run: RSS is reported, not held
+local rss_ok = LOAD or (lo ~= nil and hi - lo - log_growth <= RSS_LIMIT_KB)
 
 -------------------------------------------------------------------- report
 
