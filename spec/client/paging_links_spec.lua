@@ -99,3 +99,25 @@ for name, walk in pairs(walks) do
     end)
   end)
 end
+
+describe("a refused next link that carries the client's own token", function()
+  it("is shown without the token, not even the part of its signature that fits", function()
+    -- a short user token: its signature starts within the 80 characters shown
+    local token = stream.core.hs256(SECRET, '{"user_id":"x"}')
+    local signature = token:match("([^.]+)$")
+    for _, link in ipairs({ "/" .. token, "/api/v1.0/../" .. token, "//" .. token }) do
+      local api = capture.start({ status = 200, count = 1,
+        body = stream.json.encode({ results = {}, next = link }) })
+      local c = stream.connect("key", token, "1", { base_url = api.url, retries = 0 })
+      local it = c:feed("user", "alice"):pages()
+      assert.is_table(it())
+      local p, err = it()
+      c:close(); api.stop()
+      assert.is_false(p)
+      assert.equal("invalid", err.kind)
+      local text = tostring(err) .. " " .. err.detail
+      assert.is_nil(text:find(signature:sub(1, 12), 1, true), text)
+      assert.matches("next link", text)
+    end
+  end)
+end)
