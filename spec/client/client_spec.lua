@@ -404,6 +404,25 @@ describe("secrets in the feed, reaction, collection and update areas", function(
   end)
 end)
 
+describe("secrets in a long error body", function()
+  it("are not shown in part when the body is cut for the message", function()
+    -- a short user token: the cut at 200 characters falls inside it
+    local token = stream.core.hs256(SECRET, '{"user_id":"x"}')
+    local signature = token:match("([^.]+)$")
+    for _, pad in ipairs({ 120, 150, 180 }) do
+      local peer = capture.start({ status = 500, count = 1,
+        body = ("oops "):rep(pad / 5) .. token .. " trailing text" })
+      local c = stream.connect("key", token, "1", { base_url = peer.url, retries = 0 })
+      local _, err = c:feed("user", "a"):get()
+      c:close(); peer.stop()
+      assert.equal("api", err.kind)
+      assert.matches("unexpected answer: oops oops", err.detail)
+      assert.is_nil(err.detail:find(signature:sub(1, 8), 1, true), err.detail)
+      assert.is_nil(tostring(err):find(signature:sub(1, 8), 1, true))
+    end
+  end)
+end)
+
 describe("client:close", function()
   it("is idempotent and later calls raise", function()
     local c = stream.connect("k", "s", "1", { base_url = "http://127.0.0.1:9/" })
