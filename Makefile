@@ -51,7 +51,7 @@ DEB_5.3 := lua5.3 liblua5.3-dev
 DEB_PACKAGES += $(DEB_$(LUA_VERSION))
 
 .PHONY: all deps test unit demo server install uninstall clean valgrind lint ngx-core bench \
-        asan fuzz soak
+        asan fuzz soak fuzz-server soak-feeds load
 
 all: $(CORE)
 
@@ -114,13 +114,33 @@ fuzz:
 	./.ci/deps clang libclang-rt-14-dev
 	./fuzz/run
 
+# Hostile requests (mutated paths, queries, headers, JSON bodies from the
+# seeds in fuzz/corpus/server/) against a private local server over
+# loopback: never a 5xx, a dropped connection, a Lua error in the error log
+# or a write from a refused request. FUZZ_SERVER_SECONDS (default 60) and
+# FUZZ_SERVER_COUNT (20000) bound it.
+fuzz-server: deps all
+	./fuzz/server
+
 # 200,000 mixed calls with faults against a private local server; checks
 # that nothing written is lost and RSS stays flat. Not part of make test.
 soak: deps all
 	./bench/soak
 
+# Feeds, follows, reactions and enriched reads under the same faults, then
+# every feed, follow and reaction checked against what was acknowledged
+# (bench/soak_feeds.lua); SOAK_CALLS (default 5000) bounds it.
+soak-feeds: deps all
+	./bench/soak feeds
+
+# 64 connections mixing adds, reads (plain and enriched), follows and
+# reactions on a 2-worker local server for LOAD_SECONDS (default 30): no
+# failed call, no Lua error, the soak's checks afterwards; p50/p99 printed.
+load: deps all
+	./bench/load
+
 lint:
-	luacheck lua spec server examples
+	luacheck lua spec server examples fuzz bench/soak.lua bench/soak_feeds.lua
 
 # Benchmarks against raw libcurl, wrk and the official JavaScript client
 # (bench/README.md); a few minutes, never part of `make test`.

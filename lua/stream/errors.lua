@@ -96,7 +96,13 @@ function errors.from_response(status, body, raw, headers, info)
   end
   if detail == nil then
     local text = raw or ""
-    if #text > 200 then text = text:sub(1, 200) .. "..." end
+    if #text > 200 then
+      -- never cut inside a run of token characters: a part of a secret or
+      -- token would be shown that the client's scrubber cannot recognise
+      local cut = text:sub(1, 200)
+      if text:sub(201, 201):find("^[%w%-_.]") then cut = cut:gsub("[%w%-_.]+$", "") end
+      text = cut .. "..."
+    end
     detail = text ~= "" and ("unexpected answer: " .. text) or "empty answer"
   end
   return errors.new("api", detail, e)

@@ -8,17 +8,21 @@
 -- scheme, host and port. Anything else (another host, a scheme change,
 -- "//host/...", control characters, backslashes, "..", a path outside the
 -- API prefix, a fragment) is an `invalid` error and nothing is sent. Any
--- `api_key` in the link is dropped; the pipeline adds the client's own.
+-- `api_key` in the link is dropped (its name escaped or not); the pipeline
+-- adds the client's own.
 --
 -- What it deliberately does not do: no relative links without a leading
--- "/" (Stream never sends them), no percent-decoding (the link's escaping is
--- kept as it came).
+-- "/" (Stream never sends them), no percent-decoding of what it keeps (the
+-- link's escaping is sent as it came; names are decoded only to find api_key).
 
 local errors = require "stream.errors"
 
 local paging = {}
 
-local function bad(link, why, info)
+-- scrub (optional): the client's scrubber, run over the whole link before
+-- it is cut, so not even a part of a token or secret it carries is shown.
+local function bad(link, why, info, scrub)
+  if scrub then link = scrub(link) end
   local shown = #link > 80 and (link:sub(1, 80) .. "...") or link
   shown = shown:gsub("%c", "?")
   return nil, errors.invalid(string.format("next link %q is not followed: %s", shown, why),
@@ -33,48 +37,51 @@ local function split_base(base)
 end
 
 -- link -> path (relative to the base URL), raw query (without api_key),
--- or nil, err.
-function paging.resolve(base_url, link, info)
+-- or nil, err. scrub (optional) cleans the link for the error message.
+function paging.resolve(base_url, link, info, scrub)
   if type(link) ~= "string" then
     return bad(tostring(link), "not a string", info)
   end
+  local function refuse(why) return bad(link, why, info, scrub) end
   if link:find("[%c%s\\#]") then
-    return bad(link, "it holds control characters, spaces, '\\' or '#'", info)
+    return refuse("it holds control characters, spaces, '\\' or '#'")
   end
   local scheme, hostport, prefix = split_base(base_url)
   local path_and_query
   if link:sub(1, 1) == "/" then
     if link:sub(2, 2) == "/" then
-      return bad(link, "a '//' link names another host", info)
+      return refuse("a '//' link names another host")
     end
     path_and_query = link
   else
     local ls, lh, rest = link:match("^(%a[%w+.-]*)://([^/?]*)(.*)$")
     if not ls then
-      return bad(link, "not a path under the client's base URL", info)
+      return refuse("not a path under the client's base URL")
     end
     if ls:lower() ~= scheme or lh:lower() ~= hostport then
-      return bad(link, "it points at another host or scheme than " .. scheme .. "://" .. hostport,
-        info)
+      return refuse("it points at another host or scheme than " .. scheme .. "://" .. hostport)
     end
     path_and_query = rest ~= "" and rest or "/"
     if path_and_query:sub(1, 1) ~= "/" then path_and_query = "/" .. path_and_query end
   end
   local path, query = path_and_query:match("^([^?]*)%??(.*)$")
   if path:sub(1, #prefix) ~= prefix or #path == #prefix then
-    return bad(link, "its path is not under " .. prefix, info)
+    return refuse("its path is not under " .. prefix)
   end
   local rel = path:sub(#prefix + 1)
   if rel:find("//", 1, true) or ("/" .. rel):find("/%.%.?/") or ("/" .. rel):find("/%.%.?$")
       or rel:lower():find("%%2e") or rel:lower():find("%%2f") then
-    return bad(link, "its path has empty, '.' or '..' segments", info)
+    return refuse("its path has empty, '.' or '..' segments")
   end
   if rel:find("[^%w%-_.~:@%%/]") then
-    return bad(link, "its path has characters a Stream path never has", info)
+    return refuse("its path has characters a Stream path never has")
   end
   local kept = {}
   for pair in query:gmatch("[^&]+") do
-    local k = pair:match("^([^=]*)")
+    -- servers decode the names too: "api%5Fkey" is an api_key as well
+    local k = pair:match("^([^=]*)"):gsub("%%(%x%x)", function(h)
+      return string.char(tonumber(h, 16))
+    end)
     if k:lower() ~= "api_key" then kept[#kept + 1] = pair end
   end
   return rel, table.concat(kept, "&")
@@ -91,7 +98,9 @@ function paging.pages(client, first, follow, info)
     if state == "first" then
       res, err = first()
     elseif state == "more" then
-      local path, raw = paging.resolve(client.base_url, link, info)
+      local path, raw = paging.resolve(client.base_url, link, info, client._scrub and function(t)
+        return client:_scrub(t)
+      end)
       if not path then
         res, err = nil, raw
       else

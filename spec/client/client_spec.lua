@@ -294,6 +294,135 @@ describe("secrets", function()
   end)
 end)
 
+describe("secrets in the feed, reaction, collection and update areas", function()
+  it("never appear in their errors, paging refusals or the tostring of their handles", function()
+    local s = server.start({ faults = true })
+    local good = H.server_client(s)
+    local token = assert(good:create_user_token(H.uid("tok")))
+    local texts = {}
+    local function collect(v) texts[#texts + 1] = tostring(v) end
+    local hostile = capture.start({ status = 200, count = 60,
+      body = '{"results":[{"id":"x"}],"next":"http://evil.example/api/v1.0/feed/user/a/?api_key=k"}' })
+    local clients = {
+      stream.connect(s.api_key, SECRET, "1", { base_url = s.base_url }),
+      stream.connect(s.api_key, token, "1", { base_url = s.base_url }),
+      stream.connect(s.api_key, SECRET, "1", { base_url = "http://127.0.0.1:" .. capture.free_port(),
+        retries = 0 }),
+      stream.connect(s.api_key, SECRET, "1", { base_url = s.base_url, timeout = 0.2, retries = 0,
+        transport = H.transport({ "X-Stream-Local-Delay: 2000" }) }),
+      stream.connect(s.api_key, SECRET, "1", { base_url = s.base_url,
+        transport = H.transport({ "X-Stream-Local-Garbage: 1" }) }),
+      stream.connect(s.api_key, SECRET, "1", { base_url = s.base_url, max_retry_wait = 0,
+        transport = H.transport({ "X-Stream-Local-Status: 429" }) }),
+      stream.connect(s.api_key, SECRET, "1", { base_url = s.base_url, max_response_bytes = 100,
+        transport = H.transport({ "X-Stream-Local-Oversize: 5000" }) }),
+      stream.connect(s.api_key, SECRET, "1", { base_url = hostile.url, retries = 0 }),
+    }
+    local kinds = {}
+    local AID = "0b0b0b0b-0000-4000-8000-000000000001"
+    for _, c in ipairs(clients) do
+      local feed = c:feed("user", "x")
+      local entry = c.collections:entry("food", "x")
+      collect(feed); collect(entry); collect(c.reactions); collect(c.collections)
+      local calls = {
+        function() return feed:get({ limit = 2 }) end,
+        function() return feed:get({ enrich = true, reactions = { counts = true } }) end,
+        function() return c:feed("user", "bad id"):get() end,
+        function() return feed:add_activity({ actor = "SU:x", verb = "v", object = "o", n = 0 / 0 }) end,
+        function() return feed:add_activity({ actor = "SU:x", verb = "v", object = "o" }) end,
+        function() return feed:remove_activity("bad id!") end,
+        function() return feed:remove_activity(AID) end,
+        function() return feed:follow("user:y") end,
+        function() return feed:follow("user:bad id") end,
+        function() return feed:unfollow("user:y") end,
+        function() return feed:followers() end,
+        function() return c.reactions:add("like", AID, { n = 1 }) end,
+        function() return c.reactions:add("bad kind!", AID) end,
+        function() return c.reactions:get("bad id!") end,
+        function() return c.reactions:update(AID, { n = 2 }) end,
+        function() return c.reactions:delete(AID) end,
+        function() return c.reactions:filter({ activity_id = AID }) end,
+        function() return c.reactions:get_many({ AID }) end,
+        function() return c.collections:add("food", { name = "x" }, { id = "x" }) end,
+        function() return c.collections:add("bad name!", { name = "x" }) end,
+        function() return entry:get() end,
+        function() return entry:update({ name = "y" }) end,
+        function() return entry:delete() end,
+        function() return c.collections:select("food", { "x" }) end,
+        function() return c:get_activities({ ids = { AID } }) end,
+        function() return c:activity_partial_update({ id = AID, set = { n = 1 } }) end,
+        function() return c:activity_partial_update({ id = "bad id!", set = { n = 1 } }) end,
+        function() return c:update_activities({ { actor = "SU:x", verb = "v", object = "o" } }) end,
+        function() return c:update_activities({ { actor = "SU:x", verb = "v", object = "o",
+          foreign_id = "f:1", time = 1795860000 } }) end,
+      }
+      for _, call in ipairs(calls) do
+        local ok, res, err = pcall(call)
+        if not ok then
+          collect(res)
+        else
+          collect(res)
+          if type(res) == "table" then
+            for k, v in pairs(res) do collect(k); collect(v) end
+          end
+          if err then
+            kinds[err.kind] = true
+            collect(err); collect(err.detail)
+          end
+        end
+      end
+      for _, walk in ipairs({ feed:pages({ limit = 1 }), feed:each({ limit = 1 }),
+        c.reactions:pages({ activity_id = AID, limit = 1 }) }) do
+        for _ = 1, 4 do
+          local v, err = walk()
+          if v == nil then break end
+          if v == false then
+            kinds[err.kind] = true
+            collect(err); collect(err.detail)
+          end
+        end
+      end
+      c:close()
+    end
+    hostile.stop()
+    good:close(); s:stop()
+    local refusals = 0
+    for _, text in ipairs(texts) do
+      if text:find("next link", 1, true) then refusals = refusals + 1 end
+    end
+    assert.is_true(refusals >= 3, "no paging refusal was seen")
+    local hidden = { SECRET, token, stream.core.hs256(SECRET, '{"resource":"*","action":"*","feed_id":"*"}') }
+    for _, text in ipairs(texts) do
+      for _, h in ipairs(hidden) do
+        assert.is_nil(text:find(h, 1, true), "leaked in: " .. text)
+      end
+    end
+    assert.is_true(#texts > 200)
+    for _, kind in ipairs({ "api", "transport", "timeout", "invalid", "decode" }) do
+      assert.is_true(kinds[kind], "no error of kind " .. kind)
+    end
+  end)
+end)
+
+describe("secrets in a long error body", function()
+  it("are not shown in part when the body is cut for the message", function()
+    -- a short user token: the cut at 200 characters falls inside it
+    local token = stream.core.hs256(SECRET, '{"user_id":"x"}')
+    local signature = token:match("([^.]+)$")
+    for _, pad in ipairs({ 120, 150, 180 }) do
+      local peer = capture.start({ status = 500, count = 1,
+        body = ("oops "):rep(pad / 5) .. token .. " trailing text" })
+      local c = stream.connect("key", token, "1", { base_url = peer.url, retries = 0 })
+      local _, err = c:feed("user", "a"):get()
+      c:close(); peer.stop()
+      assert.equal("api", err.kind)
+      assert.matches("unexpected answer: oops oops", err.detail)
+      assert.is_nil(err.detail:find(signature:sub(1, 8), 1, true), err.detail)
+      assert.is_nil(tostring(err):find(signature:sub(1, 8), 1, true))
+    end
+  end)
+end)
+
 describe("client:close", function()
   it("is idempotent and later calls raise", function()
     local c = stream.connect("k", "s", "1", { base_url = "http://127.0.0.1:9/" })

@@ -25,6 +25,13 @@ describe("paging.resolve", function()
     assert.equal("limit=2", q)
   end)
 
+  it("drops an api_key whose name is percent-escaped, which a server decodes", function()
+    local path, q = paging.resolve(BASE,
+      "/api/v1.0/feed/user/a/?api%5Fkey=evil&limit=2&%61pi_key=x&api%5fKEY=y&%2561pi_key=z")
+    assert.equal("feed/user/a/", path)
+    assert.equal("limit=2&%2561pi_key=z", q)
+  end)
+
   local hostile = {
     ["another host"] = "http://evil.example/api/v1.0/feed/user/a/",
     ["another port"] = "http://127.0.0.1:8001/api/v1.0/feed/user/a/",

@@ -48,7 +48,8 @@ function M.header(req, name)
   return req:match("\r\n" .. name .. ":%s*([^\r\n]*)")
 end
 
--- start{status=, headers={...}, body=, count=} -> peer with .url, :requests()
+-- start{status=, headers={...}, body=, count=, port=} -> peer with .url, :requests()
+-- (port: a free port the caller picked, e.g. to name the peer in its own answer)
 function M.start(o)
   local body = o.body or ""
   local head = { "HTTP/1.1 " .. (o.status or 200) .. " X" }
@@ -62,7 +63,7 @@ function M.start(o)
   f = assert(io.open(script, "wb")); f:write(CHILD); f:close()
   local out = os.tmpname()
   os.remove(out .. ".ready")
-  local port = free_port()
+  local port = o.port or free_port()
   os.execute(string.format("lua5.4 %s %d %s %d %s >/dev/null 2>&1 &", script, port, out,
     o.count or 1, resp_file))
   for _ = 1, 500 do
