@@ -73,6 +73,21 @@ local function check_desc(desc)
   end
 end
 
+-- A copy of a decoded value from outside (exception_fields) with every
+-- string, keys included, scrubbed of the client's secrets; nesting past a
+-- few levels is dropped (Stream's fields are a map of lists of strings).
+local SCRUB_DEPTH = 8
+local function scrub_tree(client, v, depth)
+  if type(v) == "string" then return client:_scrub(v) end
+  if type(v) ~= "table" then return v end
+  if depth >= SCRUB_DEPTH then return nil end
+  local out = setmetatable({}, getmetatable(v))
+  for k, x in pairs(v) do
+    out[scrub_tree(client, k, depth + 1)] = scrub_tree(client, x, depth + 1)
+  end
+  return out
+end
+
 -- One attempt: the decoded answer, or nil, err.
 local function attempt(client, req, desc)
   local res, fail = client._sched:send(req)
@@ -96,6 +111,9 @@ local function attempt(client, req, desc)
   local err = errors.from_response(status, decode(raw), raw, res.headers,
     { method = desc.method, path = desc.path })
   err.detail = client:_scrub(err.detail)
+  err.more_info = client:_scrub(err.more_info)
+  err.location = client:_scrub(err.location)
+  if err.fields then err.fields = scrub_tree(client, err.fields, 0) end
   return nil, err
 end
 

@@ -423,6 +423,46 @@ describe("secrets in a long error body", function()
   end)
 end)
 
+describe("secrets echoed in an error's other fields", function()
+  -- a server (or a proxy in front of it) that echoes the request back into
+  -- exception_fields, more_info or a redirect's Location
+  local function scan(err, token)
+    local seen = {}
+    local function walk(v)
+      if type(v) == "string" then
+        assert.is_nil(v:find(token, 1, true), "token found in " .. v)
+      elseif type(v) == "table" and not seen[v] then
+        seen[v] = true
+        for k, x in pairs(v) do walk(k); walk(x) end
+      end
+    end
+    walk(err)
+    assert.is_nil(tostring(err):find(token, 1, true))
+  end
+
+  it("are scrubbed from fields, more_info and location too", function()
+    local token = stream.core.hs256(SECRET, '{"user_id":"echo"}')
+    local body = '{"detail":"bad","code":4,"exception":"InputException","status_code":400,'
+      .. '"more_info":"https://example.invalid/?auth=' .. token .. '",'
+      .. '"exception_fields":{"' .. token .. '":["got ' .. token .. '"],"id":["' .. token .. '"]}}'
+    local peer = capture.start({ status = 400, count = 1, body = body })
+    local c = stream.connect("key", token, "1", { base_url = peer.url, retries = 0 })
+    local _, err = c:user("echo"):get()
+    c:close(); peer.stop()
+    assert.equal(400, err.status)
+    assert.is_table(err.fields.id)
+    scan(err, token)
+    peer = capture.start({ status = 302, count = 1, body = "{}",
+      headers = { Location = "http://elsewhere.invalid/?t=" .. token } })
+    c = stream.connect("key", token, "1", { base_url = peer.url, retries = 0 })
+    _, err = c:user("echo"):get()
+    c:close(); peer.stop()
+    assert.equal(302, err.status)
+    assert.matches("elsewhere.invalid", err.location)
+    scan(err, token)
+  end)
+end)
+
 describe("client:close", function()
   it("is idempotent and later calls raise", function()
     local c = stream.connect("k", "s", "1", { base_url = "http://127.0.0.1:9/" })
