@@ -140,7 +140,7 @@ load: deps all
 	./bench/load
 
 lint:
-	luacheck lua spec server examples fuzz bench/soak.lua bench/soak_feeds.lua
+	luacheck lua spec server examples fuzz bench/soak.lua bench/soak_feeds.lua bench/soak_common.lua
 
 # Benchmarks against raw libcurl, wrk and the official JavaScript client
 # (bench/README.md); a few minutes, never part of `make test`.

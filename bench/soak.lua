@@ -53,17 +53,8 @@ package.cpath = ROOT .. "/build/5.4/?.so;" .. package.cpath
 
 local stream = require "stream"
 local core = stream.core
-
-local function env(name, default)
-  local v = os.getenv(name)
-  if v == nil or v == "" then return default end
-  return v
-end
-local function num(name, default)
-  local v = env(name)
-  if v == nil then return default end
-  return assert(tonumber(v), name .. " must be a number")
-end
+local C = dofile(ROOT .. "/bench/soak_common.lua")
+local env, num = C.env, C.num
 
 local CALLS = math.floor(num("SOAK_CALLS", 200000))
 local USERS = math.floor(num("SOAK_USERS", 1000))
@@ -77,9 +68,7 @@ local API_KEY = env("STREAM_API_KEY", "local-api-key")
 local API_SECRET = env("STREAM_API_SECRET", "local-api-secret-change-me-0123456789")
 
 local TIMEOUT = 0.5                    -- the client's timeout for one attempt
-local SHORT_DELAY = { 10, 150 }        -- ms, answered before TIMEOUT
-local LONG_DELAY = { 600, 900 }        -- ms, the client gives up first
-local SETTLE = LONG_DELAY[2] / 1000 + 0.6
+local SETTLE = C.SETTLE                -- the delay faults are soak_common.lua's
 local SAMPLE_EVERY = 2000
 local RSS_LIMIT_KB = 1024
 
@@ -157,22 +146,8 @@ local counts = {
   started = 0, calls = 0, ok = 0, errors = {}, ops = {}, faults = {}, violations = 0, raised = 0,
   ambiguous = 0, settles = 0,
 }
-local violations = {}
-local function violation(fmt, ...)
-  counts.violations = counts.violations + 1
-  if #violations < 20 then violations[#violations + 1] = string.format(fmt, ...) end
-end
-local function bump(t, k) t[k] = (t[k] or 0) + 1 end
-
--- The error proves the request was not applied: one attempt, answered 4xx.
-local function refused(err)
-  return err.kind == "invalid" or (err.kind == "api" and err.status < 500 and (err.attempts or 1) == 1)
-end
-
-local function err_key(err)
-  if err.kind == "api" then return "api " .. tostring(err.status) end
-  return err.kind
-end
+local violation, violations = C.violations(counts, 20)
+local bump, refused, err_key = C.bump, C.refused, C.err_key
 
 -- A user object from the server (get, create, update) checked against the
 -- model; returns its version or nil.
@@ -192,44 +167,9 @@ end
 
 -------------------------------------------------------------------- faults
 
-local control = core.http_new({ timeout = 5, connect_timeout = 2, max_response_bytes = 1024 * 1024,
-  headers = {}, body_headers = { "Content-Type: application/json" } })
-local FAULTS_URL = SERVER .. "/_local/faults"
-
-local function ctl(method, body)
-  local res, err = control:request(method, FAULTS_URL, body)
-  if not res or res.status >= 300 then
-    error("control endpoint: " .. (res and (res.status .. " " .. res.body) or err.message), 0)
-  end
-  return res.body
-end
-
-local function between(r) return random(r[1], r[2]) end
-
--- One fault for the next request(s), chosen by weight.
-local FAULTS = {
-  { 30, "503", function() return { fault = "status", status = 503, count = random(1, 2) } end },
-  { 20, "drop", function() return { fault = "drop" } end },
-  { 15, "short delay", function() return { fault = "delay", ms = between(SHORT_DELAY) } end },
-  { 5, "long delay", function() return { fault = "delay", ms = between(LONG_DELAY) } end },
-  { 15, "truncate", function() return { fault = "truncate", bytes = random(0, 60) } end },
-  { 15, "429", function() return { fault = "status", status = 429, reset_after = random(0, 1) } end },
-}
-local FAULT_WEIGHT = 0
-for _, f in ipairs(FAULTS) do FAULT_WEIGHT = FAULT_WEIGHT + f[1] end
-
-local function maybe_fault()
-  if random() >= FAULT_RATE then return end
-  local r = random() * FAULT_WEIGHT
-  for _, f in ipairs(FAULTS) do
-    r = r - f[1]
-    if r < 0 then
-      ctl("POST", stream.json.encode(f[3]()))
-      bump(counts.faults, f[2])
-      return
-    end
-  end
-end
+local faults = C.faults({ core = core, stream = stream, server = SERVER, rate = FAULT_RATE,
+  random = random, on_fault = function(name) bump(counts.faults, name) end })
+local ctl, maybe_fault = faults.ctl, faults.maybe
 
 -------------------------------------------------------------------- the calls
 
@@ -326,13 +266,7 @@ end
 
 -------------------------------------------------------------------- memory
 
-local function rss_kb()
-  local f = io.open("/proc/self/status", "r")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return tonumber(s:match("VmRSS:%s*(%d+)"))
-end
+local rss_kb = C.rss_kb
 
 local samples = {}
 local function sample()
@@ -434,7 +368,7 @@ end
 check:close()
 local stats = client:stats()
 client:close()
-control:close()
+faults.close()
 
 -- memory after the warm-up
 local base, lo, hi, heap_lo, heap_hi
