@@ -157,6 +157,25 @@ function check.object(core, data, field, info, limit, overhead, what)
   return text
 end
 
+-- A name -> value header map as "Name: value" lines in name order (so
+-- requests are the same from run to run), each ending in `eol`; raises
+-- (naming `who` and `what`) for a non-string or a CR or LF, which would
+-- start a header of its own.
+function check.header_lines(map, who, what, eol)
+  local names = {}
+  for name in pairs(map or {}) do names[#names + 1] = name end
+  table.sort(names, function(a, b) return tostring(a) < tostring(b) end)
+  local out = {}
+  for i, name in ipairs(names) do
+    local value = map[name]
+    if type(name) ~= "string" or type(value) ~= "string" or (name .. value):find("[\r\n]") then
+      error(who .. ": " .. what .. " must map names to values without line breaks", 4)
+    end
+    out[i] = name .. ": " .. value .. (eol or "")
+  end
+  return out
+end
+
 -- Percent-escapes everything but the unreserved characters (RFC 3986).
 function check.escape(s)
   return (s:gsub("[^A-Za-z0-9_.~%-]", function(c)

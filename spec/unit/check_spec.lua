@@ -87,4 +87,18 @@ describe("check.ids and check.escape", function()
   it("escapes everything but unreserved characters", function()
     assert.equal("a-b_c.d~e%20%2F%3F%26%3D%25", check.escape("a-b_c.d~e /?&=%"))
   end)
+
+  describe("header_lines", function()
+    it("writes a header map as lines in name order, with the given line end", function()
+      assert.same({ "A: 1\r\n", "B: 2\r\n" }, check.header_lines({ B = "2", A = "1" }, "t", "h", "\r\n"))
+      assert.same({ "X: y" }, check.header_lines({ X = "y" }, "t", "h"))
+      assert.same({}, check.header_lines(nil, "t", "h"))
+    end)
+
+    it("raises for a line break or a non-string, naming the map", function()
+      assert.has_error(function() check.header_lines({ X = "a\r\nEvil: 1" }, "t", "headers") end,
+        "t: headers must map names to values without line breaks")
+      assert.has_error(function() check.header_lines({ X = 1 }, "t", "headers") end)
+    end)
+  end)
 end)

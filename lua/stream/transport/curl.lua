@@ -32,24 +32,14 @@
 -- "100 Continue" (only in the list of requests with a body: libcurl reads
 -- every line of the list on every request, about 100 instructions a byte).
 
+local check = require "stream.check"
+
 local M = {}
 M.__index = M
 
--- The map as libcurl's header lines, in name order (so requests are the
--- same from run to run); a CR or LF in a name or value raises.
+-- The map as libcurl's header lines (check.lua: name order, no line breaks).
 local function header_lines(map, what)
-  local names = {}
-  for name in pairs(map or {}) do names[#names + 1] = name end
-  table.sort(names)
-  local out = {}
-  for i, name in ipairs(names) do
-    local value = map[name]
-    if type(name) ~= "string" or type(value) ~= "string" or (name .. value):find("[\r\n]") then
-      error("stream.curl: " .. what .. " must map names to values without line breaks", 3)
-    end
-    out[i] = name .. ": " .. value
-  end
-  return out
+  return check.header_lines(map, "stream.curl", what)
 end
 
 function M.new(core, settings)

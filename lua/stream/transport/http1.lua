@@ -13,6 +13,7 @@
 -- do: connections, pools, TLS, phases (the nginx adapter, ngx.lua), gzip,
 -- redirects, HTTP/2.
 
+local check = require "stream.check"
 local http1 = {}
 
 local MAX_HEADER_LINES = 200
@@ -52,20 +53,9 @@ function http1.request_text(method, target, host_header, head, head_body, body, 
 end
 
 -- Header lines "Name: value\r\n" of a name -> value map, in name order.
--- Raises for a line break in a name or value.
+-- Raises for a line break in a name or value (check.lua).
 function http1.header_text(map, what)
-  local names = {}
-  for name in pairs(map or {}) do names[#names + 1] = name end
-  table.sort(names)
-  local out = {}
-  for i, name in ipairs(names) do
-    local value = map[name]
-    if type(name) ~= "string" or type(value) ~= "string" or (name .. value):find("[\r\n]") then
-      error("stream.ngx: " .. what .. " must map names to values without line breaks", 3)
-    end
-    out[i] = name .. ": " .. value .. "\r\n"
-  end
-  return table.concat(out)
+  return table.concat(check.header_lines(map, "stream.ngx", what, "\r\n"))
 end
 
 -- Reads one header block into h (lower-cased names, last one wins).
