@@ -266,15 +266,10 @@ function M.upsert_many(ctx)
   return reply.send(201, '{"data":' .. json.encode(data) .. "}")
 end
 
--- list_arg(args, name) -> list of non-empty items of a comma list (repeats joined) | nil
+-- list_arg(args, name) -> the non-empty items of a comma list | nil (also for ",")
 local function list_arg(args, name)
-  local v = request.joined(args, name)
-  if not v then return nil end
-  local list = {}
-  for item in (v .. ","):gmatch("([^,]*),") do
-    if item ~= "" then list[#list + 1] = item end
-  end
-  return list[1] and list or nil
+  local list = request.list(args, name)
+  return list and list[1] and list or nil
 end
 
 function M.select_many(ctx)

@@ -122,16 +122,7 @@ local function int_arg(args, name, default, lo, hi, errors)
   return n
 end
 
--- list_arg(args, name): the non-empty items of a comma list, or nil
-local function list_arg(args, name)
-  local v = request.joined(args, name)
-  if not v then return nil end
-  local list = {}
-  for item in (v .. ","):gmatch("([^,]*),") do
-    if item ~= "" then list[#list + 1] = item end
-  end
-  return list
-end
+local list_arg = request.list
 
 -- activities ------------------------------------------------------------------
 

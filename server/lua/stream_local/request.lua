@@ -5,7 +5,7 @@
 --     (ngx gives a table for a repeated one), as a string, or nil.
 --   * arg(args, name), flag(args, name): a query argument; a flag is on for `true`,
 --     `True` or `1` and off for anything else. joined(args, name): a comma list whose
---     parameter may also be repeated.
+--     parameter may also be repeated; list(args, name): its non-empty items.
 --   * next_query(query, lead, drop): the query of a read's next page.
 --   * header(headers, name) -> value, repeated: for headers where a repetition is an
 --     error of its own (the caller decides what to answer).
@@ -38,6 +38,18 @@ end
 
 -- joined(args, name): every value of a query argument that may be repeated, joined with
 -- commas (a=x&a=y is "x,y"), or nil when there is none or it is empty
+-- list(args, name) -> the non-empty items of a comma list (repeats joined), or nil when
+-- the argument is absent or empty
+function M.list(args, name)
+  local v = M.joined(args, name)
+  if not v then return nil end
+  local list = {}
+  for item in (v .. ","):gmatch("([^,]*),") do
+    if item ~= "" then list[#list + 1] = item end
+  end
+  return list
+end
+
 function M.joined(args, name)
   local v = args[name]
   if type(v) == "table" then
