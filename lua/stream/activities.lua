@@ -245,9 +245,8 @@ function activities.read_query(opts, fname, paging, level)
     enrich = true
   end
   if opts.user_id ~= nil then
-    local u = opts.user_id
-    if type(u) == "table" and u.id ~= nil then u = u.id end
-    if type(u) ~= "string" then
+    local u = require("stream.users").id_of(opts.user_id)
+    if not u then
       error(fname .. ": option 'user_id' must be a user id or a user handle", level)
     end
     q.user_id = u

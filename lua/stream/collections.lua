@@ -14,6 +14,7 @@
 local errors = require "stream.errors"
 local check = require "stream.check"
 local activities = require "stream.activities"
+local users = require "stream.users"
 
 local collections = {}
 
@@ -139,9 +140,11 @@ function Collections:add(name, data, opts)
   end
   parts[#parts + 1] = '"data":' .. text
   if opts.user_id ~= nil then
-    local u = opts.user_id
-    if type(u) == "table" and getmetatable(u) and u.id then u = u.id end
-    u = check.id_arg(u, fname, 2, "option 'user_id'")
+    local u = users.id_of(opts.user_id)
+    if not u then
+      check.raise(fname .. ": option 'user_id' must be a user id or a user handle, got "
+        .. type(opts.user_id), 2)
+    end
     err = check.id(u, "user_id", info)
     if err then return nil, err end
     parts[#parts + 1] = '"user_id":"' .. u .. '"'

@@ -61,25 +61,30 @@ function feeds.handle(client, slug, id, fname)
   return setmetatable({ client = client, slug = slug, user_id = id, id = slug .. ":" .. id }, Feed)
 end
 
--- A follow target as "slug:id", from a feed handle or a string; nil, err
--- when its names break the rules.
-local function target_id(target, fname, info)
+-- A feed named by a handle or a "slug:id" string, as "slug:id"; nil, err
+-- when its names break the rules. Another type raises at `level` (default:
+-- the caller of the public method that called this one). `what` names the
+-- argument in messages ("target", "target_feeds[2]").
+function feeds.target_id(target, fname, info, level, what)
+  what = what or "target"
   local slug, id
   if getmetatable(target) == Feed then
     slug, id = target.slug, target.user_id
   elseif type(target) == "string" then
     slug, id = target:match("^([^:]*):(.*)$")
     if not slug then
-      return nil, errors.invalid(string.format(
-        "target %q must be a feed handle or \"slug:id\"", target:sub(1, 40)), "target", info)
+      return nil, errors.invalid(string.format("%s %s must be a feed handle or \"slug:id\"",
+        what, check.shown(target)), what:match("^[%w_]+"), info)
     end
   else
-    error(fname .. ": target must be a feed handle or a \"slug:id\" string, got " .. type(target), 3)
+    check.raise(fname .. ": " .. what .. " must be a feed handle or a \"slug:id\" string, got "
+      .. type(target), level or 3)
   end
   local err = feeds.problem(slug, id, info)
   if err then return nil, err end
   return slug .. ":" .. id
 end
+local target_id = feeds.target_id
 
 local function check_opts(opts, allowed, fname)
   return check.opts(opts, allowed, fname, 3)
@@ -330,9 +335,10 @@ local function slug_list(list, key, fname, info)
     if type(s) ~= "string" then
       error(fname .. ": " .. key .. "[" .. i .. "] must be a string", 3)
     end
-    if s == "" or s:find("[^A-Za-z0-9_]") then
-      return nil, errors.invalid(string.format("%s[%d] %q is not a feed slug", key, i, s:sub(1, 40)),
-        key, info)
+    local err = check.slug(s, key, info)
+    if err then
+      err.detail = key .. "[" .. i .. "]: " .. err.detail
+      return nil, err
     end
   end
   return table.concat(list, ",")

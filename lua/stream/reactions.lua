@@ -58,11 +58,11 @@ end
 
 -- user_id option: a string or a user handle.
 local function user_arg(v, fname)
-  if getmetatable(v) == users.User then return v.id end
-  if type(v) ~= "string" then
+  local id = users.id_of(v)
+  if not id then
     check.raise(fname .. ": option 'user_id' must be a user id or a user handle, got " .. type(v), 4)
   end
-  return v
+  return id
 end
 
 -- target_feeds -> JSON list text of "slug:id", or nil, err.
@@ -76,23 +76,9 @@ local function target_feeds_json(list, fname, info, level)
   end
   local out = {}
   for i = 1, #list do
-    local t = list[i]
-    local slug, id
-    if getmetatable(t) == feeds.Feed then
-      slug, id = t.slug, t.user_id
-    elseif type(t) == "string" then
-      slug, id = t:match("^([^:]*):(.*)$")
-    else
-      check.raise(fname .. ": target_feeds[" .. i .. "] must be a feed handle or \"slug:id\", got "
-        .. type(t), level)
-    end
-    if not slug then
-      return nil, errors.invalid(string.format("target_feeds[%d] %s is not \"slug:id\"", i,
-        check.shown(t)), "target_feeds", info)
-    end
-    local err = feeds.problem(slug, id, info)
-    if err then return nil, err end
-    out[i] = '"' .. slug .. ":" .. id .. '"'
+    local t, err = feeds.target_id(list[i], fname, info, level + 1, "target_feeds[" .. i .. "]")
+    if not t then return nil, err end
+    out[i] = '"' .. t .. '"'
   end
   return "[" .. table.concat(out, ",") .. "]"
 end
@@ -285,7 +271,7 @@ local function filter_desc(conditions, fname)
   if not lookup then
     check.raise(fname .. ": give exactly one of activity_id, user_id, reaction_id", 3)
   end
-  if getmetatable(value) == users.User then value = value.id end
+  value = users.id_of(value) or value
   value = ref_arg(value, lookup, fname)
   local info = { method = "GET", path = "reaction/" .. lookup .. "/" }
   local err = check.id(value, lookup, info)
@@ -315,9 +301,8 @@ local function filter_desc(conditions, fname)
     if c.with_activity_data then q.with_activity_data = true end
   end
   if c.filter_user_id ~= nil then
-    local u = c.filter_user_id
-    if getmetatable(u) == users.User then u = u.id end
-    if type(u) ~= "string" then check.raise(fname .. ": filter_user_id must be a string", 3) end
+    local u = users.id_of(c.filter_user_id)
+    if not u then check.raise(fname .. ": filter_user_id must be a user id or a user handle", 3) end
     q.filter_user_id = u
   end
   return { method = "GET", path = path, query = q, idempotent = true }

@@ -297,6 +297,14 @@ function Users:delete_many(ids)
 end
 
 users.ref = ops.ref
+
+-- The id a `user_id` argument names: a string as it is, a user handle's id;
+-- nil for anything else (the caller raises, naming its option).
+function users.id_of(v)
+  if type(v) == "string" then return v end
+  if getmetatable(v) == User then return v.id end
+  return nil
+end
 users.User = User
 users.Users = Users
 users.MAX_USER_BYTES = MAX_USER_BYTES
