@@ -320,13 +320,7 @@ end
 
 local fns = {}
 for k = 1, TASKS do fns[k] = worker(k) end
-local results = client:parallel(fns)
-for k = 1, TASKS do
-  if results[k].raised then
-    counts.raised = counts.raised + 1
-    if #violations < 20 then violations[#violations + 1] = "task raised: " .. tostring(results[k][2]) end
-  end
-end
+C.note_raised(client:parallel(fns), counts, violations, 20)
 local run_seconds = now() - started
 
 -------------------------------------------------------------------- check

@@ -12,6 +12,7 @@
 --   C.SHORT_DELAY, C.LONG_DELAY, C.SETTLE  -- ms ranges of the delay faults; seconds a task
 --                                             waits after an uncertain write
 --   C.refused(err), C.err_key(err), C.bump(t, k), C.violations(counts, max) -> violation, list
+--   C.note_raised(results, counts, list, max)  -- tasks of client:parallel that raised
 --   C.rss_kb()
 local M = {}
 
@@ -94,6 +95,17 @@ function M.violations(counts, max)
     counts.violations = counts.violations + 1
     if #list < max then list[#list + 1] = string.format(fmt, ...) end
   end, list
+end
+
+-- Counts the tasks of client:parallel's `results` that raised, keeping
+-- their errors in the violation `list` (at most `max`).
+function M.note_raised(results, counts, list, max)
+  for k = 1, #results do
+    if results[k].raised then
+      counts.raised = counts.raised + 1
+      if #list < max then list[#list + 1] = "task raised: " .. tostring(results[k][2]) end
+    end
+  end
 end
 
 -- VmRSS of this process in KiB, or nil where /proc is missing.

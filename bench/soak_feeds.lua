@@ -340,13 +340,7 @@ local function worker(k)
 end
 local fns = {}
 for k = 1, TASKS do fns[k] = worker(k) end
-local results = client:parallel(fns)
-for k = 1, TASKS do
-  if results[k].raised then
-    counts.raised = counts.raised + 1
-    if #violations < 30 then violations[#violations + 1] = "task raised: " .. tostring(results[k][2]) end
-  end
-end
+C.note_raised(client:parallel(fns), counts, violations, 30)
 local run_seconds = now() - started
 
 -------------------------------------------------------------------- check
