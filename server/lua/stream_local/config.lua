@@ -4,12 +4,14 @@
 -- STREAM_LOCAL_FAULTS, STREAM_LOCAL_FEED_GROUPS, STREAM_LOCAL_DB, STREAM_LOCAL_MEMORY and
 -- STREAM_LOCAL_SQLITE (made visible to nginx workers by `env` directives in the
 -- generated nginx.conf) and exposes them with their defaults, plus the fixed limits of
--- the server.
+-- the server; feed_parts checks a feed id against the configured groups.
 --
 -- What it deliberately does not do: no reloading, no config files, no validation beyond
 -- turning malformed numbers into "off" (server/start validates what the user typed).
 
-local getenv, tonumber, tostring = os.getenv, tonumber, tostring
+local json = require "stream_local.json"
+local ids = require "stream_local.ids"
+local getenv, tonumber, tostring, type = os.getenv, tonumber, tostring, type
 
 local function env(name, default)
   local v = getenv(name)
@@ -46,6 +48,21 @@ for item in env("STREAM_LOCAL_FEED_GROUPS", M.DEFAULT_FEED_GROUPS):gmatch("[^,%s
     M.feed_groups[name] = kind
     M.feed_group_list[#M.feed_group_list + 1] = name
   end
+end
+
+-- feed_parts("user:alice") -> slug, id | nil, message | nil, nil, unconfigured_slug: a
+-- feed id from a body or a query (`to`, follow targets, target_feeds, stats), checked.
+function M.feed_parts(text)
+  if type(text) ~= "string" then return nil, "must be a feed id such as user:alice" end
+  local slug, id = text:match("^([^:]*):(.*)$")
+  if not slug or not slug:find("^[A-Za-z0-9_]+$") then
+    return nil, "invalid feed id " .. json.quote(text) .. ": expected <slug>:<id> such as user:alice"
+  end
+  if not ids.valid_user_id(id) then
+    return nil, "invalid feed id " .. json.quote(text) .. ": the id " .. ids.USER_ID_RULE
+  end
+  if not M.feed_groups[slug] then return nil, nil, slug end
+  return slug, id
 end
 
 -- receives_from_others(slug): may a user token send activities (`to`, target_feeds)

@@ -58,19 +58,7 @@ end
 
 -- names -----------------------------------------------------------------------
 
--- feed_id_parts("user:alice") -> slug, id | nil, message, unconfigured_slug
-local function feed_parts(text)
-  if type(text) ~= "string" then return nil, "must be a feed id such as user:alice" end
-  local slug, id = text:match("^([^:]*):(.*)$")
-  if not slug or not slug:find("^[A-Za-z0-9_]+$") then
-    return nil, "invalid feed id " .. json.quote(text) .. ": expected <slug>:<id> such as user:alice"
-  end
-  if not valid_user_id(id) then
-    return nil, "invalid feed id " .. json.quote(text) .. ": the id " .. ID_RULE
-  end
-  if not config.feed_groups[slug] then return nil, nil, slug end
-  return slug, id
-end
+local feed_parts = config.feed_parts
 
 -- the feed of the path: slug, user id, "slug:id" | nil after answering
 local function path_feed(ctx)

@@ -81,14 +81,13 @@ local function target_feeds(node, principal, errors)
   local list, seen, unconfigured, refused = {}, {}, nil, nil
   for i = 1, node.n do
     local f = node[i]
-    local slug, uid
-    if type(f) == "string" then slug, uid = f:match("^([A-Za-z0-9_]+):(.*)$") end
-    if not slug or not valid_id(uid) then
-      errors[#errors + 1] = { "target_feeds", "invalid feed id " .. (type(f) == "string" and quote(f) or "")
-        .. ": expected <slug>:<id> such as user:alice, the id " .. ID_RULE }
-    elseif not config.feed_groups[slug] then
-      unconfigured = unconfigured or slug
+    local slug, uid_or_msg, bad_slug = config.feed_parts(f)
+    if bad_slug then
+      unconfigured = unconfigured or bad_slug
+    elseif not slug then
+      errors[#errors + 1] = { "target_feeds", uid_or_msg }
     else
+      local uid = uid_or_msg
       if not principal.server and uid ~= principal.user_id and not config.receives_from_others(slug) then
         refused = refused or f
       end
