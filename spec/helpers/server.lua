@@ -4,7 +4,8 @@
 --   local server = require "helpers.server"
 --   local s = server.start({ faults = true, rate_limit = nil, workers = 2,
 --                            api_key = ..., api_secret = ...,
---                            feed_groups = "user,timeline", db = path, memory = "64m" })
+--                            feed_groups = "user,timeline", db = path, memory = "64m",
+--                            aggregation_formats = '{"agg":"{{ actor }}"}' })
 --   -- feed_groups: the STREAM_LOCAL_FEED_GROUPS text ("user,notification:notification"),
 --   -- or a list of its items ({ "user", "timeline", "notification:notification" });
 --   -- unset, the server's default groups
@@ -99,6 +100,7 @@ function M.start(opts)
       "STREAM_API_KEY=" .. q(opts.api_key or "local-api-key"),
       "STREAM_API_SECRET=" .. q(opts.api_secret or "local-api-secret-change-me-0123456789"),
       "STREAM_LOCAL_FEED_GROUPS=" .. q(feed_groups_text(opts.feed_groups)),
+      "STREAM_LOCAL_AGGREGATION_FORMATS=" .. q(opts.aggregation_formats or ""),
       "STREAM_LOCAL_DB=" .. q(opts.db or ""),
       "STREAM_LOCAL_MEMORY=" .. q(opts.memory or ""),
     }

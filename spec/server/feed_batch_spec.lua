@@ -93,6 +93,60 @@ describe("local server batch feed endpoints", function()
     end)
   end)
 
+  describe("the contract's table (section 4)", function()
+    it("follow_many: a copy limit over 1000 is 400 code 4 with the exact detail the Ruby suite compares", function()
+      local st, b, raw = api:call("POST", "follow_many/", { query = "activity_copy_limit=1001",
+        body = '[{"source":"timeline:h1","target":"user:star"}]' })
+      assert.are.equal(400, st, raw)
+      assert.are.equal(4, b.code)
+      assert.are.equal("activity_copy_limit must be a non-negative number not greater than 1000", b.detail)
+      local _, f = api:call("GET", "feed/timeline/h1/follows/")
+      assert.are.same({}, f.results)
+    end)
+
+    it("unfollow_many: a source or target that is no feed id string is 400 'invalid request payload'", function()
+      api:call("POST", "follow_many/", { body = '[{"source":"timeline:h2","target":"user:star"}]' })
+      for _, body in ipairs({
+        '[{"source":"timeline:h2","target":"user:star"},{"source":1,"target":"user:star"}]',
+        '[{"source":"timeline:h2","target":"user:star"},{"source":"timeline:h2","target":"star"}]',
+        '[{"source":"timeline:h2","target":"user:star"},{"source":"timeline:h2"}]',
+        '[{"source":"timeline:h2","target":"user:star"},{"source":"timeline:h2","target":["user:star"]}]',
+      }) do
+        local st, b, raw = api:call("POST", "unfollow_many/", { body = body })
+        assert.are.equal(400, st, raw)
+        assert.are.equal(4, b.code)
+        assert.are.equal("invalid request payload", b.detail)
+      end
+      local _, f = api:call("GET", "feed/timeline/h2/follows/")
+      assert.are.equal(1, #f.results)
+    end)
+
+    it("unfollow_many: a pair that is not followed, or a feed and itself, is no error", function()
+      local st, _, raw = api:call("POST", "unfollow_many/", { body = '[{"source":"timeline:h3","target":"user:no"},'
+        .. '{"source":"user:h3","target":"user:h3"}]' })
+      assert.are.equal(201, st, raw)
+    end)
+
+    it("add_to_many: at most 100 feeds, and the id is the one separate adds give", function()
+      local list = {}
+      for i = 1, 101 do list[i] = '"user:many' .. i .. '"' end
+      local act = '{"actor":"a","verb":"v","object":"o","time":"2026-06-01T00:00:00.000001"}'
+      local st, b, raw = api:call("POST", "feed/add_to_many/", { body = '{"activity":' .. act .. ',"feeds":['
+        .. table.concat(list, ",") .. "]}" })
+      assert.are.equal(400, st, raw)
+      assert.is_table(b.exception_fields.feeds)
+      assert.are.same({}, results("user/many1"))
+      list[101] = nil
+      local _
+      st, _, raw = api:call("POST", "feed/add_to_many/", { body = '{"activity":' .. act .. ',"feeds":['
+        .. table.concat(list, ",") .. "]}" })
+      assert.are.equal(201, st, raw)
+      local _, one = api:call("POST", "feed/user/single/", { body = act })
+      assert.are.equal(one.id, results("user/many1")[1].id)
+      assert.are.equal(one.id, results("user/many100")[1].id)
+    end)
+  end)
+
   it("need a server token (403 for user tokens) covering the resource", function()
     local user = api:token('{"user_id":"star"}')
     assert.are.equal(403, (api:call("POST", "follow_many/", { token = user,

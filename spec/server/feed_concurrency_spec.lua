@@ -5,6 +5,7 @@
 
 local server = require "helpers.server"
 local http = require "helpers.http"
+local cjson = require "cjson"
 
 describe("local server feed concurrency (2 workers)", function()
   local s, api, auth
@@ -150,6 +151,51 @@ describe("local server feed concurrency (2 workers)", function()
     end
     local _, stats = api:call("GET", "stats/follow/", { query = "followers=user:hub3" })
     assert.are.equal(#b.results, stats.results.followers.count)
+  end)
+
+  it("identical adds racing to two feeds get one id, and a feed following both holds it once", function()
+    for _, f in ipairs({ "user:twa", "user:twb" }) do
+      api:call("POST", "feed/timeline/twboth/follows/", { body = '{"target":"' .. f .. '"}' })
+    end
+    local act = '{"actor":"a","verb":"v","object":"same","time":"2026-09-01T00:00:00.000123"}'
+    local list = {}
+    for i = 1, 20 do
+      list[i] = { "POST", api:url(i % 2 == 0 and "feed/user/twa/" or "feed/user/twb/"), { body = act } }
+    end
+    local results = run(list)
+    assert.are.same({ [201] = 20 }, statuses(results))
+    local id = cjson.decode(results[1].body).id
+    for _, r in ipairs(results) do assert.are.equal(id, cjson.decode(r.body).id) end
+    for _, feed in ipairs({ "user/twa", "user/twb", "timeline/twboth" }) do
+      assert.are.same({ [id] = true }, id_set((all(feed))), feed)
+    end
+  end)
+
+  it("20 target updates racing 20 adds to the same targets end with every feed exact", function()
+    api:call("POST", "feed/timeline/tfa/follows/", { body = '{"target":"user:ta"}' })
+    api:call("POST", "feed/timeline/tfb/follows/", { body = '{"target":"user:tb"}' })
+    local moved, added = {}, {}
+    for i = 1, 20 do
+      local _, b = api:call("POST", "feed/user/hubt/", { body = '{"actor":"a","verb":"v","object":"o",'
+        .. '"foreign_id":"t:' .. i .. '","time":"2026-09-02T00:00:' .. string.format("%02d", i) .. '",'
+        .. '"to":["user:ta"]}' })
+      moved[b.id] = true
+    end
+    local list = {}
+    for i = 1, 20 do
+      list[#list + 1] = { "POST", api:url("feed_targets/user/hubt/activity_to_targets/"), { body = '{"foreign_id":'
+        .. '"t:' .. i .. '","time":"2026-09-02T00:00:' .. string.format("%02d", i) .. '","new_targets":["user:tb"]}' } }
+      list[#list + 1] = { "POST", api:url("feed/user/hubt/"), { body = '{"actor":"a","verb":"v","object":"o",'
+        .. '"foreign_id":"n:' .. i .. '","to":["user:ta"]}' } }
+    end
+    local results = run(list)
+    assert.are.same({ [201] = 40 }, statuses(results))
+    for i = 2, 40, 2 do added[cjson.decode(results[i].body).id] = true end
+    assert.are.same(added, id_set((all("user/ta"))))
+    assert.are.same(added, id_set((all("timeline/tfa"))))
+    assert.are.same(moved, id_set((all("user/tb"))))
+    assert.are.same(moved, id_set((all("timeline/tfb"))))
+    assert.are.equal(40, #all("user/hubt"))
   end)
 
   it("logged no unexpected Lua errors", function()

@@ -185,6 +185,100 @@ describe("local server reactions in enriched reads", function()
       .results[1].own_children)
   end)
 
+  it("withOwnChildren gives at most 5 own children per kind, newest first, in own and latest lists", function()
+    local aid = activity("e10")
+    local top = react({ kind = "comment", activity_id = aid, user_id = "me10" })
+    local likes, replies = {}, {}
+    for i = 1, 7 do likes[i] = react({ kind = "like", parent = top.id, user_id = "me10" }) end
+    for i = 1, 2 do replies[i] = react({ kind = "reply", parent = top.id, user_id = "me10" }) end
+    local theirs = react({ kind = "like", parent = top.id, user_id = "other10" })
+    local want_likes = { likes[7].id, likes[6].id, likes[5].id, likes[4].id, likes[3].id }
+    local got = enriched(aid, "withOwnReactions=true&withRecentReactions=true&withOwnChildren=true&user_id=me10")
+    for _, list in ipairs({ got.latest_reactions.comment, got.own_reactions.comment }) do
+      local oc = list[1].own_children
+      assert.are.same(want_likes, ids(oc.like))
+      assert.are.same({ replies[2].id, replies[1].id }, ids(oc.reply))
+      assert.are.same(likes[7], oc.like[1])
+    end
+    -- a server read without a user: everyone's children, still 5 per kind
+    got = enriched(aid, "withRecentReactions=true&withOwnChildren=true")
+    assert.are.same({ theirs.id, likes[7].id, likes[6].id, likes[5].id, likes[4].id },
+      ids(got.latest_reactions.comment[1].own_children.like))
+    -- another reader has no children of the reply kind
+    got = enriched(aid, "withRecentReactions=true&withOwnChildren=true&user_id=other10")
+    assert.are.same({ like = { theirs } }, (function()
+      local oc = got.latest_reactions.comment[1].own_children
+      oc.like = { without_duration(oc.like[1]) }
+      return oc
+    end)())
+  end)
+
+  describe("activities nested through SA:", function()
+    it("carry the same reaction keys, for the same reader, as top-level ones", function()
+      call("POST", "user/", { body = '{"id":"e11","data":{}}' })
+      local aid = activity("e11")
+      local mine = react({ kind = "like", activity_id = aid, user_id = "e11" })
+      local theirs = react({ kind = "like", activity_id = aid, user_id = "x11" })
+      -- a reaction's target_feeds activity points at the reacted activity with SA:
+      react({ kind = "comment", activity_id = aid, user_id = "e11", target_feeds = { "timeline:e11" } })
+      local top = enriched(aid, ALL .. "&user_id=e11")
+      local derived = call("GET", "enrich/feed/timeline/e11/", { query = ALL .. "&user_id=e11" }).results[1]
+      local nested = derived.object
+      assert.are.equal(aid, nested.id)
+      for _, k in ipairs({ "own_reactions", "latest_reactions", "latest_reactions_extra", "reaction_counts" }) do
+        assert.are.same(top[k], nested[k], k)
+      end
+      assert.are.same({ mine.id }, ids(nested.own_reactions.like))
+      assert.are.same({ like = 2, comment = 1 }, nested.reaction_counts)
+      assert.are.same({ theirs.id, mine.id }, ids(nested.latest_reactions.like))
+      -- the derived activity has reaction keys of its own (none)
+      assert.are.same({}, derived.reaction_counts)
+      -- only the keys asked for, and none without flags
+      nested = call("GET", "enrich/feed/timeline/e11/", { query = "withReactionCounts=true" }).results[1].object
+      assert.are.same({ like = 2, comment = 1 }, nested.reaction_counts)
+      assert.is_nil(nested.latest_reactions)
+      assert.is_nil(call("GET", "enrich/feed/timeline/e11/").results[1].object.reaction_counts)
+      -- one level deeper (an activity sharing an activity that shares this one)
+      local share = activity("e11", ',"shared":"SA:' .. derived.id .. '"')
+      local deep = enriched(share, "withReactionCounts=true").shared
+      assert.are.same({}, deep.reaction_counts)
+      assert.are.same({ like = 2, comment = 1 }, deep.object.reaction_counts)
+    end)
+  end)
+
+  describe("rankingVars", function()
+    local function esc(v)
+      return (v:gsub("[^%w%-_.~]", function(c) return string.format("%%%02X", c:byte()) end))
+    end
+
+    it("takes a JSON object, or a string holding one, and changes nothing", function()
+      local aid = activity("e12")
+      react({ kind = "like", activity_id = aid, user_id = "u12" })
+      local plain = call("GET", "enrich/feed/user/e12/", { query = ALL }).results
+      for _, name in ipairs({ "rankingVars", "ranking_vars" }) do
+        for _, v in ipairs({ '{"music":1,"sports":2.1}', '"{\\"music\\":1}"', "{}" }) do
+          local q = ALL .. "&ranking=popularity&" .. name .. "=" .. esc(v)
+          assert.are.same(plain, call("GET", "enrich/feed/user/e12/", { query = q }).results, v)
+          call("GET", "feed/user/e12/", { query = "ranking=popularity&" .. name .. "=" .. esc(v) })
+        end
+      end
+    end)
+
+    it("answers anything else 400 code 4 naming it, on flat and grouped feeds", function()
+      for _, v in ipairs({ "[1]", "nope", '"x"', "1", "null", '{"a":', '"[1]"' }) do
+        for _, path in ipairs({ "enrich/feed/user/e13/", "feed/user/e13/", "feed/notification/e13/" }) do
+          local st, b, raw = api:call("GET", path, { query = "ranking=popularity&rankingVars=" .. esc(v) })
+          assert.are.equal(400, st, raw)
+          assert.are.equal(4, b.code, raw)
+          assert.is_table(b.exception_fields.rankingVars, raw)
+        end
+      end
+      local st, b = api:call("GET", "feed/user/e13/", { query = "ranking_vars=nope" })
+      assert.are.equal(400, st)
+      assert.is_table(b.exception_fields.ranking_vars)
+    end)
+  end)
+
   describe("SR: references", function()
     it("become the reaction, and ReferenceNotFound once it is deleted", function()
       call("POST", "user/", { body = '{"id":"e6","data":{}}' })

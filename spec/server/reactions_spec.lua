@@ -417,14 +417,95 @@ describe("local server reactions", function()
         { query = b.next:match("%?(.*)$") }).results)
     end)
 
-    it("limit is at most 25; a cursor must name a reaction", function()
-      local st, b, raw = api:call("GET", "reaction/activity_id/" .. aid .. "/", { query = "limit=26" })
-      expect_error(400, 4, st, b, raw)
-      assert.is_table(b.exception_fields.limit)
+    it("reads a limit above 25 as 25; below 1 or not a whole number is 400", function()
+      local many = activity("fil30")
+      for i = 1, 27 do react({ kind = "like", activity_id = many, user_id = "l" .. i }) end
+      for _, limit in ipairs({ "26", "100", "300" }) do
+        local b = call("GET", "reaction/activity_id/" .. many .. "/", { query = "limit=" .. limit })
+        assert.are.equal(25, #b.results, limit)
+        assert.matches("limit=25", b.next)
+      end
       assert.are.equal(7, #call("GET", "reaction/activity_id/" .. aid .. "/", { query = "limit=25" }).results)
-      st, b, raw = api:call("GET", "reaction/activity_id/" .. aid .. "/", { query = "id_lt=nope" })
+      for _, limit in ipairs({ "0", "-1", "2.5", "x" }) do
+        local st, b, raw = api:call("GET", "reaction/activity_id/" .. aid .. "/", { query = "limit=" .. limit })
+        expect_error(400, 4, st, b, raw)
+        assert.is_table(b.exception_fields.limit, limit)
+      end
+    end)
+
+    -- µs since the epoch of a reaction's created_at ("2026-11-28T10:00:00.123456Z")
+    local function created_us(r)
+      local y, mo, d, h, mi, sec, frac = r.created_at:match("^(%d+)%-(%d+)%-(%d+)T(%d+):(%d+):(%d+)%.(%d+)Z$")
+      y, mo = tonumber(y), tonumber(mo)
+      -- days from civil (proleptic Gregorian), so no local time zone is involved
+      if mo <= 2 then y = y - 1 end
+      local era = y // 400
+      local yoe = y - era * 400
+      local doy = (153 * (mo + (mo > 2 and -3 or 9)) + 2) // 5 + tonumber(d) - 1
+      local days = era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
+      return ((days * 24 + tonumber(h)) * 60 + tonumber(mi)) * 60 * 1000000 + tonumber(sec) * 1000000
+        + tonumber(frac)
+    end
+
+    -- a version-1 UUID carrying the time us (+ tenths of a µs), as the service's ids do
+    local function v1_at(us, tenths)
+      local t = us * 10 + (tenths or 0) + 0x01B21DD213814000
+      return string.format("%08x-%04x-%04x-8080-%012x", t & 0xffffffff, (t >> 32) & 0xffff,
+        0x1000 | ((t >> 48) & 0x0fff), 0x123456789abc)
+    end
+
+    it("reads a cursor naming no reaction as the time inside its version-1 UUID", function()
+      local t = {}
+      for i = 1, 7 do t[i] = created_us(made[i]) end
+      assert.is_true(t[3] < t[4] and t[4] < t[5], "creation times must grow")
+      local path = "reaction/activity_id/" .. aid .. "/"
+      local function got(query) return ids(call("GET", path, { query = query }).results) end
+      -- exactly at made[4]'s time: lt leaves it out, lte keeps it; gt / gte likewise, oldest first
+      assert.are.same(range(3, 1, -1), got("id_lt=" .. v1_at(t[4])))
+      assert.are.same(range(4, 1, -1), got("id_lte=" .. v1_at(t[4])))
+      assert.are.same(range(5, 7, 1), got("id_gt=" .. v1_at(t[4])))
+      assert.are.same(range(4, 7, 1), got("id_gte=" .. v1_at(t[4])))
+      -- a tenth of a microsecond after it: made[4] is before the cursor
+      assert.are.same(range(4, 1, -1), got("id_lt=" .. v1_at(t[4], 1)))
+      assert.are.same(range(5, 7, 1), got("id_gte=" .. v1_at(t[4], 1)))
+      -- upper case, and paging on from such a cursor with the reaction ids of next
+      local b = call("GET", path, { query = "limit=2&id_lt=" .. v1_at(t[6]):upper() })
+      assert.are.same(range(5, 4, -1), ids(b.results))
+      assert.are.same(range(3, 2, -1), got(b.next:match("%?(.*)$")))
+      assert.are.same({}, got("id_lt=" .. v1_at(t[1])))
+    end)
+
+    it("answers the official Python suite's filters by a random id with empty results", function()
+      local random = "87a9eec0-fd5f-11e8-8080-80013fed2f5b"
+      local b = call("GET", "reaction/reaction_id/" .. random .. "/like/", { query = "id_lte=" .. random })
+      assert.are.same({}, b.results)
+      assert.are.equal("", b.next)
+      assert.are.same({}, call("GET", "reaction/activity_id/" .. random .. "/",
+        { query = "id_lte=" .. random }).results)
+      -- the user's reactions from before 2018-12-11 (none)
+      assert.are.same({}, call("GET", "reaction/user_id/fa/", { query = "id_lte=" .. random }).results)
+      -- unknown lookups without a cursor
+      assert.are.same({}, call("GET", "reaction/reaction_id/" .. random .. "/").results)
+      assert.are.same({}, call("GET", "reaction/activity_id/no-such-activity/").results)
+    end)
+
+    it("refuses a cursor that is no UUID, or a UUID without a time that names no reaction", function()
+      for _, cursor in ipairs({ "id_lt", "id_lte", "id_gt", "id_gte" }) do
+        local st, b, raw = api:call("GET", "reaction/activity_id/" .. aid .. "/", { query = cursor .. "=nope" })
+        expect_error(400, 4, st, b, raw)
+        assert.is_table(b.exception_fields[cursor])
+      end
+      -- ids made here are version 4: once the reaction is gone its id carries no time
+      local gone = react({ kind = "like", activity_id = activity("gone"), user_id = "g" })
+      call("DELETE", "reaction/" .. gone.id .. "/")
+      local st, b, raw = api:call("GET", "reaction/activity_id/" .. aid .. "/", { query = "id_lt=" .. gone.id })
       expect_error(400, 4, st, b, raw)
-      assert.is_table(b.exception_fields.id_lt)
+      assert.matches("version%-1", b.exception_fields.id_lt[1])
+      -- a soft-deleted reaction still has its place
+      local soft = react({ kind = "like", activity_id = aid, user_id = "g" })
+      call("DELETE", "reaction/" .. soft.id .. "/", { query = "soft=true" })
+      assert.are.same(range(7, 1, -1), ids(call("GET", "reaction/activity_id/" .. aid .. "/",
+        { query = "id_lt=" .. soft.id }).results))
     end)
   end)
 

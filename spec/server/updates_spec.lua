@@ -249,7 +249,7 @@ describe("local server activity updates", function()
         { id = a.id, unset = { "actor" } },
         { id = a.id, unset = { "object" } },
         { id = a.id, set = { ["actor.x"] = 1 } },
-        { id = a.id, set = { actor = 5 } },
+        { id = a.id, set = { actor = {} } },
         { id = a.id, set = { verb = "" } },
         { id = a.id, set = { verb = string.rep("v", 256) } },
         { id = a.id, set = { ["s.x"] = 1 } },
@@ -388,7 +388,7 @@ describe("local server activity updates", function()
       assert.is_table(b.exception_fields["activities[0].id"], raw)
     end)
 
-    it("needs foreign_id and time (400), knows only stored activities (404) and takes at most 100", function()
+    it("needs foreign_id and time (400), writes nothing when one item fails and takes at most 100", function()
       local a = add("user:fv", '{"actor":"a","verb":"v","object":"o","foreign_id":"f:4","time":"2026-02-01T13:00:00"}')
       for _, body in ipairs({
         '{"activities":[{"actor":"a","verb":"v","object":"o","time":"2026-02-01T13:00:00"}]}',
@@ -407,8 +407,9 @@ describe("local server activity updates", function()
       end
       local st, b, raw = api:call("POST", "activities/", { body = '{"activities":['
         .. '{"actor":"a","verb":"v","object":"changed","foreign_id":"f:4","time":"2026-02-01T13:00:00"},'
-        .. '{"actor":"a","verb":"v","object":"o","foreign_id":"f:4","time":"2026-02-01T13:00:01"}]}' })
-      error_body(st, b, raw, 404, 16)
+        .. '{"actor":"a","verb":"v","object":"o","foreign_id":"f:4","time":"2026-02-01T13:00:00",'
+        .. '"to":["user:elsewhere"]}]}' })
+      error_body(st, b, raw, 400, 4)
       assert.are.equal("o", by_id(a.id).object)
       local list = {}
       for i = 1, 101 do

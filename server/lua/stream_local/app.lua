@@ -6,7 +6,7 @@
 --     redirects, 404/405, api_key (401), rate limit (429), token and its scope
 --     (401/403), then the route's handler (stream_local.users,
 --     stream_local.feeds, stream_local.reactions, stream_local.updates,
---     stream_local.collections). Everything runs under xpcall: an unexpected Lua error
+--     stream_local.targets, stream_local.collections). Everything runs under xpcall: an unexpected Lua error
 --     becomes 500 code -1 with a Stream-style body (and a line in the error log).
 --   * nginx_error() (the target of error_page): turns nginx's own error pages
 --     (413 body too large, 400, 414, ...) into Stream-style JSON bodies with the same
@@ -24,6 +24,7 @@ local users = require "stream_local.users"
 local feeds = require "stream_local.feeds"
 local reactions = require "stream_local.reactions"
 local updates = require "stream_local.updates"
+local targets = require "stream_local.targets"
 local collections = require "stream_local.collections"
 local request = require "stream_local.request"
 
@@ -89,8 +90,11 @@ local ROUTES = {
     methods = { POST = collections.add } },
   { pattern = [[^/api/v1\.0/collections/(?<name>[^/]+)/(?<id>[^/]+)/$]], resource = "collections", feed_id = any_feed,
     methods = { GET = collections.get, PUT = collections.update, DELETE = collections.delete } },
-  { pattern = [[^/api/v1\.0/stats/follow/$]],
+  -- also without the final slash: the Ruby client calls it so and follows no redirect
+  { pattern = [[^/api/v1\.0/stats/follow/?$]],
     resource = { "follower", "feed" }, methods = { GET = feeds.follow_stats } },
+  { pattern = [[^/api/v1\.0/feed_targets/(?<slug>[^/]+)/(?<user>[^/]+)/activity_to_targets/$]],
+    resource = "feed_targets", feed_id = path_feed, methods = { POST = targets.update } },
 
   -- reactions (stream_local.reactions); the lookups and get_many come before reaction ids
   { pattern = [[^/api/v1\.0/reaction/$]], resource = "reactions", feed_id = any_feed,
@@ -150,9 +154,9 @@ local function dispatch()
   local r, params = route(path)
   if not r then
     if path:sub(-1) ~= "/" and route(path .. "/") then
+      -- a path, never built from the Host header, so no request can point it elsewhere
       local location = path .. "/" .. (query ~= "" and ("?" .. query) or "")
-      local host = ngx.var.http_host or (ngx.var.server_addr .. ":" .. ngx.var.server_port)
-      ngx.header["Location"] = ngx.var.scheme .. "://" .. host .. location
+      ngx.header["Location"] = location
       return reply.error(301, "moved permanently to " .. location ..
         " (Stream API paths end with a slash; a client following this redirect may lose a request body)")
     end
@@ -188,8 +192,8 @@ local function on_error(err)
   return traceback(err, 2)
 end
 
--- init_worker(): per-worker state: a random seed of its own (activity ids without a
--- foreign id carry random bits) and its database connection
+-- init_worker(): per-worker state: a random seed of its own (reaction and collection
+-- ids are random) and its database connection
 function M.init_worker()
   math.randomseed(ngx.worker.pid() * 1000003 + math.floor(ngx.now() * 1000) % 1000000007)
   require("stream_local.db").open()

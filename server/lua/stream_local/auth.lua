@@ -4,14 +4,18 @@
 --   * api_key(args) checks the api_key query parameter (401 code 2 when missing/unknown).
 --   * authenticate(method, resources, feed_id) checks `stream-auth-type: jwt` and the
 --     `Authorization` header (a bare HS256 JWT over the API secret, verified by
---     stream_local.jwt) and returns a principal: { server = true } for tokens with a
---     `resource` claim, or { user_id = "..." } for user tokens (a `user_id` claim and no
---     `resource`). The scope claims must cover the call, else 403 code 17:
+--     stream_local.jwt) and returns a principal: { server = true, feed_scope } for
+--     tokens with a `resource` claim (feed_scope: the joined feed id of a `feed_id`
+--     claim other than `*`, else nil), or { user_id = "..." } for user tokens (a
+--     `user_id` claim and no `resource`).
+--     The scope claims must cover the call, else 403 code 17:
 --       resource  "*" or one the route accepts (users, feed, follower, activities, ...);
 --       action    "*" or the method's (GET read, POST/PUT write, DELETE delete);
 --       feed_id   "*" or the joined id of the route's feed ("useralice");
 --     an absent `action` or `feed_id` claim does not narrow the scope.
 --   * allowed(principal, id) says whether the principal may create/update/delete user id.
+--   * covers_feed(principal, feed_id): whether a feed-scoped server token reaches a feed
+--     named in a body (batch calls, activity updates).
 --
 -- What it deliberately does not do: no "Bearer " prefix (refused with a hint), no
 -- token revocation. App policies for user tokens (whose feeds a user may touch) are the
@@ -56,6 +60,14 @@ local function listed(claim, list)
   return false
 end
 
+-- scope_of(claim) -> nil for a token that covers every feed (`*` or no claim), else the
+-- one joined feed id it covers ("" covers none: a claim that is no string)
+local function scope_of(claim)
+  if claim == nil or claim == "*" then return nil end
+  if json.kind(claim) ~= "string" then return "" end
+  return claim
+end
+
 -- authenticate(method, resources, feed_id) -> principal | nil, status, detail, code, exception
 -- resources: the token resources the route accepts; feed_id: the joined feed id
 -- ("useralice") the route acts on, or nil for routes without a feed.
@@ -95,7 +107,7 @@ function M.authenticate(method, resources, feed_id)
       return nil, 403, "the token's resource claim does not cover this call (it needs resource "
         .. concat(resources, " or ") .. " or *)"
     end
-    principal = { server = true }
+    principal = { server = true, feed_scope = scope_of(claims:get("feed_id")) }
   elseif type(user_id) == "string" then
     principal = { user_id = user_id }
   else
@@ -110,6 +122,16 @@ function M.authenticate(method, resources, feed_id)
     return nil, 403, "the token's feed_id claim does not cover the feed " .. feed_id
   end
   return principal
+end
+
+-- covers_feed(principal, feed_id): does a server token's feed_id claim cover the feed
+-- "user:alice" (claim `*`, none, or the joined id "useralice")? Routes that act on one
+-- feed are checked by authenticate; batch calls and activity updates name their feeds
+-- in the body and ask here (user tokens: true, their policies are the handlers').
+function M.covers_feed(principal, feed_id)
+  local scope = principal.feed_scope
+  if scope == nil then return true end
+  return type(feed_id) == "string" and (feed_id:gsub(":", "", 1)) == scope
 end
 
 -- allowed(principal, id): may this principal create/update/delete user `id`?

@@ -1,17 +1,19 @@
 -- stream_local.config: the server's settings, read once from the environment.
 --
 -- What it does: reads STREAM_API_KEY, STREAM_API_SECRET, STREAM_LOCAL_RATE_LIMIT,
--- STREAM_LOCAL_FAULTS, STREAM_LOCAL_FEED_GROUPS, STREAM_LOCAL_DB, STREAM_LOCAL_MEMORY and
--- STREAM_LOCAL_SQLITE (made visible to nginx workers by `env` directives in the
--- generated nginx.conf) and exposes them with their defaults, plus the fixed limits of
--- the server; feed_parts checks a feed id against the configured groups.
+-- STREAM_LOCAL_FAULTS, STREAM_LOCAL_FEED_GROUPS, STREAM_LOCAL_AGGREGATION_FORMATS,
+-- STREAM_LOCAL_DB, STREAM_LOCAL_MEMORY and STREAM_LOCAL_SQLITE (made visible to nginx
+-- workers by `env` directives in the generated nginx.conf) and exposes them with their
+-- defaults, plus the fixed limits of the server; feed_parts checks a feed id against the
+-- configured groups.
 --
 -- What it deliberately does not do: no reloading, no config files, no validation beyond
--- turning malformed numbers into "off" (server/start validates what the user typed).
+-- turning malformed numbers into "off" (server/start validates what the user typed) and
+-- refusing aggregation formats for groups that cannot use them.
 
 local json = require "stream_local.json"
 local ids = require "stream_local.ids"
-local getenv, tonumber, tostring, type = os.getenv, tonumber, tostring, type
+local getenv, tonumber, tostring, type, ipairs, error = os.getenv, tonumber, tostring, type, ipairs, error
 
 local function env(name, default)
   local v = getenv(name)
@@ -49,6 +51,35 @@ for item in env("STREAM_LOCAL_FEED_GROUPS", M.DEFAULT_FEED_GROUPS):gmatch("[^,%s
     M.feed_group_list[#M.feed_group_list + 1] = name
   end
 end
+
+-- Aggregation formats (stream-feeds-api.md section 12): STREAM_LOCAL_AGGREGATION_FORMATS,
+-- a JSON object {"<group>": "<format>"}; M.aggregation_formats maps a group to its
+-- format. A value that is no such object, or a group that is not configured or is
+-- flat, stops the server at start (the error reaches server/start's output through
+-- nginx's log): a typo there would otherwise leave the default in place unnoticed.
+-- Whether a format parses is found out when the feed is read, as the service does.
+local function aggregation_formats(text)
+  local out = {}
+  if not text then return out end
+  local where = "STREAM_LOCAL_AGGREGATION_FORMATS: "
+  local tree = json.parse(text)
+  if not tree or json.kind(tree) ~= "object" then
+    error(where .. 'must be a JSON object {"<group>": "<format>"}', 0)
+  end
+  for _, group in ipairs(tree.keys) do
+    local fmt = tree.values[group]
+    local kind = M.feed_groups[group]
+    if type(fmt) ~= "string" then error(where .. "the format of " .. group .. " must be a string", 0) end
+    if not kind then
+      error(where .. group .. " is not a feed group of STREAM_LOCAL_FEED_GROUPS", 0)
+    elseif kind == "flat" then
+      error(where .. group .. " is flat; formats apply to aggregated and notification groups", 0)
+    end
+    out[group] = fmt
+  end
+  return out
+end
+M.aggregation_formats = aggregation_formats(env("STREAM_LOCAL_AGGREGATION_FORMATS", nil))
 
 -- feed_parts("user:alice") -> slug, id | nil, message | nil, nil, unconfigured_slug: a
 -- feed id from a body or a query (`to`, follow targets, target_feeds, stats), checked.

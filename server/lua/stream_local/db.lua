@@ -3,7 +3,8 @@
 -- What it does:
 --   * prepare_file() runs once in the master (init_by_lua) before workers fork: it wipes a
 --     throw-away database, creates the schema (stream_local.schema), adds the columns an
---     older kept file lacks (schema.UPGRADES) and switches the file to WAL, then closes
+--     older kept file lacks (schema.UPGRADES) and the indexes over them (schema.INDEXES)
+--     and switches the file to WAL, then closes
 --     its connection (a connection never crosses a fork).
 --   * open() runs in each worker (init_worker_by_lua): its own connection, busy_timeout,
 --     max_page_count from STREAM_LOCAL_MEMORY, statements cached by SQL text.
@@ -108,6 +109,7 @@ function M.prepare_file()
     for _, u in ipairs(schema.UPGRADES) do
       if lib.sqlite3_exec(db, u.probe, nil, nil, nil) ~= OK then exec_script(db, u.apply) end
     end
+    exec_script(db, schema.INDEXES)
   end)
   lib.sqlite3_close_v2(db)
   if not ok then error(err, 0) end

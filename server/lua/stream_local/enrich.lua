@@ -10,13 +10,15 @@
 -- entry (minus duration). A reference that names nothing becomes the ReferenceNotFound
 -- object. Values nested in objects or arrays stay as they are. Lookups are cached for
 -- one request (new(ctx) per request). With the reaction flags of the request
--- (stream_local.reactionflags), each activity read gets own_reactions,
--- latest_reactions(_extra) and reaction_counts appended.
+-- (stream_local.reactionflags), each activity read, and each activity an SA:
+-- reference brings in at any depth, gets own_reactions, latest_reactions(_extra) and
+-- reaction_counts appended for the same reader.
 --
 -- What it deliberately does not do: no partial enrichment options, no caching across
 -- requests (a user updated later shows its new data).
 
 local json = require "stream_local.json"
+local request = require "stream_local.request"
 local store = require "stream_local.store"
 local feedstore = require "stream_local.feedstore"
 local reactionstore = require "stream_local.reactionstore"
@@ -35,6 +37,30 @@ local function not_found(reference, kind, id, collection)
   if collection then o:set("collection", collection) end
   o:set("id", id)
   return o
+end
+
+-- the names ranked reads send the variables under: rankingVars (the JS client),
+-- ranking_vars (Go, .NET, Java)
+local RANKING_VARS = { "rankingVars", "ranking_vars" }
+
+-- is_object_text(text): does text hold a JSON object, or a JSON string holding one?
+local function is_object_text(text)
+  local tree = json.parse(text)
+  if type(tree) == "string" then tree = json.parse(tree) end
+  return tree ~= nil and json.kind(tree) == "object"
+end
+
+-- check(args, errors): the read options that have a form to check, before anything is
+-- read (stream-feeds-api.md section 6). Ranking is not emulated, so a valid rankingVars
+-- changes nothing; one that is no JSON object is still the service's 400. An empty
+-- value counts as absent.
+function M.check(args, errors)
+  for _, name in ipairs(RANKING_VARS) do
+    local v = request.arg(args, name)
+    if v and v ~= "" and not is_object_text(v) then
+      errors[#errors + 1] = { name, "must be a JSON object, or a string holding one" }
+    end
+  end
 end
 
 local Enricher = {}
@@ -64,8 +90,11 @@ local RESOLVERS = {
     local a = feedstore.get(id)
     if not a then return not_found(ref, "activity", id) end
     local text = feedstore.activity_json(a.head, a.body, "null")
-    if depth < MAX_DEPTH then return self:tree(text, depth + 1) end
-    return json.parse(text)
+    local tree = depth < MAX_DEPTH and self:tree(text, depth + 1) or json.parse(text)
+    -- a nested activity carries the reaction keys a top-level one would, for the same
+    -- reader (a reaction's target_feeds activity shows the reactions of its object)
+    if self.flags then tree = json.parse(self:decorate(json.encode(tree), tree.values.id)) end
+    return tree
   end,
   SR = function(self, ref, id)
     local row = reactionstore.get(id)
@@ -106,14 +135,16 @@ function Enricher:tree(text, depth)
   return tree
 end
 
+-- decorate(text, activity_id) -> the activity text with the requested reaction keys
+function Enricher:decorate(text, activity_id)
+  if not self.flags then return text end
+  return reactionflags.decorate(text, activity_id, self.flags, self.reactions)
+end
+
 -- activity(text) -> enriched activity as JSON text, with the requested reaction keys
 function Enricher:activity(text)
   local tree = self:tree(text, 1)
-  local out = json.encode(tree)
-  if self.flags then
-    out = reactionflags.decorate(out, tree.values.id, self.flags, self.reactions)
-  end
-  return out
+  return self:decorate(json.encode(tree), tree.values.id)
 end
 
 return M

@@ -25,6 +25,8 @@ local store = require "stream_local.store"
 local feedstore = require "stream_local.feedstore"
 local enrich = require "stream_local.enrich"
 local groups = require "stream_local.groups"
+local activity = require "stream_local.activity"
+local auth = require "stream_local.auth"
 
 -- luacheck: globals ngx
 local ngx = ngx
@@ -39,6 +41,9 @@ local IS_RESERVED = {}
 for _, k in ipairs(RESERVED) do IS_RESERVED[k] = true end
 local CORE = { actor = true, verb = true, object = true, target = true, time = true, foreign_id = true, to = true }
 
+-- feeds per add_to_many (stream-feeds-api.md section 4)
+local MAX_ADD_TO_MANY = 100
+
 local ID_RULE = ids.USER_ID_RULE
 local valid_user_id = ids.valid_user_id
 
@@ -52,6 +57,8 @@ local function not_configured(slug)
     "FeedConfigException")
 end
 
+M.not_configured = not_configured
+
 local function forbidden(detail)
   return reply.error(403, detail)
 end
@@ -60,7 +67,8 @@ end
 
 local feed_parts = config.feed_parts
 
--- the feed of the path: slug, user id, "slug:id" | nil after answering
+-- the feed of the path: slug, user id, "slug:id" | nil after answering (also for
+-- stream_local.targets)
 local function path_feed(ctx)
   local slug, uid = ctx.params.slug, ctx.params.user
   if not slug:find("^[A-Za-z0-9_]+$") then
@@ -77,6 +85,8 @@ local function path_feed(ctx)
   end
   return slug, uid, slug .. ":" .. uid
 end
+
+M.path_feed = path_feed
 
 -- followable(feed_id) -> nil | why not: only flat feeds can be followed
 local function followable(feed_id)
@@ -114,6 +124,127 @@ local list_arg = request.list
 
 -- activities ------------------------------------------------------------------
 
+-- text_or_number(node, field, bad) -> the value: a number is stored as its
+-- decimal string (the Python and Ruby suites send "actor": 1 and "object": 1)
+local function text_or_number(node, field, bad)
+  local v = node:get(field)
+  if json.kind(v) == "number" then return v.text end
+  if v == nil or v == json.null then
+    bad(field, "this field is required")
+  elseif type(v) ~= "string" then
+    bad(field, "must be a string (or a number, stored as its decimal string)")
+  elseif v == "" then
+    bad(field, "must not be empty")
+  else
+    return v
+  end
+  return nil
+end
+
+local function optional_string(node, field, bad)
+  local v = node:get(field)
+  if v == nil or v == json.null then return nil end
+  if type(v) ~= "string" then
+    bad(field, "must be a string")
+    return nil
+  end
+  return v
+end
+
+-- targets(to_node, feed_id, bad, slug_errors) -> sent, to: the feed ids of the `to`
+-- entries as sent (a "user:bob <token>" entry is its feed id), and the ones to deliver
+-- to (without the feed itself and repeats); nil, {} when there is no `to`
+local function targets(to_node, feed_id, bad, slug_errors)
+  local to = {}
+  if to_node == nil or to_node == json.null then return nil, to end
+  if json.kind(to_node) ~= "array" then
+    bad("to", "must be a list of feed ids")
+    return nil, to
+  end
+  if to_node.n > config.max_to then
+    bad("to", format("at most %d targets", config.max_to))
+    return nil, to
+  end
+  local sent, seen = {}, { [feed_id] = true }
+  for i = 1, to_node.n do
+    local f = activity.target_feed(to_node[i])
+    local slug, id_or_msg, unconfigured = feed_parts(f)
+    if unconfigured then
+      slug_errors[#slug_errors + 1] = unconfigured
+    elseif not slug then
+      bad("to", id_or_msg)
+    else
+      sent[#sent + 1] = f
+      if not seen[f] then
+        seen[f] = true
+        to[#to + 1] = f
+      end
+    end
+  end
+  return sent, to
+end
+
+local function check_reserved(node, bad)
+  for _, k in ipairs(node.keys) do
+    if IS_RESERVED[k] and node.values[k] ~= json.null then
+      bad(k, k .. " is a reserved field and cannot be set")
+    end
+  end
+end
+
+local function activity_time(node, bad)
+  local time_node = node:get("time")
+  if time_node == nil or time_node == json.null then return clock.realtime_us() end
+  local us = ids.parse_time(time_node)
+  if not us then
+    bad("time", "must be an ISO 8601 time such as 2026-11-28T10:00:00.123456 (UTC, or with Z or an offset)")
+  end
+  return us
+end
+
+-- fields(node, feed_id, bad, slug_errors) -> the checked fields of an activity
+local function fields(node, feed_id, bad, slug_errors)
+  check_reserved(node, bad)
+  local f = { actor = text_or_number(node, "actor", bad), verb = optional_string(node, "verb", bad),
+    object = text_or_number(node, "object", bad), target = optional_string(node, "target", bad) or "",
+    foreign_id = optional_string(node, "foreign_id", bad), time_us = activity_time(node, bad) }
+  if f.verb == nil and (node:get("verb") == nil or node:get("verb") == json.null) then
+    bad("verb", "this field is required")
+  elseif f.verb == "" then
+    bad("verb", "must not be empty")
+  elseif f.verb and #f.verb > 255 then
+    bad("verb", "must be at most 255 bytes")
+  end
+  if f.foreign_id == "" then f.foreign_id = nil end
+  f.sent_to, f.to = targets(node:get("to"), feed_id, bad, slug_errors)
+  return f
+end
+
+-- stored_text(node, f) -> the stored body without its id: the key order of section 3
+local function stored_text(node, f)
+  local parts = {
+    ',"foreign_id":', json.quote(f.foreign_id or ""),
+    ',"time":"', ids.format_time(f.time_us), '"',
+    ',"actor":', json.quote(f.actor),
+    ',"verb":', json.quote(f.verb),
+    ',"target":', json.quote(f.target),
+    ',"object":', json.quote(f.object),
+  }
+  local core = concat(parts)
+  local tail = {}
+  if f.sent_to then
+    local quoted = {}
+    for i, t in ipairs(f.sent_to) do quoted[i] = json.quote(t) end
+    tail[1] = ',"to":[' .. concat(quoted, ",") .. "]"
+  end
+  for _, k in ipairs(node.keys) do
+    if not CORE[k] and not IS_RESERVED[k] then
+      tail[#tail + 1] = "," .. json.quote(k) .. ":" .. json.encode(node.values[k])
+    end
+  end
+  return core, concat(tail)
+end
+
 -- prepare(node, feed_id, prefix, errors, slug_errors) -> activity ready for feedstore.add
 -- | nil; validation messages go to errors, groups that are not configured to slug_errors
 local function prepare(node, feed_id, prefix, errors, slug_errors)
@@ -123,96 +254,12 @@ local function prepare(node, feed_id, prefix, errors, slug_errors)
     bad("activity", "must be a JSON object")
     return nil
   end
-  for _, k in ipairs(node.keys) do
-    if IS_RESERVED[k] and node.values[k] ~= json.null then
-      bad(k, k .. " is a reserved field and cannot be set")
-    end
-  end
-  local function str(field, required)
-    local v = node:get(field)
-    if v == nil or v == json.null then
-      if required then bad(field, "this field is required") end
-      return nil
-    end
-    if type(v) ~= "string" then
-      bad(field, "must be a string")
-      return nil
-    end
-    return v
-  end
-  local actor = str("actor", true)
-  local verb = str("verb", true)
-  if verb and #verb > 255 then bad("verb", "must be at most 255 bytes") end
-  if actor == "" then bad("actor", "must not be empty") end
-  if verb == "" then bad("verb", "must not be empty") end
-  local object = node:get("object")
-  if json.kind(object) == "number" then
-    object = object.text
-  elseif object == nil or object == json.null then
-    bad("object", "this field is required")
-    object = nil
-  elseif type(object) ~= "string" then
-    bad("object", "must be a string (or a number, stored as its decimal string)")
-    object = nil
-  elseif object == "" then
-    bad("object", "must not be empty")
-  end
-  local target = str("target", false) or ""
-  local foreign_id = str("foreign_id", false)
-  if foreign_id == "" then foreign_id = nil end
-  local time_us
-  local time_node = node:get("time")
-  if time_node == nil or time_node == json.null then
-    time_us = clock.realtime_us()
-  else
-    time_us = ids.parse_time(time_node)
-    if not time_us then
-      bad("time", "must be an ISO 8601 time such as 2026-11-28T10:00:00.123456 (UTC, or with Z or an offset)")
-    end
-  end
-  local to_node = node:get("to")
-  local to = {}
-  if to_node ~= nil and to_node ~= json.null then
-    if json.kind(to_node) ~= "array" then
-      bad("to", "must be a list of feed ids")
-    elseif to_node.n > config.max_to then
-      bad("to", format("at most %d targets", config.max_to))
-    else
-      local seen = { [feed_id] = true }
-      for i = 1, to_node.n do
-        local slug, id_or_msg, unconfigured = feed_parts(to_node[i])
-        if unconfigured then
-          slug_errors[#slug_errors + 1] = unconfigured
-        elseif not slug then
-          bad("to", id_or_msg)
-        elseif not seen[to_node[i]] then
-          seen[to_node[i]] = true
-          to[#to + 1] = to_node[i]
-        end
-      end
-    end
-  end
+  local f = fields(node, feed_id, bad, slug_errors)
   if #errors > n0 then return nil end
-
-  local core = {
-    ',"foreign_id":', json.quote(foreign_id or ""),
-    ',"time":"', ids.format_time(time_us), '"',
-    ',"actor":', json.quote(actor),
-    ',"verb":', json.quote(verb),
-    ',"target":', json.quote(target),
-    ',"object":', json.quote(object),
-  }
-  local tail = {}
-  if to_node ~= nil and to_node ~= json.null then
-    tail[#tail + 1] = ',"to":' .. json.encode(to_node)
-  end
-  for _, k in ipairs(node.keys) do
-    if not CORE[k] and not IS_RESERVED[k] then
-      tail[#tail + 1] = "," .. json.quote(k) .. ":" .. json.encode(node.values[k])
-    end
-  end
-  local core_text, tail_text = concat(core), concat(tail)
-  local id, sk = ids.activity_id(time_us, foreign_id)
+  local core_text, tail_text = stored_text(node, f)
+  -- without a foreign id, the id and the digest come from the content (section 3)
+  local canonical = not f.foreign_id and activity.canonical("{" .. core_text:sub(2) .. tail_text .. "}")
+  local id, sk = ids.activity_id(f.time_us, f.foreign_id or canonical)
   local head_text = '{"id":"' .. id .. '"' .. core_text
   local body = head_text .. tail_text .. "}"
   if #body > config.max_activity_bytes then
@@ -220,10 +267,22 @@ local function prepare(node, feed_id, prefix, errors, slug_errors)
     return nil
   end
   return {
-    id = id, sk = sk, foreign_id = foreign_id, time_us = time_us, head = #head_text, body = body,
-    digest = not foreign_id and ngx.md5(feed_id .. "\n" .. core_text .. tail_text) or nil,
-    to = to, actor = actor,
+    id = id, sk = sk, foreign_id = f.foreign_id, time_us = f.time_us, head = #head_text, body = body,
+    digest = canonical and ngx.md5(canonical) or nil, to = f.to, actor = f.actor,
   }
+end
+
+-- may_send(principal, list) -> true | nil, why: the `to` rule of section 2 for user
+-- tokens (their own feeds, and others' notification feeds); adds and target updates
+function M.may_send(principal, list)
+  if principal.server then return true end
+  for _, t in ipairs(list) do
+    local slug, id = t:match("^([^:]*):(.*)$")
+    if id ~= principal.user_id and not config.receives_from_others(slug) then
+      return nil, "a user token may not send activities to " .. t
+    end
+  end
+  return true
 end
 
 -- may_add(principal, uid, act) -> true | nil, why
@@ -235,13 +294,7 @@ local function may_add(principal, uid, act)
   if act.actor ~= "SU:" .. principal.user_id then
     return nil, "a user token may only add activities whose actor is SU:" .. principal.user_id
   end
-  for _, t in ipairs(act.to) do
-    local slug, id = t:match("^([^:]*):(.*)$")
-    if id ~= principal.user_id and not config.receives_from_others(slug) then
-      return nil, "a user token may not send activities to " .. t
-    end
-  end
-  return true
+  return M.may_send(principal, act.to)
 end
 
 local function stored_json(a)
@@ -297,6 +350,7 @@ function M.read(ctx)
   local errors = {}
   local limit = int_arg(ctx.args, "limit", config.default_limit, 1, config.max_limit, errors)
   local offset = int_arg(ctx.args, "offset", 0, 0, 1000000000, errors)
+  enrich.check(ctx.args, errors) -- rankingVars (stream_local.enrich)
   local kind = config.feed_groups[slug]
   if kind ~= "flat" then
     groups.check(ctx.args, errors)
@@ -314,7 +368,9 @@ function M.read(ctx)
       if not sk then
         errors[#errors + 1] = { c[1], "must be an activity id (a UUID)" }
       else
-        bounds[#bounds + 1] = { c[2], sk }
+        -- an activity of the feed stands for its place; another id for the time inside it
+        local id = v:lower()
+        bounds[#bounds + 1] = { c[2], feedstore.place(feed_id, id) or ids.time_of(id), sk }
       end
     end
   end
@@ -518,27 +574,75 @@ local function feed_list(node, field, max, errors, unconfigured)
   return list
 end
 
+-- scope_403(ctx, feeds, what) -> true when a feed-scoped token covers every feed, else
+-- answers 403 code 17 and returns false: such a token may not reach other feeds through
+-- a batch call (stream-feeds-api.md section 2)
+local function scope_403(ctx, feeds, what)
+  for _, f in ipairs(feeds) do
+    if not auth.covers_feed(ctx.principal, f) then
+      forbidden("the token's feed_id claim covers one feed; it does not cover " .. f .. " (" .. what .. ")")
+      return false
+    end
+  end
+  return true
+end
+
 -- POST feed/add_to_many/ {"activity":{...},"feeds":["user:a",...]}
 function M.add_to_many(ctx)
   if not need_server(ctx) then return end
   local body, detail = request.json_object()
   if not body then return reply.error(400, detail) end
   local errors, unconfigured = {}, {}
-  local feeds_list = feed_list(body:get("feeds"), "feeds", config.max_batch, errors, unconfigured)
+  local feeds_list = feed_list(body:get("feeds"), "feeds", MAX_ADD_TO_MANY, errors, unconfigured)
   local act
   if feeds_list and feeds_list[1] then
     act = prepare(body:get("activity"), feeds_list[1], "activity.", errors, unconfigured)
   end
   if unconfigured[1] then return not_configured(unconfigured[1]) end
   if errors[1] then return invalid(errors) end
+  if not scope_403(ctx, feeds_list, "add_to_many") then return end
   feedstore.add_to_many(feeds_list, act)
   return reply.send(201, "{}")
 end
 
--- pairs_of(with_history) -> { {source, target, keep_history}, ... } | nil after answering
-local function pairs_of(with_history)
-  local text = request.read_body()
-  local tree, msg, pos = json.parse(text)
+-- the detail of every malformed unfollow_many payload, as the Ruby suite compares it
+local BAD_UNFOLLOW = "invalid request payload"
+
+-- pair_of(e, field, following, errors, unconfigured) -> { source, target [, keep_history] }
+local function pair_of(e, field, following, errors, unconfigured)
+  if json.kind(e) ~= "object" then
+    errors[#errors + 1] = { field, "must be an object with source and target" }
+    return nil
+  end
+  local pair = {}
+  for k, name in ipairs({ "source", "target" }) do
+    local slug, why, bad_slug = feed_parts(e:get(name))
+    if bad_slug then
+      unconfigured[#unconfigured + 1] = bad_slug
+    elseif not slug then
+      errors[#errors + 1] = { field .. "." .. name, why }
+    else
+      pair[k] = e:get(name)
+    end
+  end
+  if not following then
+    local kh = e:get("keep_history")
+    if kh ~= nil and kh ~= json.null and type(kh) ~= "boolean" then
+      errors[#errors + 1] = { field .. ".keep_history", "must be true or false" }
+    end
+    pair[3] = kh == true
+  elseif pair[1] and pair[1] == pair[2] then
+    errors[#errors + 1] = { field .. ".target", "a feed cannot follow itself" }
+  elseif pair[2] and followable(pair[2]) then
+    errors[#errors + 1] = { field .. ".target", followable(pair[2]) }
+  end
+  return pair
+end
+
+-- pairs_of(following) -> { {source, target [, keep_history]}, ... } | nil after answering
+-- (400 code 4; for unfollow_many with the detail BAD_UNFOLLOW)
+local function pairs_of(following)
+  local tree, msg, pos = json.parse(request.read_body())
   if tree == nil then
     reply.error(400, format("invalid JSON in the request body: %s at byte %d", msg, pos))
     return nil
@@ -550,48 +654,29 @@ local function pairs_of(with_history)
     errors[1] = { "follows", format("at most %d follows per request", config.max_follow_many) }
   else
     for i = 1, tree.n do
-      local e = tree[i]
-      local field = format("follows[%d]", i - 1)
-      if json.kind(e) ~= "object" then
-        errors[#errors + 1] = { field, "must be an object with source and target" }
-      else
-        local pair = {}
-        for k, name in ipairs({ "source", "target" }) do
-          local slug, why, bad_slug = feed_parts(e:get(name))
-          if bad_slug then
-            unconfigured[#unconfigured + 1] = bad_slug
-          elseif not slug then
-            errors[#errors + 1] = { field .. "." .. name, why }
-          else
-            pair[k] = e:get(name)
-          end
-        end
-        if pair[1] and pair[1] == pair[2] then
-          errors[#errors + 1] = { field .. ".target", "a feed cannot follow itself" }
-        elseif pair[2] and followable(pair[2]) then
-          errors[#errors + 1] = { field .. ".target", followable(pair[2]) }
-        end
-        if with_history then
-          local kh = e:get("keep_history")
-          if kh ~= nil and kh ~= json.null and type(kh) ~= "boolean" then
-            errors[#errors + 1] = { field .. ".keep_history", "must be true or false" }
-          end
-          pair[3] = kh == true
-        end
-        list[#list + 1] = pair
-      end
+      list[#list + 1] = pair_of(tree[i], format("follows[%d]", i - 1), following, errors, unconfigured)
     end
   end
   if unconfigured[1] then
     not_configured(unconfigured[1])
-    return nil
-  end
-  if errors[1] then
+  elseif errors[1] and following then
     invalid(errors)
-    return nil
+  elseif errors[1] then
+    reply.error(400, BAD_UNFOLLOW, errors)
+  else
+    return list
   end
-  return list
+  return nil
 end
+
+local function sources(list)
+  local out = {}
+  for i, p in ipairs(list) do out[i] = p[1] end
+  return out
+end
+
+-- the detail of a copy limit out of range, as the Ruby suite compares it
+local BAD_COPY_LIMIT = "activity_copy_limit must be a non-negative number not greater than " .. config.max_copy_limit
 
 -- POST follow_many/?activity_copy_limit=N [{"source":"timeline:a","target":"user:b"}, ...]
 function M.follow_many(ctx)
@@ -599,11 +684,10 @@ function M.follow_many(ctx)
   local errors = {}
   local limit = int_arg(ctx.args, "activity_copy_limit", config.default_copy_limit, 0, config.max_copy_limit, errors)
   if errors[1] then
-    return invalid({ { "activity_copy_limit",
-      "activity_copy_limit must be a non-negative number not greater than " .. config.max_copy_limit } })
+    return reply.error(400, BAD_COPY_LIMIT, { { "activity_copy_limit", BAD_COPY_LIMIT } })
   end
-  local list = pairs_of(false)
-  if not list then return end
+  local list = pairs_of(true)
+  if not list or not scope_403(ctx, sources(list), "follow_many") then return end
   feedstore.follow_many(list, limit)
   return reply.send(201, "{}")
 end
@@ -611,8 +695,8 @@ end
 -- POST unfollow_many/ [{"source":"timeline:a","target":"user:b","keep_history":true}, ...]
 function M.unfollow_many(ctx)
   if not need_server(ctx) then return end
-  local list = pairs_of(true)
-  if not list then return end
+  local list = pairs_of(false)
+  if not list or not scope_403(ctx, sources(list), "unfollow_many") then return end
   feedstore.unfollow_many(list)
   return reply.send(201, "{}")
 end

@@ -8,15 +8,24 @@
 --     feed (origin = the feed) and of each target (origin = that target). A repeated
 --     (feed, activity) pair is ignored, so an activity reaching a feed twice is there once.
 --     Same id (same foreign_id and time) replaces the stored fields; an activity without
---     a foreign id whose fields and time equal a stored one of the same feed is that one.
---   * read(feed_id, bounds, limit, offset): newest first by sort key, joined to the
---     activity; the caller asks for one row more than it shows to know about a next page.
+--     a foreign id whose content (digest) or id equals a stored one is that one, in
+--     every feed (its id comes from its content, stream_local.activity).
+--   * read(feed_id, bounds, limit, offset): newest first by place (time to the
+--     microsecond, then sort key), joined to the activity; the caller asks for one row
+--     more than it shows to know about a next page. place(feed_id, id): where a cursor
+--     naming an activity of the feed stands.
+--   * retarget(owner, a, new_to, added, removed): a target update (stream_local.targets):
+--     the new body, the copies that came through removed targets gone, added targets and
+--     their followers served, exactly as an add with the new `to` would have left it.
+--   * insert_alone(a): an activity in no feed (a full update of an unknown one).
 --   * remove(feed_id, activity_id): from the feed it was added to, every copy goes and the
 --     activity with them; from another feed, that feed's row and the copies its followers
 --     got from it.
 --   * add_to_many, follow_many, unfollow_many: the same, for many feeds or pairs in one
 --     transaction.
 --   * rewrite(id, head, body, digest): an update's new body, in place.
+--   * get(id): the stored activity (id, head, body, feed_id = the feed it was added to,
+--     "" for none, foreign_id, sk, time_us).
 --   * items(feed_id), marks(feed_id), set_marks(feed_id, flag, list): what an aggregated
 --     or notification read groups (every row of the feed with its arrival time and the
 --     activity), and the read/seen marks of its groups (stream_local.groups).
@@ -42,18 +51,63 @@ local M = {}
 
 local INSERT_ACTIVITY = [[INSERT OR REPLACE INTO activities (id, sk, feed_id, foreign_id, time_us, digest, head, body)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?)]]
-local DELIVER = [[INSERT OR IGNORE INTO feed_items (feed_id, activity_id, sk, origin, added_us)
-VALUES (?, ?, ?, NULL, ?)]]
-local DELIVER_FOLLOWERS = [[INSERT OR IGNORE INTO feed_items (feed_id, activity_id, sk, origin, added_us)
-SELECT feed_id, ?, ?, ?, ? FROM follows WHERE target_id = ?]]
+local PUT = [[INSERT OR IGNORE INTO feed_items (feed_id, activity_id, sk, time_us, origin, added_us)
+VALUES (?, ?, ?, ?, ?, ?)]]
+local PUT_FOLLOWERS = [[INSERT OR IGNORE INTO feed_items (feed_id, activity_id, sk, time_us, origin, added_us)
+SELECT feed_id, ?, ?, ?, ?, ? FROM follows WHERE target_id = ?]]
 
--- deliver(feed_id, a, now): rows that exist already keep their arrival time
-local function deliver(feed_id, a, now)
-  db.exec(DELIVER, feed_id, a.id, a.sk, now)
-  db.exec(DELIVER_FOLLOWERS, a.id, a.sk, feed_id, now, feed_id)
-  for _, t in ipairs(a.to or {}) do
-    db.exec(DELIVER, t, a.id, a.sk, now)
-    db.exec(DELIVER_FOLLOWERS, a.id, a.sk, t, now, t)
+local function followers_of(feed_id)
+  local out = {}
+  for i, r in ipairs(db.rows("SELECT feed_id FROM follows WHERE target_id = ?", feed_id)) do out[i] = r[1] end
+  return out
+end
+
+-- fan_out(owner, a, to, now, only): an add's deliveries, in its order (the feed, its
+-- followers, then each target and its followers; the first delivery of a feed decides
+-- its origin). only: the set of feeds to write, nil for all. Rows that exist already
+-- keep their origin and arrival time.
+local function fan_out(owner, a, to, now, only)
+  local function put(feed, origin)
+    if not only or only[feed] then db.exec(PUT, feed, a.id, a.sk, a.time_us, origin, now) end
+  end
+  local function put_followers(feed)
+    if not only then return db.exec(PUT_FOLLOWERS, a.id, a.sk, a.time_us, feed, now, feed) end
+    for _, f in ipairs(followers_of(feed)) do put(f, feed) end
+  end
+  put(owner, nil)
+  put_followers(owner)
+  for _, t in ipairs(to or {}) do
+    if t ~= owner then
+      put(t, nil)
+      put_followers(t)
+    end
+  end
+end
+
+local COLUMNS = "id, head, body, feed_id, foreign_id, sk, time_us"
+local function activity_of(row)
+  if not row then return nil end
+  return { id = row[1], head = row[2], body = row[3], feed_id = row[4], foreign_id = row[5], sk = row[6],
+    time_us = row[7] }
+end
+
+-- same_content(a) -> the stored activity an add without a foreign id is: the same
+-- content now (digest, also after an update made it so), else the same id (the same
+-- content when it was added)
+local function same_content(a)
+  return activity_of(db.one("SELECT " .. COLUMNS .. " FROM activities WHERE digest = ?", a.digest))
+    or activity_of(db.one("SELECT " .. COLUMNS .. " FROM activities WHERE id = ?", a.id))
+end
+
+-- store(feed_id, a): a new activity, or the replacement of the one with its id (same
+-- foreign id and time: it keeps the feed it was added to, and every copy moves to the
+-- new time)
+local function store(feed_id, a)
+  local owner = db.one("SELECT feed_id FROM activities WHERE id = ?", a.id)
+  db.exec(INSERT_ACTIVITY, a.id, a.sk, owner and owner[1] ~= "" and owner[1] or feed_id, a.foreign_id or "",
+    a.time_us, a.digest, a.head, a.body)
+  if owner then
+    db.exec("UPDATE feed_items SET time_us = ? WHERE activity_id = ? AND time_us <> ?", a.time_us, a.id, a.time_us)
   end
 end
 
@@ -61,18 +115,14 @@ local function add_tx(feed_id, list)
   local now = clock.realtime_us()
   local out = {}
   for i, a in ipairs(list) do
-    local stored
-    if a.digest then
-      local row = db.one("SELECT id, sk, head, body FROM activities WHERE digest = ?", a.digest)
-      if row then stored = { id = row[1], sk = row[2], head = row[3], body = row[4], to = a.to } end
-    end
-    if not stored then
-      local owner = db.one("SELECT feed_id FROM activities WHERE id = ?", a.id)
-      db.exec(INSERT_ACTIVITY, a.id, a.sk, owner and owner[1] or feed_id, a.foreign_id or "", a.time_us,
-        a.digest, a.head, a.body)
+    local stored = a.digest and same_content(a)
+    if stored then
+      stored.to = a.to
+    else
+      store(feed_id, a)
       stored = a
     end
-    deliver(feed_id, stored, now)
+    fan_out(feed_id, stored, stored.to, now)
     out[i] = stored
   end
   return out
@@ -99,26 +149,35 @@ function M.activity_json(head, body, origin_json)
 end
 
 -- read(feed_id, bounds, limit, offset) -> rows { id, head, body, origin }
--- bounds: list of { op, sk } with op one of <, <=, >, >=
+-- bounds: list of { op, time_us, sk } with op one of <, <=, >, >=: places compared as
+-- (time, sort key)
 function M.read(feed_id, bounds, limit, offset)
   local where, args = { "fi.feed_id = ?" }, { feed_id }
   for _, b in ipairs(bounds) do
-    where[#where + 1] = "fi.sk " .. b[1] .. " ?"
+    where[#where + 1] = "(fi.time_us, fi.sk) " .. b[1] .. " (?, ?)"
     args[#args + 1] = b[2]
+    args[#args + 1] = b[3]
   end
   args[#args + 1] = limit
   args[#args + 1] = offset
   local sql = "SELECT a.id, a.head, a.body, fi.origin FROM feed_items fi JOIN activities a ON a.id = fi.activity_id"
-    .. " WHERE " .. concat(where, " AND ") .. " ORDER BY fi.sk DESC LIMIT ? OFFSET ?"
+    .. " WHERE " .. concat(where, " AND ") .. " ORDER BY fi.time_us DESC, fi.sk DESC LIMIT ? OFFSET ?"
   return db.rows(sql, unpack(args))
 end
 
+-- place(feed_id, id) -> the time (µs) of the feed's row of that activity | nil; its
+-- sort key is the id's
+function M.place(feed_id, id)
+  local row = db.one("SELECT time_us FROM feed_items WHERE feed_id = ? AND activity_id = ?", feed_id, id)
+  return row and row[1]
+end
+
 -- items(feed_id) -> rows { id, sk, added_us, origin, head, body, time_us }, newest
--- (by sort key) first: every activity of the feed
+-- (by place) first: every activity of the feed
 function M.items(feed_id)
   return db.rows([[SELECT a.id, fi.sk, fi.added_us, fi.origin, a.head, a.body, a.time_us
     FROM feed_items fi JOIN activities a ON a.id = fi.activity_id WHERE fi.feed_id = ?
-    ORDER BY fi.sk DESC]], feed_id)
+    ORDER BY fi.time_us DESC, fi.sk DESC]], feed_id)
 end
 
 -- marks(feed_id) -> { [group] = { read = us | nil, seen = us | nil } }; group "" is the
@@ -145,11 +204,25 @@ function M.set_marks(feed_id, flag, list)
   end)
 end
 
--- get(id) -> { id, head, body, feed_id, foreign_id } | nil
+-- get(id) -> { id, head, body, feed_id, foreign_id, sk, time_us } | nil
 function M.get(id)
-  local row = db.one("SELECT id, head, body, feed_id, foreign_id FROM activities WHERE id = ?", id)
-  if not row then return nil end
-  return { id = row[1], head = row[2], body = row[3], feed_id = row[4], foreign_id = row[5] }
+  return activity_of(db.one("SELECT " .. COLUMNS .. " FROM activities WHERE id = ?", id))
+end
+
+-- origin(feed_id, id) -> the origin of the feed's row of that activity ("" for NULL) | nil
+function M.origin(feed_id, id)
+  local row = db.one("SELECT coalesce(origin, '') FROM feed_items WHERE feed_id = ? AND activity_id = ?",
+    feed_id, id)
+  return row and row[1]
+end
+
+-- insert_alone(a): an activity { id, sk, foreign_id, time_us, digest, head, body } stored
+-- in no feed (feed_id ""): reads by id find it; an add of the same id later gives it
+-- the feed it is added to
+function M.insert_alone(a)
+  return db.write(function()
+    db.exec(INSERT_ACTIVITY, a.id, a.sk, "", a.foreign_id or "", a.time_us, a.digest, a.head, a.body)
+  end)
 end
 
 -- rewrite(id, head, body, digest): an activity's new stored body (an update); its id,
@@ -158,6 +231,36 @@ function M.rewrite(id, head, body, digest)
   return db.write(function()
     db.exec("UPDATE activities SET head = ?, body = ?, digest = ? WHERE id = ?", head, body, digest, id)
   end)
+end
+
+-- retarget(owner, a, new_to, added, removed): a = { id, sk, time_us, head, body } with
+-- the new body; rows that came through a removed target (the target's own row, its
+-- followers' copies) go, then the feeds that lost a row and the added targets with
+-- their followers get what an add with the new `to` would give them
+local function retarget_tx(owner, a, new_to, added, removed)
+  local now = clock.realtime_us()
+  db.exec("UPDATE activities SET head = ?, body = ? WHERE id = ?", a.head, a.body, a.id)
+  local only = {}
+  local DERIVED = [[ FROM feed_items WHERE activity_id = ? AND feed_id <> ?
+    AND ((feed_id = ? AND origin IS NULL) OR origin = ?)]]
+  -- the feed itself as a target delivers nothing of its own (an add skips it too)
+  for _, r in ipairs(removed) do
+    if r ~= owner then
+      for _, row in ipairs(db.rows("SELECT feed_id" .. DERIVED, a.id, owner, r, r)) do only[row[1]] = true end
+      db.exec("DELETE" .. DERIVED, a.id, owner, r, r)
+    end
+  end
+  for _, t in ipairs(added) do
+    if t ~= owner then
+      only[t] = true
+      for _, f in ipairs(followers_of(t)) do only[f] = true end
+    end
+  end
+  fan_out(owner, a, new_to, now, only)
+end
+
+function M.retarget(owner, a, new_to, added, removed)
+  return db.write(retarget_tx, owner, a, new_to, added, removed)
 end
 
 local function remove_one(feed_id, activity_id)
@@ -202,9 +305,9 @@ local function follow_tx(feed_id, target_id, copy_limit)
       VALUES (?, ?, ?, ?, ?, ?, ?)]], feed_id, target_id, slug(feed_id), slug(target_id), now, now, seq)
   end
   if copy_limit > 0 then
-    db.exec([[INSERT OR IGNORE INTO feed_items (feed_id, activity_id, sk, origin, added_us)
-      SELECT ?, activity_id, sk, ?, ? FROM feed_items WHERE feed_id = ? AND origin IS NULL
-      ORDER BY sk DESC LIMIT ?]], feed_id, target_id, now, target_id, copy_limit)
+    db.exec([[INSERT OR IGNORE INTO feed_items (feed_id, activity_id, sk, time_us, origin, added_us)
+      SELECT ?, activity_id, sk, time_us, ?, ? FROM feed_items WHERE feed_id = ? AND origin IS NULL
+      ORDER BY time_us DESC, sk DESC LIMIT ?]], feed_id, target_id, now, target_id, copy_limit)
   end
 end
 

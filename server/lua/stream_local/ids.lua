@@ -6,13 +6,16 @@
 --     without offset (UTC), with `Z`, or with an offset (`+05:00`, `+0500`), converted to
 --     UTC; fractions beyond six digits are truncated.
 --   * format_time(µs) -> "2026-11-28T10:00:00.123456" (UTC, no offset, six digits).
---   * activity_id(time_us, foreign_id) -> id, sort key. With a foreign id the id is the
---     one stream-feeds-api.md section 3 derives from (foreign_id, time truncated to
---     milliseconds) with MurmurHash3; without one, the same layout with the full
---     microsecond time, a random 14-bit clock sequence and a random node.
+--   * activity_id(time_us, key) -> id, sort key: the id stream-feeds-api.md section 3
+--     derives from (foreign_id, time truncated to milliseconds) with MurmurHash3. `key`
+--     is the foreign id, or for an activity without one the canonical JSON of its
+--     content (stream_local.activity.canonical), so identical adds get one id in every
+--     feed and ids are never random.
 --   * sort_key(id) -> the key for an id string, nil when it is not such a UUID.
 --     A sort key is 15 hex digits of the 60-bit time, then the remaining 8 bytes in hex,
 --     so comparing keys as text compares (time, rest); ids themselves never are.
+--   * time_of(id) -> µs since the epoch of the time inside an id (a cursor that names no
+--     activity of a feed stands for it), nil when it is not such a UUID.
 --
 -- What it deliberately does not do: no other UUID versions, no leap seconds, no years
 -- before 1700 or after 2199 (µs since 1970 must stay exact in a double).
@@ -22,7 +25,6 @@ local bit = require "bit"
 
 local bor, bxor, lshift, rshift, tobit = bit.bor, bit.bxor, bit.lshift, bit.rshift, bit.tobit
 local byte, format, floor, tonumber = string.byte, string.format, math.floor, tonumber
-local random = math.random
 
 local M = {}
 
@@ -160,16 +162,12 @@ local function node_of_foreign_id(foreign_id)
   return format("%04x%08x", floor(d / 4294967296) % 65536, d % 4294967296)
 end
 
--- activity_id(time_us, foreign_id or nil) -> id, sort key
-function M.activity_id(time_us, foreign_id)
-  if foreign_id then
-    local ms = floor(time_us / 1000)
-    local t = I64(ms) * 10000 + GREGORIAN_OFFSET
-    return compose(t, "8080" .. node_of_foreign_id(foreign_id))
-  end
-  local t = I64(time_us) * 10 + GREGORIAN_OFFSET
-  local rest = format("%04x%04x%08x", 0x8000 + random(0, 0x3fff), random(0, 0xffff), random(0, 0xffffffff))
-  return compose(t, rest)
+-- activity_id(time_us, key) -> id, sort key; key: the foreign id, or the canonical
+-- JSON of an activity without one
+function M.activity_id(time_us, key)
+  local ms = floor(time_us / 1000)
+  local t = I64(ms) * 10000 + GREGORIAN_OFFSET
+  return compose(t, "8080" .. node_of_foreign_id(key))
 end
 
 function M.sort_key(id)
@@ -177,6 +175,17 @@ function M.sort_key(id)
   local lo, mid, top, clock, node = id:match("^(%x%x%x%x%x%x%x%x)%-(%x%x%x%x)%-%x(%x%x%x)%-(%x%x%x%x)%-(%x+)$")
   if not lo or #node ~= 12 then return nil end
   return (top .. mid .. lo .. clock .. node):lower()
+end
+
+-- time_of(id) -> µs since the epoch (floored) of the 60-bit time inside the id | nil
+function M.time_of(id)
+  local sk = M.sort_key(id)
+  if not sk then return nil end
+  local t = I64(tonumber(sk:sub(1, 7), 16)) * 4294967296 + tonumber(sk:sub(8, 15), 16)
+  local d = t - GREGORIAN_OFFSET
+  local us = d / 10
+  if d < 0 and us * 10 ~= d then us = us - 1 end -- int64 division truncates toward zero
+  return tonumber(us)
 end
 
 return M

@@ -14,9 +14,12 @@
 --     Lists are the live top-level reactions of the activity, newest first, at most
 --     recentReactionsLimit per kind; counts keep a kind at 0 once it had a reaction.
 --
+-- own_children (withOwnChildren) is rendered by stream_local.reactionstore; activities
+-- nested through SA: references get the same keys through stream_local.enrich.
+--
 -- What it deliberately does not do: no 400 for malformed flag values (a limit that is
 -- not a whole number is the default 5, one above 25 is 25; an empty kinds filter is no
--- filter), no reaction keys on activities nested through SA: references.
+-- filter).
 
 local request = require "stream_local.request"
 local json = require "stream_local.json"

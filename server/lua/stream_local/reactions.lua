@@ -308,25 +308,70 @@ end
 
 local filter_page
 
+-- limit: default 10; above 25 reads as 25 (the JS suite asks for 100 and 300 and expects
+-- 25); below 1 or not a whole number is 400
+local function filter_limit(args, errors)
+  local lv = request.arg(args, "limit")
+  if not lv or lv == "" then return M.DEFAULT_LIMIT end
+  local n = lv:find("^%d+$") and tonumber(lv)
+  if not n or n < 1 then
+    errors[#errors + 1] = { "limit", "must be a whole number of at least 1 (above 25 reads as 25)" }
+    return nil
+  end
+  return math.min(n, M.MAX_LIMIT)
+end
+
+-- 100-ns intervals between the UUID epoch (1582-10-15) and the Unix epoch
+local UUID_EPOCH_OFFSET = 0x01B21DD213814000
+
+-- v1_time_us(id) -> the Unix time a version-1 UUID carries: whole microseconds, and
+-- the tenths of a microsecond left over (0..9) | nil
+local function v1_time_us(id)
+  local lo, mid, hi = id:match("^(%x%x%x%x%x%x%x%x)%-(%x%x%x%x)%-1(%x%x%x)%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$")
+  if not lo then return nil end
+  -- the 60-bit count does not fit a double: split it at 2^32 and divide by 10 in parts
+  -- (2^32 = 10 * 429496729 + 6), every partial result a whole number below 2^53
+  local high = tonumber(hi .. mid, 16) - math.floor(UUID_EPOCH_OFFSET / 4294967296)
+  local low = tonumber(lo, 16) - UUID_EPOCH_OFFSET % 4294967296
+  local rest = 6 * high + low
+  local tenths = rest % 10
+  return high * 429496729 + (rest - tenths) / 10, tenths
+end
+
+local UUID = "^%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$"
+
+-- cursor_bound(op, value) -> bound | nil, message. A cursor naming a reaction
+-- stands for its place in creation order (seq); one naming no reaction, for the time
+-- inside its id when it is a version-1 UUID (the service's ids are). Ids made here are
+-- random (version 4) and carry no time: such a cursor that names no reaction (a
+-- reaction deleted since, a made-up id) cannot be placed, and is 400 rather than a
+-- page that silently starts over or ends.
+local function cursor_bound(op, value)
+  local row = reactionstore.get(value)
+  if row then return { "seq", op, row.seq } end
+  if not value:find(UUID) then return nil, "must be the id of a reaction or a UUID" end
+  local us, tenths = v1_time_us(value:lower())
+  if not us then
+    return nil, "names no reaction, and only a version-1 UUID carries a time to stand for"
+  end
+  -- created_us is whole microseconds: round the bound up for < and >= so that a cursor
+  -- a fraction after a reaction's time keeps its meaning
+  if tenths > 0 and (op == "<" or op == ">=") then us = us + 1 end
+  return { "created_us", op, us }
+end
+
 function M.filter(ctx)
   local errors = {}
-  local limit = M.DEFAULT_LIMIT
-  local lv = request.arg(ctx.args, "limit")
-  if lv and lv ~= "" then
-    limit = lv:find("^%d+$") and tonumber(lv)
-    if not limit or limit < 1 or limit > M.MAX_LIMIT then
-      errors[#errors + 1] = { "limit", format("must be a whole number from 1 to %d", M.MAX_LIMIT) }
-    end
-  end
+  local limit = filter_limit(ctx.args, errors)
   local bound, ascending, cursor_name
   for _, c in ipairs(CURSORS) do
     local v = request.arg(ctx.args, c[1])
     if v and v ~= "" and not bound then
-      local row = reactionstore.get(v)
-      if not row then
-        errors[#errors + 1] = { c[1], "must be the id of a reaction" }
+      local why
+      bound, why = cursor_bound(c[2], v)
+      if not bound then
+        errors[#errors + 1] = { c[1], why }
       else
-        bound = { c[2], row.seq }
         ascending = c[2]:sub(1, 1) == ">"
         cursor_name = ascending and "id_gt" or "id_lt"
       end

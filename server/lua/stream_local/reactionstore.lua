@@ -44,7 +44,8 @@ local quote = json.quote
 local M = {}
 
 M.MAX_DEPTH = 3
-M.LATEST_CHILDREN = 10
+M.LATEST_CHILDREN = 10 -- across kinds
+M.OWN_CHILDREN = 5 -- per kind
 
 local COLS = "id, seq, activity_id, parent, depth, user_id, kind, created_us, updated_us, deleted_us, data, "
   .. "target_feeds, extra"
@@ -220,7 +221,8 @@ end
 -- reads ------------------------------------------------------------------------------
 
 -- list(q) -> rows, live only. q: { column = "activity_id" | "user_id" | "parent", value,
--- kind?, user_id? (narrowing), top_level? (parent = ''), bound = { op, seq }?,
+-- kind?, user_id? (narrowing), top_level? (parent = ''), bound = { column ("seq" or
+-- "created_us"), op, value }?,
 -- ascending?, limit }
 function M.list(q)
   local where, args = { q.column .. " = ?", "deleted_us IS NULL" }, { q.value }
@@ -234,8 +236,8 @@ function M.list(q)
     args[#args + 1] = q.user_id
   end
   if q.bound then
-    where[#where + 1] = "seq " .. q.bound[1] .. " ?"
-    args[#args + 1] = q.bound[2]
+    where[#where + 1] = q.bound[1] .. " " .. q.bound[2] .. " ?"
+    args[#args + 1] = q.bound[3]
   end
   args[#args + 1] = q.limit
   return rows_of(db.rows("SELECT " .. COLS .. " FROM reactions WHERE " .. concat(where, " AND ")
@@ -315,6 +317,23 @@ function M.counts_json(list)
   return "{" .. concat(parts, ",") .. "}"
 end
 
+-- own_children(row, user) -> '{"kind":[...]}': the user's (everyone's when nil) live
+-- direct children of the reaction, newest first, at most OWN_CHILDREN per kind; kinds in
+-- the order they were first used under the reaction
+function Renderer:own_children(row, user)
+  if row.depth >= M.MAX_DEPTH then return "{}" end
+  local parts = {}
+  for _, kind in ipairs(M.kinds("r:" .. row.id)) do
+    local rows = M.list({ column = "parent", value = row.id, kind = kind, user_id = user, limit = M.OWN_CHILDREN })
+    if rows[1] then
+      local items = {}
+      for i, c in ipairs(rows) do items[i] = self:reaction(c) end
+      parts[#parts + 1] = quote(kind) .. ":[" .. concat(items, ",") .. "]"
+    end
+  end
+  return "{" .. concat(parts, ",") .. "}"
+end
+
 -- reaction(row [, own_children]) -> JSON text. own_children: { user = id or nil } adds
 -- `own_children` ({kind: [children]}: the user's direct children, or everyone's when
 -- user is nil), as enriched reads do with withOwnChildren.
@@ -337,11 +356,7 @@ render = function(self, row, own_children)
     ',"created_at":"', store.timestamp(row.created), '","updated_at":"', store.timestamp(row.updated),
     '","parent":', quote(row.parent), ',"latest_children":', latest, ',"children_counts":', counts,
   }
-  if own_children then
-    local mine = row.depth < M.MAX_DEPTH and M.list({ column = "parent", value = row.id, user_id = own_children.user,
-      limit = M.LATEST_CHILDREN }) or {}
-    parts[#parts + 1] = ',"own_children":' .. M.grouped(mine, function(c) return self:reaction(c) end)
-  end
+  if own_children then parts[#parts + 1] = ',"own_children":' .. self:own_children(row, own_children.user) end
   if row.target_feeds and row.target_feeds ~= "[]" then
     parts[#parts + 1] = ',"target_feeds":' .. row.target_feeds
   end

@@ -9,7 +9,8 @@
 --                object in output key order, without `origin`; `head` is the byte length
 --                of its part up to the `object` value, where `origin` is spliced in.
 --   feed_items   which activity is in which feed: (feed_id, activity_id) unique, the
---                activity's `sk` copied for the ordered reads, and `origin` (NULL in the
+--                activity's `time_us` and `sk` copied for the ordered reads (its place:
+--                time to the microsecond, then id), and `origin` (NULL in the
 --                feed it was added to and in `to` targets, the source feed id in copies
 --                made by following), `added_us` (when the activity arrived in that
 --                feed: the times of aggregated and notification groups).
@@ -31,7 +32,9 @@
 --
 -- Sort key: `sk` is 15 hex digits of the 60-bit time inside the activity id, then its
 -- remaining 8 bytes in hex, so text order is (time, rest) order; ids themselves are
--- never compared as strings (their low time bits come first).
+-- never compared as strings (their low time bits come first). Ids carry milliseconds
+-- only, so feeds order by (time_us, sk): activities added within one millisecond read
+-- back in time order.
 --
 -- Aggregated and notification feeds are not stored apart: they are feed_items rows
 -- like flat feeds, grouped at read time (stream_local.groups), so updates, removals and
@@ -67,9 +70,9 @@ CREATE TABLE IF NOT EXISTS feed_items (
   sk TEXT NOT NULL,
   origin TEXT,
   added_us INTEGER NOT NULL DEFAULT 0,
+  time_us INTEGER NOT NULL DEFAULT 0,
   PRIMARY KEY (feed_id, activity_id)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS feed_items_by_time ON feed_items (feed_id, sk);
 CREATE INDEX IF NOT EXISTS feed_items_by_activity ON feed_items (activity_id);
 CREATE TABLE IF NOT EXISTS follows (
   feed_id TEXT NOT NULL,
@@ -133,6 +136,15 @@ INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '1');
 M.UPGRADES = {
   { probe = "SELECT added_us FROM feed_items LIMIT 0",
     apply = "ALTER TABLE feed_items ADD COLUMN added_us INTEGER NOT NULL DEFAULT 0;" },
+  { probe = "SELECT time_us FROM feed_items LIMIT 0",
+    apply = [[ALTER TABLE feed_items ADD COLUMN time_us INTEGER NOT NULL DEFAULT 0;
+UPDATE feed_items SET time_us = coalesce((SELECT a.time_us FROM activities a WHERE a.id = feed_items.activity_id), 0);
+DROP INDEX IF EXISTS feed_items_by_time;]] },
 }
+
+-- Indexes over columns an upgrade may have added: created after the upgrades ran.
+M.INDEXES = [[
+CREATE INDEX IF NOT EXISTS feed_items_by_place ON feed_items (feed_id, time_us, sk);
+]]
 
 return M

@@ -9,8 +9,11 @@
 --     The single form the Go and Ruby clients send, one change as the whole body
 --     ({"id","set","unset"} without "changes"), is answered with that activity itself.
 --   * full(ctx), `POST activities/` {"activities":[...]}: each activity, with its
---     `foreign_id` and `time`, replaces the stored activity those two name. Answers 201
---     {"duration"}.
+--     `foreign_id` and `time`, replaces the stored activity those two name; one that
+--     does not exist is stored by its id in no feed (section 10, server choice).
+--     Answers 201 {"duration"}.
+--   * A token whose feed_id claim is not `*` changes only activities added to that feed
+--     (403 code 17 for the whole request otherwise).
 --   * One BEGIN IMMEDIATE transaction per request: everything or nothing is written.
 --     Checks that need the stored activity (404, 403, the size limit) run inside it and
 --     roll it back; checks of the body alone run before it.
@@ -23,8 +26,8 @@
 -- and enriched reads all see the change.
 --
 -- What it deliberately does not do: no re-delivery (an update never adds the activity
--- to a feed or removes it from one), no creation of activities (an unknown one is 404),
--- no realtime notifications.
+-- to a feed or removes it from one; stream_local.targets changes `to`), no creation by
+-- a partial update (an unknown activity is 404 there), no realtime notifications.
 
 local json = require "stream_local.json"
 local reply = require "stream_local.reply"
@@ -33,9 +36,9 @@ local config = require "stream_local.config"
 local ids = require "stream_local.ids"
 local db = require "stream_local.db"
 local feedstore = require "stream_local.feedstore"
+local activity = require "stream_local.activity"
+local auth = require "stream_local.auth"
 
--- luacheck: globals ngx
-local ngx = ngx
 local type, ipairs, pcall, error = type, ipairs, pcall, error
 local concat, format = table.concat, string.format
 
@@ -120,10 +123,13 @@ local function compose(tree, id)
   local text = {}
   for _, k in ipairs(STRINGS) do
     local x = v[k]
-    if k == "object" and json.kind(x) == "number" then x = x.text end
+    -- a number actor or object is stored as its decimal string, as adds store it
+    local numeric = k == "object" or k == "actor"
+    if numeric and json.kind(x) == "number" then x = x.text end
     if k == "target" and (x == nil or x == json.null) then x = "" end
     if type(x) ~= "string" then
-      errors[#errors + 1] = { k, k == "object" and "must be a string (or a number, stored as its decimal string)"
+      errors[#errors + 1] = { k, numeric and (x ~= nil and x ~= json.null)
+        and "must be a string (or a number, stored as its decimal string)"
         or (x == nil or x == json.null) and "this field is required" or "must be a string" }
     elseif x == "" and k ~= "target" then
       errors[#errors + 1] = { k, "must not be empty" }
@@ -155,7 +161,7 @@ local function compose(tree, id)
     return nil, { { "activity", format("the updated activity is %d bytes, the limit is %d bytes",
       #body, config.max_activity_bytes) } }
   end
-  return #head, body, core .. tail
+  return #head, body
 end
 
 -- locate(change, where, errors) -> { id, foreign_id } naming a stored activity
@@ -198,6 +204,14 @@ local function stored(target)
   return a
 end
 
+-- check_scope(principal, a): a token whose feed_id claim is not `*` changes only
+-- activities whose origin feed (the feed they were added to) is that feed
+local function check_scope(principal, a)
+  if not auth.covers_feed(principal, a.feed_id) then
+    reject(403, "the token's feed_id claim does not cover the feed activity " .. a.id .. " was added to")
+  end
+end
+
 -- check_owner(principal, actor, what): user tokens update their own activities only
 local function check_owner(principal, actor, what)
   if principal.server then return end
@@ -209,9 +223,10 @@ end
 
 -- rewrite(a, tree): store the new body of activity a
 local function rewrite(a, tree)
-  local head, body, fields = compose(tree, a.id)
+  local head, body = compose(tree, a.id)
   if not head then reject(400, "invalid input: the update would make the activity invalid", body) end
-  local digest = a.foreign_id == "" and ngx.md5(a.feed_id .. "\n" .. fields) or nil
+  -- without a foreign id an identical add finds it by its new content
+  local digest = a.foreign_id == "" and activity.digest(body) or nil
   feedstore.rewrite(a.id, head, body, digest)
   return head, body
 end
@@ -315,6 +330,7 @@ local function partial_tx(principal, changes)
   local out = {}
   for i, c in ipairs(changes) do
     local a = stored(c.target)
+    check_scope(principal, a)
     local tree = json.parse(a.body)
     check_owner(principal, tree.values.actor, "the stored actor")
     for _, s in ipairs(c.sets) do apply_set(tree, s) end
@@ -353,7 +369,14 @@ end
 
 -- full update ------------------------------------------------------------------
 
--- parse_full(node, where, errors) -> { target, tree }
+-- feed_ids(to) -> a `to` list with each "user:bob <token>" entry as its feed id
+local function feed_ids(to)
+  local out = json.array()
+  for i = 1, to.n do out:push(activity.target_feed(to[i])) end
+  return out
+end
+
+-- parse_full(node, where, errors) -> { target, tree, where, time_us }
 local function parse_full(node, where, errors)
   local n0 = #errors
   if json.kind(node) ~= "object" then
@@ -378,6 +401,7 @@ local function parse_full(node, where, errors)
     errors[#errors + 1] = { where .. "to", "must be a list of feed ids" }
   end
   if #errors > n0 then return nil end
+  if json.kind(to) == "array" then node.values.to = feed_ids(to) end
   local id = ids.activity_id(us, fid)
   local given = node:get("id")
   if given ~= nil and (type(given) ~= "string" or given:lower() ~= id) then
@@ -393,25 +417,45 @@ local function parse_full(node, where, errors)
     for _, e in ipairs(problems) do errors[#errors + 1] = { where .. e[1], e[2] } end
     return nil
   end
-  return { target = { id = id, foreign_id = fid }, tree = node, where = where }
+  return { target = { id = id, foreign_id = fid }, tree = node, where = where, time_us = us }
+end
+
+-- create_alone(principal, f): a full update of an activity that does not exist stores
+-- it by its id in no feed (section 10, server choice); a feed-scoped token covers no
+-- such activity
+local function create_alone(principal, f)
+  if not auth.covers_feed(principal, "") then
+    reject(403, "the token's feed_id claim covers one feed; activity " .. f.target.id .. " was added to none")
+  end
+  check_owner(principal, f.tree.values.actor, "the new actor")
+  local head, body = compose(f.tree, f.target.id)
+  local _, sk = ids.activity_id(f.time_us, f.target.foreign_id)
+  feedstore.insert_alone({ id = f.target.id, sk = sk, foreign_id = f.target.foreign_id, time_us = f.time_us,
+    head = head, body = body })
+end
+
+-- replace(principal, f): a full update of a stored activity
+local function replace(principal, f)
+  local a = stored(f.target)
+  check_scope(principal, a)
+  local old = json.parse(a.body)
+  check_owner(principal, old.values.actor, "the stored actor")
+  check_owner(principal, f.tree.values.actor, "the new actor")
+  local to, old_to = f.tree.values.to, old.values.to
+  if to == json.null then to = nil end
+  local sent = to and json.encode(to)
+  if sent and sent ~= (old_to and json.encode(old_to) or "[]") then
+    reject(400, "invalid input", { { f.where .. "to", "to cannot be changed by an update" } })
+  end
+  f.tree.values.to = old_to
+  -- the stored time stays to the microsecond (the id only carries milliseconds)
+  f.tree.values.time = old.values.time
+  rewrite(a, f.tree)
 end
 
 local function full_tx(principal, list)
   for _, f in ipairs(list) do
-    local a = stored(f.target)
-    local old = json.parse(a.body)
-    check_owner(principal, old.values.actor, "the stored actor")
-    check_owner(principal, f.tree.values.actor, "the new actor")
-    local to, old_to = f.tree.values.to, old.values.to
-    if to == json.null then to = nil end
-    local sent = to and json.encode(to)
-    if sent and sent ~= (old_to and json.encode(old_to) or "[]") then
-      reject(400, "invalid input", { { f.where .. "to", "to cannot be changed by an update" } })
-    end
-    f.tree.values.to = old_to
-    -- the stored time stays to the microsecond (the id only carries milliseconds)
-    f.tree.values.time = old.values.time
-    rewrite(a, f.tree)
+    if feedstore.get(f.target.id) then replace(principal, f) else create_alone(principal, f) end
   end
 end
 
