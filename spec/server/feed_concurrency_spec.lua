@@ -1,6 +1,7 @@
 -- Concurrency of the feed endpoints across nginx workers (2 workers): concurrent adds,
 -- removes, follows and unfollows on shared feeds lose nothing, duplicate nothing and
--- leave no half-written state. Requests run as parallel curl processes, bounded in
+-- leave no half-written state; a removal from one feed an activity was added to racing
+-- identical adds to two feeds takes nothing from the other. Requests run as parallel curl processes, bounded in
 -- number (at most 60 at a time) and time (curl's 30 s limit each).
 
 local server = require "helpers.server"
@@ -168,6 +169,48 @@ describe("local server feed concurrency (2 workers)", function()
     for _, r in ipairs(results) do assert.are.equal(id, cjson.decode(r.body).id) end
     for _, feed in ipairs({ "user/twa", "user/twb", "timeline/twboth" }) do
       assert.are.same({ [id] = true }, id_set((all(feed))), feed)
+    end
+  end)
+
+  it("identical adds to two feeds racing a remove from the first: the second and its followers keep them", function()
+    api:call("POST", "feed/timeline/rfa/follows/", { body = '{"target":"user:rha"}' })
+    api:call("POST", "feed/timeline/rfb/follows/", { body = '{"target":"user:rhb"}' })
+    for _, f in ipairs({ "user:rha", "user:rhb" }) do
+      api:call("POST", "feed/timeline/rfab/follows/", { body = '{"target":"' .. f .. '"}' })
+    end
+    local acts, ids = {}, {}
+    for i = 1, 10 do
+      acts[i] = '{"actor":"a","verb":"v","object":"race","time":"2026-09-03T00:00:' .. string.format("%02d", i) .. '"}'
+      -- the id an add gives (from the content); the probe feed was its only home, so the
+      -- activity is gone again before the race
+      local _, b = api:call("POST", "feed/user/rprobe/", { body = acts[i] })
+      ids[i] = b.id
+      api:call("DELETE", "feed/user/rprobe/" .. b.id .. "/")
+    end
+    local list = {}
+    for i = 1, 10 do
+      list[#list + 1] = { "POST", api:url("feed/user/rha/"), { body = acts[i] } }
+      list[#list + 1] = { "DELETE", api:url("feed/user/rha/" .. ids[i] .. "/") }
+      list[#list + 1] = { "POST", api:url("feed/user/rhb/"), { body = acts[i] } }
+    end
+    local results = run(list)
+    assert.are.same({ [201] = 20, [200] = 10 }, statuses(results))
+    for i = 1, 10 do
+      assert.are.equal(ids[i], cjson.decode(results[3 * i - 2].body).id)
+      assert.are.equal(ids[i], cjson.decode(results[3 * i].body).id)
+    end
+    local want = {}
+    for _, id in ipairs(ids) do want[id] = true end
+    assert.are.same(want, id_set((all("user/rhb"))))
+    assert.are.same(want, id_set((all("timeline/rfb"))))
+    local both_list, both = all("timeline/rfab")
+    assert.are.same(want, id_set(both_list))
+    -- the first feed holds what the remove came before; its follower exactly that
+    local in_a = id_set((all("user/rha")))
+    assert.are.same(in_a, id_set((all("timeline/rfa"))))
+    for id in pairs(want) do
+      local origin = both[id].origin
+      assert.is_true(origin == "user:rhb" or (origin == "user:rha" and in_a[id] == true), origin)
     end
   end)
 

@@ -1,9 +1,10 @@
 -- Fidelity of the local server's feeds to the wire contract (stream-feeds-api.md
 -- sections 1-4 and 10, stream-api.md section 1): number actors, signed `to` entries,
 -- ids derived from the content of activities without a foreign id, the order of
--- activities added within one millisecond and the cursors over them, full updates of
--- activities that do not exist, `stats/follow` without its slash, and redirects whose
--- Location is a path.
+-- activities added within one millisecond and the cursors over them, an activity added
+-- to two feeds (each feed a home of its own: removals, target updates and unfollows),
+-- full updates of activities that do not exist, `stats/follow` without its slash, and
+-- redirects whose Location is a path.
 --
 -- The expected ids are computed here, in Lua 5.3+ integers (MurmurHash3 x86 32 and the
 -- UUID layout of section 3), independently of the server's LuaJIT code.
@@ -11,6 +12,7 @@
 local server = require "helpers.server"
 local http = require "helpers.http"
 local shape = require "helpers.shape"
+local cjson = require "cjson"
 local ids_of = shape.ids_of
 
 -- MurmurHash3 x86 32-bit, seed 0, as a signed int32
@@ -145,6 +147,125 @@ describe("local server feed fidelity", function()
     end)
   end)
 
+  describe("an activity added to two feeds (one id, each feed a home of its own)", function()
+    local function follow(feed, target)
+      local st, _, raw = api:call("POST", "feed/" .. feed:gsub(":", "/") .. "/follows/",
+        { body = '{"target":"' .. target .. '"}' })
+      assert.are.equal(201, st, raw)
+    end
+
+    local function holds(feed)
+      return ids_of(read(feed:gsub(":", "/")).results)
+    end
+
+    local function remove(feed, id, query)
+      local st, _, raw = api:call("DELETE", "feed/" .. feed:gsub(":", "/") .. "/" .. id .. "/", { query = query })
+      assert.are.equal(200, st, raw)
+    end
+
+    local function by_id(id)
+      local _, b = api:call("GET", "activities/", { query = "ids=" .. id })
+      return ids_of(b.results)
+    end
+
+    it("removing it from one feed takes only what that feed brought; from the last, everything", function()
+      follow("timeline:hoa", "user:ha")
+      follow("timeline:hob", "user:hb")
+      follow("timeline:hboth", "user:ha")
+      follow("timeline:hboth", "user:hb")
+      follow("timeline:hfta", "user:hta")
+      follow("timeline:hftb", "user:htb")
+      local act = '{"actor":"a","verb":"v","object":"homes","time":"2026-06-01T10:00:00.000001"}'
+      local one = add("user:ha", (act:gsub("^{", '{"to":["user:hta"],')))
+      local two = add("user:hb", (act:gsub("^{", '{"to":["user:htb"],')))
+      assert.are.equal(one.id, two.id)
+      assert.are.equal("user:ha", read("timeline/hboth").results[1].origin)
+      remove("user:ha", one.id)
+      for _, f in ipairs({ "user:ha", "timeline:hoa", "user:hta", "timeline:hfta" }) do
+        assert.are.same({}, holds(f), f)
+      end
+      for _, f in ipairs({ "user:hb", "timeline:hob", "user:htb", "timeline:hftb", "timeline:hboth" }) do
+        assert.are.same({ one.id }, holds(f), f)
+      end
+      -- the feed following both keeps it, now from the source that still holds it
+      assert.are.equal("user:hb", read("timeline/hboth").results[1].origin)
+      assert.are.equal(cjson.null, read("user/hb").results[1].origin)
+      assert.are.same({ one.id }, by_id(one.id))
+      remove("user:hb", one.id)
+      for _, f in ipairs({ "user:hb", "timeline:hob", "user:htb", "timeline:hftb", "timeline:hboth" }) do
+        assert.are.same({}, holds(f), f)
+      end
+      assert.are.same({}, by_id(one.id))
+    end)
+
+    it("a feed that is a `to` target of one add keeps it when the other home goes", function()
+      local act = '{"actor":"a","verb":"v","object":"homes","time":"2026-06-01T10:00:00.000002"}'
+      local one = add("user:kb", (act:gsub("^{", '{"to":["user:ka"],')))
+      add("user:ka", act)
+      remove("user:kb", one.id)
+      -- user:ka was added to directly: the removal from user:kb leaves it there
+      assert.are.same({ one.id }, holds("user:ka"))
+      assert.are.same({}, holds("user:kb"))
+    end)
+
+    it("a target update on the second feed finds it there and changes that feed's targets only", function()
+      local act = '{"actor":"a","verb":"v","object":"homes","time":"2026-06-01T10:00:00.000003"}'
+      local one = add("user:ga", (act:gsub("^{", '{"to":["user:gx"],')))
+      add("user:gb", act)
+      local st, b, raw = api:call("POST", "feed_targets/user/gb/activity_to_targets/",
+        { body = '{"id":"' .. one.id .. '","new_targets":["user:gt"]}' })
+      assert.are.equal(201, st, raw)
+      assert.are.same({ "user:gt" }, b.added)
+      assert.are.same({}, b.removed)
+      assert.are.same({ one.id }, holds("user:gt"))
+      -- user:ga's own target stays: the update was of user:gb's add
+      assert.are.same({ one.id }, holds("user:gx"))
+      st, b, raw = api:call("POST", "feed_targets/user/ga/activity_to_targets/",
+        { body = '{"id":"' .. one.id .. '","removed_targets":["user:gx"]}' })
+      assert.are.equal(201, st, raw)
+      assert.are.same({ "user:gx" }, b.removed)
+      assert.are.same({}, holds("user:gx"))
+      assert.are.same({ one.id }, holds("user:gt"))
+    end)
+
+    it("remove by foreign_id is per feed as well", function()
+      local act = '{"actor":"a","verb":"v","object":"o","foreign_id":"home:1","time":"2026-06-01T11:00:00"}'
+      local one = add("user:fa", act)
+      local two = add("user:fb", act)
+      assert.are.equal(one.id, two.id)
+      remove("user:fa", "home:1", "foreign_id=1")
+      assert.are.same({}, holds("user:fa"))
+      assert.are.same({ one.id }, holds("user:fb"))
+      remove("user:fb", "home:1", "foreign_id=1")
+      assert.are.same({}, by_id(one.id))
+    end)
+
+    it("a partial update changes the one activity in both feeds", function()
+      local act = '{"actor":"a","verb":"v","object":"homes","time":"2026-06-01T10:00:00.000004"}'
+      local one = add("user:pa", act)
+      add("user:pb", act)
+      local st, _, raw = api:call("POST", "activity/", { body = '{"changes":[{"id":"' .. one.id
+        .. '","set":{"mood":"same"}}]}' })
+      assert.are.equal(201, st, raw)
+      assert.are.equal("same", read("user/pa").results[1].mood)
+      assert.are.equal("same", read("user/pb").results[1].mood)
+    end)
+
+    it("an unfollow keeps what the feed still gets through another feed it follows", function()
+      follow("timeline:uboth", "user:ua")
+      follow("timeline:uboth", "user:ub")
+      local act = '{"actor":"a","verb":"v","object":"homes","time":"2026-06-01T10:00:00.000005"}'
+      local one = add("user:ua", act)
+      add("user:ub", act)
+      local own = add("user:ua", '{"actor":"a","verb":"v","object":"only-ua"}')
+      local st, _, raw = api:call("DELETE", "feed/timeline/uboth/follows/user:ua/")
+      assert.are.equal(200, st, raw)
+      assert.are.same({ one.id }, holds("timeline:uboth"))
+      assert.are.equal("user:ub", read("timeline/uboth").results[1].origin)
+      assert.are_not.equal(own.id, one.id)
+    end)
+  end)
+
   describe("order within one millisecond", function()
     local TIMES = { 7, 2, 9, 1, 10, 4, 6, 3, 8, 5 } -- microseconds, added in this order
     local by_us
@@ -196,6 +317,16 @@ describe("local server feed fidelity", function()
       assert.are.same(expected(10, 1), ids_of(read("user/micro", "id_gt=" .. same_ms).results))
       local next_ms = expected_id("elsewhere", "2026-04-01T09:00:00.001")
       assert.are.same(expected(10, 1), ids_of(read("user/micro", "id_lt=" .. next_ms).results))
+    end)
+
+    it("refuses a cursor that names no activity of the feed and carries no time (not a version-1 UUID)", function()
+      for _, name in ipairs({ "id_lt", "id_gte" }) do
+        local v4 = "0b0b0b0b-0000-4000-8000-000000000001"
+        local st, b, raw = api:call("GET", "feed/user/micro/", { query = name .. "=" .. v4 })
+        assert.are.equal(400, st, raw)
+        assert.are.equal(4, b.code)
+        assert.matches("version%-1", b.exception_fields[name][1])
+      end
     end)
   end)
 

@@ -85,6 +85,12 @@ describe("server JSON codec", function()
       assert.are.equal('{"z":1,"a":2,"m":{"y":[],"b":{}}}', roundtrip(' { "z" : 1 , "a":2,"m":{"y":[ ],"b":{ }} } '))
     end)
 
+    it("writes the canonical form with keys sorted at every depth, skipping top-level keys only", function()
+      local tree = json.parse('{"z":1,"id":"x","a":[{"b":2,"a":1}],"m":{"id":3,"c":true}}')
+      assert.are.equal('{"a":[{"a":1,"b":2}],"m":{"c":true,"id":3},"z":1}', json.canonical(tree, { id = true }))
+      assert.are.equal('{"z":1,"id":"x","a":[{"b":2,"a":1}],"m":{"id":3,"c":true}}', json.encode(tree))
+    end)
+
     it("rejects trailing commas, missing commas, trailing garbage and empty input", function()
       rejects("[1,]")
       rejects('{"a":1,}')

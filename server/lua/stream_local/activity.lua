@@ -11,18 +11,26 @@
 --   * target_feed(entry) -> the feed id of a `to` entry: the text before its first space
 --     ("user:bob <token>" is the legacy signed form; the token is neither checked nor
 --     kept), or the entry itself when it is no string (the caller's checks refuse it).
+--   * core_text(f) and tail_text(to, tree, skip): the stored text in the key order of
+--     section 3 (id, foreign_id, time, actor, verb, target, object, then `to`, then the
+--     custom keys as sent), one spelling for adds, updates and target updates.
 --   * with_to(head, body, list) -> body: the stored body with its `to` replaced by the
 --     list of feed ids, or without a `to` key when the list is empty; the key order of
 --     section 3 (to right after object, then the custom keys) is kept.
+--   * locate(node, where, errors) -> { id, foreign_id? } | nil: the stored activity a
+--     change names, by `id` or by `foreign_id` and `time` (the id they give), for
+--     partial and full updates and target updates alike; a bad reference adds
+--     { where .. field, message } to errors.
 --
--- What it deliberately does not do: no validation (stream_local.feeds and
--- stream_local.updates check fields), no database access.
+-- What it deliberately does not do: no validation of activity fields (stream_local.feeds
+-- and stream_local.updates check them), no database access.
 
 local json = require "stream_local.json"
+local ids = require "stream_local.ids"
 
 -- luacheck: globals ngx
 local ngx = ngx
-local ipairs, type, sort, concat = ipairs, type, table.sort, table.concat
+local ipairs, type, concat = ipairs, type, table.concat
 
 local M = {}
 
@@ -31,38 +39,9 @@ local SKIP = { id = true, origin = true, to = true }
 local CORE = { id = true, foreign_id = true, time = true, actor = true, verb = true, target = true,
   object = true, to = true, origin = true }
 
-local function sorted_into(v, buf, skip)
-  local kind = json.kind(v)
-  if kind == "object" then
-    local keys = {}
-    for _, k in ipairs(v.keys) do
-      if not (skip and skip[k]) then keys[#keys + 1] = k end
-    end
-    sort(keys)
-    buf[#buf + 1] = "{"
-    for i, k in ipairs(keys) do
-      if i > 1 then buf[#buf + 1] = "," end
-      buf[#buf + 1] = json.quote(k) .. ":"
-      sorted_into(v.values[k], buf)
-    end
-    buf[#buf + 1] = "}"
-  elseif kind == "array" then
-    buf[#buf + 1] = "["
-    for i = 1, v.n do
-      if i > 1 then buf[#buf + 1] = "," end
-      sorted_into(v[i], buf)
-    end
-    buf[#buf + 1] = "]"
-  else
-    buf[#buf + 1] = json.encode(v)
-  end
-end
-
 -- canonical(body) -> text; body: a stored activity body (with or without its id)
 function M.canonical(body)
-  local buf = {}
-  sorted_into(json.parse(body), buf, SKIP)
-  return concat(buf)
+  return json.canonical(json.parse(body), SKIP)
 end
 
 function M.digest(body)
@@ -74,22 +53,66 @@ function M.target_feed(entry)
   return entry:match("^([^ ]*) ") or entry
 end
 
+-- core_text(f) -> the text after the id up to the object value: f = { foreign_id (nil:
+-- ""), time (output text), actor, verb, target, object }, strings
+function M.core_text(f)
+  return concat({
+    ',"foreign_id":', json.quote(f.foreign_id or ""),
+    ',"time":', json.quote(f.time),
+    ',"actor":', json.quote(f.actor),
+    ',"verb":', json.quote(f.verb),
+    ',"target":', json.quote(f.target),
+    ',"object":', json.quote(f.object),
+  })
+end
+
+-- tail_text(to, tree, skip) -> the text after the object value: `to` (a list, or nil for
+-- no key), then every key of tree (stream_local.json object) that skip does not name
+function M.tail_text(to, tree, skip)
+  local parts = {}
+  if to then
+    local items = {}
+    for i = 1, to.n or #to do items[i] = json.encode(to[i]) end
+    parts[1] = ',"to":[' .. concat(items, ",") .. "]"
+  end
+  for _, k in ipairs(tree.keys) do
+    if not skip[k] then parts[#parts + 1] = "," .. json.quote(k) .. ":" .. json.encode(tree.values[k]) end
+  end
+  return concat(parts)
+end
+
 -- with_to(head, body, list) -> the new body; head: the byte length of the body up to
 -- the object value (where reads splice in origin), unchanged by the new `to`
 function M.with_to(head, body, list)
-  local tree = json.parse(body)
-  local parts = { body:sub(1, head) }
-  if list[1] then
-    local quoted = {}
-    for i, f in ipairs(list) do quoted[i] = json.quote(f) end
-    parts[2] = ',"to":[' .. concat(quoted, ",") .. "]"
-  end
-  for _, k in ipairs(tree.keys) do
-    if not CORE[k] then
-      parts[#parts + 1] = "," .. json.quote(k) .. ":" .. json.encode(tree.values[k])
+  return body:sub(1, head) .. M.tail_text(list[1] and list or nil, json.parse(body), CORE) .. "}"
+end
+
+function M.locate(node, where, errors)
+  local id = node:get("id")
+  if id ~= nil and id ~= json.null then
+    if type(id) ~= "string" or not ids.sort_key(id) then
+      errors[#errors + 1] = { where .. "id", "must be an activity id (a UUID)" }
+      return nil
     end
+    return { id = id:lower() }
   end
-  return concat(parts) .. "}"
+  local fid, time = node:get("foreign_id"), node:get("time")
+  if fid == nil or fid == json.null then
+    -- with a time the caller took the foreign_id way: name the field it left out
+    errors[#errors + 1] = { where .. (time == nil and "id" or "foreign_id"),
+      "give the activity's id, or its foreign_id and time" }
+    return nil
+  end
+  if type(fid) ~= "string" or fid == "" then
+    errors[#errors + 1] = { where .. "foreign_id", "must be a non-empty string" }
+    return nil
+  end
+  local us = ids.parse_time(time)
+  if not us then
+    errors[#errors + 1] = { where .. "time", time == nil and "this field is required with foreign_id" or ids.TIME_RULE }
+    return nil
+  end
+  return { id = (ids.activity_id(us, fid)), foreign_id = fid }
 end
 
 return M

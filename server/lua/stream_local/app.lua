@@ -39,7 +39,8 @@ local M = {}
 -- captures become ctx.params (percent-decoded); `resource`, the token scope it needs
 -- (one name or a list; `*` always covers); `feed_id`, a function of the params giving
 -- the feed id a token's `feed_id` claim must cover (the joined id of the route's feed,
--- or "*" for routes that act on no one feed but still want a `*` claim); and `methods`,
+-- "*" for routes on no one feed, nil where the handler checks the feeds it is given);
+-- every route has one, so a route added later cannot forget it; and `methods`,
 -- METHOD -> handler. Slash-less forms of these paths get a redirect like the real service.
 
 -- the feed of feed/{slug}/{user}/... as JWT claims name it: "useralice"
@@ -47,17 +48,24 @@ local function path_feed(params)
   return params.slug .. params.user
 end
 
--- routes outside one feed whose tokens must carry feed_id "*" (or none)
+-- routes outside one feed whose tokens must carry feed_id "*" (or none): a token scoped
+-- to one feed covers that feed's paths only (stream-feeds-api.md section 2)
 local function any_feed()
   return "*"
 end
 
+-- routes whose handler checks the feeds the body or query names against a scoped token
+-- (batch calls, activity updates, activities by id): no one feed to pin here
+local function named_feeds()
+  return nil
+end
+
 local ROUTES = {
-  { pattern = [[^/api/v1\.0/user/$]], resource = "users",
+  { pattern = [[^/api/v1\.0/user/$]], resource = "users", feed_id = any_feed,
     methods = { POST = users.add } },
-  { pattern = [[^/api/v1\.0/user/(?<id>[^/]+)/$]], resource = "users",
+  { pattern = [[^/api/v1\.0/user/(?<id>[^/]+)/$]], resource = "users", feed_id = any_feed,
     methods = { GET = users.get, PUT = users.update, DELETE = users.delete } },
-  { pattern = [[^/api/v1\.0/users/$]], resource = "users",
+  { pattern = [[^/api/v1\.0/users/$]], resource = "users", feed_id = any_feed,
     methods = { POST = users.add_many, GET = users.get_many, DELETE = users.delete_many } },
 
   { pattern = [[^/api/v1\.0/feed/(?<slug>[^/]+)/(?<user>[^/]+)/(?:follows|following)/$]],
@@ -73,17 +81,17 @@ local ROUTES = {
   { pattern = [[^/api/v1\.0/feed/(?<slug>[^/]+)/(?<user>[^/]+)/(?<activity_id>[^/]+)/$]],
     resource = "feed", feed_id = path_feed, methods = { DELETE = feeds.remove } },
   { pattern = [[^/api/v1\.0/activities/$]],
-    resource = "activities", methods = { GET = feeds.get_activities, POST = updates.full } },
+    resource = "activities", feed_id = named_feeds, methods = { GET = feeds.get_activities, POST = updates.full } },
   { pattern = [[^/api/v1\.0/(?<enrich>enrich/)activities/$]],
-    resource = "activities", methods = { GET = feeds.get_activities } },
+    resource = "activities", feed_id = named_feeds, methods = { GET = feeds.get_activities } },
   { pattern = [[^/api/v1\.0/activity/$]],
-    resource = "activities", methods = { POST = updates.partial } },
+    resource = "activities", feed_id = named_feeds, methods = { POST = updates.partial } },
   { pattern = [[^/api/v1\.0/feed/add_to_many/$]],
-    resource = "feed", methods = { POST = feeds.add_to_many } },
+    resource = "feed", feed_id = named_feeds, methods = { POST = feeds.add_to_many } },
   { pattern = [[^/api/v1\.0/follow_many/$]],
-    resource = "follower", methods = { POST = feeds.follow_many } },
+    resource = "follower", feed_id = named_feeds, methods = { POST = feeds.follow_many } },
   { pattern = [[^/api/v1\.0/unfollow_many/$]],
-    resource = "follower", methods = { POST = feeds.unfollow_many } },
+    resource = "follower", feed_id = named_feeds, methods = { POST = feeds.unfollow_many } },
   { pattern = [[^/api/v1\.0/collections/$]], resource = "collections", feed_id = any_feed,
     methods = { POST = collections.upsert_many, GET = collections.select_many, DELETE = collections.delete_many } },
   { pattern = [[^/api/v1\.0/collections/(?<name>[^/]+)/$]], resource = "collections", feed_id = any_feed,
@@ -92,7 +100,7 @@ local ROUTES = {
     methods = { GET = collections.get, PUT = collections.update, DELETE = collections.delete } },
   -- also without the final slash: the Ruby client calls it so and follows no redirect
   { pattern = [[^/api/v1\.0/stats/follow/?$]],
-    resource = { "follower", "feed" }, methods = { GET = feeds.follow_stats } },
+    resource = { "follower", "feed" }, feed_id = any_feed, methods = { GET = feeds.follow_stats } },
   { pattern = [[^/api/v1\.0/feed_targets/(?<slug>[^/]+)/(?<user>[^/]+)/activity_to_targets/$]],
     resource = "feed_targets", feed_id = path_feed, methods = { POST = targets.update } },
 
@@ -111,6 +119,7 @@ local ROUTES = {
 M.ROUTES = ROUTES
 
 for _, r in ipairs(ROUTES) do
+  assert(r.feed_id, "stream_local.app: a route without a feed_id rule: " .. r.pattern)
   local names = {}
   for _, m in ipairs({ "GET", "POST", "PUT", "DELETE" }) do
     if r.methods[m] then names[#names + 1] = m end

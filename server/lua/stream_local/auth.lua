@@ -11,7 +11,8 @@
 --     The scope claims must cover the call, else 403 code 17:
 --       resource  "*" or one the route accepts (users, feed, follower, activities, ...);
 --       action    "*" or the method's (GET read, POST/PUT write, DELETE delete);
---       feed_id   "*" or the joined id of the route's feed ("useralice");
+--       feed_id   "*" or the joined id of the route's feed ("useralice"); routes on no
+--                 one feed (users, reactions, collections, stats) need "*";
 --     an absent `action` or `feed_id` claim does not narrow the scope.
 --   * allowed(principal, id) says whether the principal may create/update/delete user id.
 --   * covers_feed(principal, feed_id): whether a feed-scoped server token reaches a feed
@@ -117,6 +118,10 @@ function M.authenticate(method, resources, feed_id)
   if not covers(claims:get("action"), ACTIONS[method]) then
     return nil, 403, "the token's action claim does not allow " .. method
       .. " (it needs action " .. ACTIONS[method] .. " or *)"
+  end
+  if feed_id == "*" and not covers(claims:get("feed_id"), "*") then
+    return nil, 403, "the token's feed_id claim covers one feed, and this call is on no one feed's paths "
+      .. "(it needs feed_id *)"
   end
   if feed_id and not covers(claims:get("feed_id"), feed_id) then
     return nil, 403, "the token's feed_id claim does not cover the feed " .. feed_id

@@ -39,7 +39,10 @@ local RESERVED = { "id", "origin", "activity_id", "activity", "analytics", "extr
   "is_read", "is_seen", "score", "site_id" }
 local IS_RESERVED = {}
 for _, k in ipairs(RESERVED) do IS_RESERVED[k] = true end
-local CORE = { actor = true, verb = true, object = true, target = true, time = true, foreign_id = true, to = true }
+-- keys the stored text spells out itself (section 3's fields) or never keeps (reserved)
+local SKIP_CUSTOM = { actor = true, verb = true, object = true, target = true, time = true, foreign_id = true,
+  to = true }
+for k in pairs(IS_RESERVED) do SKIP_CUSTOM[k] = true end
 
 -- feeds per add_to_many (stream-feeds-api.md section 4)
 local MAX_ADD_TO_MANY = 100
@@ -197,7 +200,7 @@ local function activity_time(node, bad)
   if time_node == nil or time_node == json.null then return clock.realtime_us() end
   local us = ids.parse_time(time_node)
   if not us then
-    bad("time", "must be an ISO 8601 time such as 2026-11-28T10:00:00.123456 (UTC, or with Z or an offset)")
+    bad("time", ids.TIME_RULE)
   end
   return us
 end
@@ -222,27 +225,9 @@ end
 
 -- stored_text(node, f) -> the stored body without its id: the key order of section 3
 local function stored_text(node, f)
-  local parts = {
-    ',"foreign_id":', json.quote(f.foreign_id or ""),
-    ',"time":"', ids.format_time(f.time_us), '"',
-    ',"actor":', json.quote(f.actor),
-    ',"verb":', json.quote(f.verb),
-    ',"target":', json.quote(f.target),
-    ',"object":', json.quote(f.object),
-  }
-  local core = concat(parts)
-  local tail = {}
-  if f.sent_to then
-    local quoted = {}
-    for i, t in ipairs(f.sent_to) do quoted[i] = json.quote(t) end
-    tail[1] = ',"to":[' .. concat(quoted, ",") .. "]"
-  end
-  for _, k in ipairs(node.keys) do
-    if not CORE[k] and not IS_RESERVED[k] then
-      tail[#tail + 1] = "," .. json.quote(k) .. ":" .. json.encode(node.values[k])
-    end
-  end
-  return core, concat(tail)
+  local core = activity.core_text({ foreign_id = f.foreign_id, time = ids.format_time(f.time_us), actor = f.actor,
+    verb = f.verb, target = f.target, object = f.object })
+  return core, activity.tail_text(f.sent_to, node, SKIP_CUSTOM)
 end
 
 -- prepare(node, feed_id, prefix, errors, slug_errors) -> activity ready for feedstore.add
@@ -369,8 +354,15 @@ function M.read(ctx)
         errors[#errors + 1] = { c[1], "must be an activity id (a UUID)" }
       else
         -- an activity of the feed stands for its place; another id for the time inside it
+        -- (the sort key carries that time's 100-ns part, so the floored µs loses nothing)
         local id = v:lower()
-        bounds[#bounds + 1] = { c[2], feedstore.place(feed_id, id) or ids.time_of(id), sk }
+        local at = feedstore.place(feed_id, id) or ids.time_of(id)
+        if at then
+          bounds[#bounds + 1] = { c[2], at, sk }
+        else
+          errors[#errors + 1] = { c[1], "names no activity of the feed, and only a version-1 UUID carries a time "
+            .. "to stand for" }
+        end
       end
     end
   end
@@ -411,6 +403,24 @@ end
 
 -- activities by id -------------------------------------------------------------
 
+-- scoped_reads_ok(principal, wanted) -> true, or false after answering 403 code 17: a
+-- token scoped to one feed reads by id only activities that feed holds (added there, a
+-- `to` target or a copy: what reading the feed would show it anyway); an unknown id is
+-- in no feed (server choice, stream-feeds-api.md section 2)
+local function scoped_reads_ok(principal, wanted)
+  local scope = principal.feed_scope
+  if not scope then return true end
+  for _, w in ipairs(wanted) do
+    local a = ids.sort_key(w.id) and feedstore.get(w.id)
+    if not a or (w.foreign_id and a.foreign_id ~= w.foreign_id) or not feedstore.held_by(w.id, scope) then
+      forbidden("the token's feed_id claim covers one feed; it holds no activity "
+        .. (w.foreign_id and ("with foreign_id " .. json.quote(w.foreign_id) .. " and that time") or w.id))
+      return false
+    end
+  end
+  return true
+end
+
 function M.get_activities(ctx)
   local list = list_arg(ctx.args, "ids")
   local fids = list_arg(ctx.args, "foreign_ids")
@@ -435,6 +445,7 @@ function M.get_activities(ctx)
   if #wanted > config.max_activities then
     return invalid({ { list and "ids" or "foreign_ids", format("at most %d per request", config.max_activities) } })
   end
+  if not scoped_reads_ok(ctx.principal, wanted) then return end
   local enricher = ctx.params.enrich and enrich.new(ctx)
   local out, seen = {}, {}
   for _, w in ipairs(wanted) do
@@ -642,9 +653,9 @@ end
 -- pairs_of(following) -> { {source, target [, keep_history]}, ... } | nil after answering
 -- (400 code 4; for unfollow_many with the detail BAD_UNFOLLOW)
 local function pairs_of(following)
-  local tree, msg, pos = json.parse(request.read_body())
+  local tree, detail = request.json_body()
   if tree == nil then
-    reply.error(400, format("invalid JSON in the request body: %s at byte %d", msg, pos))
+    reply.error(400, detail)
     return nil
   end
   local errors, unconfigured, list = {}, {}, {}

@@ -10,30 +10,40 @@
 --     Same id (same foreign_id and time) replaces the stored fields; an activity without
 --     a foreign id whose content (digest) or id equals a stored one is that one, in
 --     every feed (its id comes from its content, stream_local.activity).
+--   * Homes: every feed an activity is added to is a home of it, recorded with the `to`
+--     targets of that add in the table `direct` (who holds it directly, and through
+--     which home). Removing it from one home takes what that home brought and leaves
+--     what another still brings; a row's origin is always a feed that still holds it.
 --   * read(feed_id, bounds, limit, offset): newest first by place (time to the
 --     microsecond, then sort key), joined to the activity; the caller asks for one row
 --     more than it shows to know about a next page. place(feed_id, id): where a cursor
 --     naming an activity of the feed stands.
---   * retarget(owner, a, new_to, added, removed): a target update (stream_local.targets):
---     the new body, the copies that came through removed targets gone, added targets and
---     their followers served, exactly as an add with the new `to` would have left it.
+--   * retarget(home, a, added, removed): a target update (stream_local.targets) of
+--     home's add: the new body, the holds of removed targets through that home gone
+--     (their rows and their followers' copies with them unless something else brings
+--     them), added targets and their followers served, exactly as an add with the new
+--     `to` would have left it. home_targets(id, feed_id): that add's targets.
 --   * insert_alone(a): an activity in no feed (a full update of an unknown one).
---   * remove(feed_id, activity_id): from the feed it was added to, every copy goes and the
---     activity with them; from another feed, that feed's row and the copies its followers
---     got from it.
+--   * remove(feed_id, activity_id): the feed's row goes with every direct hold it had;
+--     from its last home, every copy goes and the activity with them; otherwise each
+--     row that came only through what went goes, and one that another holder still
+--     brings stays (with that holder as its origin). remove_all(id): from every feed.
 --   * add_to_many, follow_many, unfollow_many: the same, for many feeds or pairs in one
 --     transaction.
 --   * rewrite(id, head, body, digest): an update's new body, in place.
---   * get(id): the stored activity (id, head, body, feed_id = the feed it was added to,
---     "" for none, foreign_id, sk, time_us).
+--   * get(id): the stored activity (id, head, body, feed_id = one feed it was added to,
+--     "" for none, foreign_id, sk, time_us); homes(id): every feed it was added to;
+--     held_by(id, joined): whether a feed, named as token claims name it, holds it.
 --   * items(feed_id), marks(feed_id), set_marks(feed_id, flag, list): what an aggregated
 --     or notification read groups (every row of the feed with its arrival time and the
 --     activity), and the read/seen marks of its groups (stream_local.groups).
 --   * follow/unfollow/followers/following/follow_count: follows rows; a follow copies
 --     the target's own newest activities (origin NULL there) with origin = the target; an
---     unfollow without keep_history removes the copies that came from the target.
+--     unfollow without keep_history removes the copies that came from the target, but
+--     for those the feed still gets another way (it holds them, or follows a holder).
 --
--- Invariants: every feed_items row points at an existing activities row; a write either
+-- Invariants: every feed_items row points at an existing activities row; a row with
+-- origin NULL has a `direct` row for its feed; every activity in a feed has a home; a write either
 -- happens whole or not at all (stream_local.db.write); reads never see half of a write
 -- (SQLite snapshot isolation in WAL mode).
 --
@@ -56,32 +66,57 @@ VALUES (?, ?, ?, ?, ?, ?)]]
 local PUT_FOLLOWERS = [[INSERT OR IGNORE INTO feed_items (feed_id, activity_id, sk, time_us, origin, added_us)
 SELECT feed_id, ?, ?, ?, ?, ? FROM follows WHERE target_id = ?]]
 
-local function followers_of(feed_id)
-  local out = {}
-  for i, r in ipairs(db.rows("SELECT feed_id FROM follows WHERE target_id = ?", feed_id)) do out[i] = r[1] end
-  return out
+local PUT_DIRECT = "INSERT OR IGNORE INTO direct (activity_id, feed_id, home) VALUES (?, ?, ?)"
+
+-- deliver(a, feed, home, now): the activity sits directly in feed (origin NULL) because
+-- of the add into home (feed = home: that add itself; else a `to` target of it), and
+-- the feed's followers get it with origin = feed. Rows that exist already keep their
+-- origin and arrival time: the first delivery of a feed decides its origin.
+local function deliver(a, feed, home, now)
+  db.exec(PUT_DIRECT, a.id, feed, home)
+  db.exec(PUT, feed, a.id, a.sk, a.time_us, nil, now)
+  db.exec(PUT_FOLLOWERS, a.id, a.sk, a.time_us, feed, now, feed)
 end
 
--- fan_out(owner, a, to, now, only): an add's deliveries, in its order (the feed, its
--- followers, then each target and its followers; the first delivery of a feed decides
--- its origin). only: the set of feeds to write, nil for all. Rows that exist already
--- keep their origin and arrival time.
-local function fan_out(owner, a, to, now, only)
-  local function put(feed, origin)
-    if not only or only[feed] then db.exec(PUT, feed, a.id, a.sk, a.time_us, origin, now) end
-  end
-  local function put_followers(feed)
-    if not only then return db.exec(PUT_FOLLOWERS, a.id, a.sk, a.time_us, feed, now, feed) end
-    for _, f in ipairs(followers_of(feed)) do put(f, feed) end
-  end
-  put(owner, nil)
-  put_followers(owner)
+-- fan_out(home, a, to, now): an add's deliveries, in its order (the feed and its
+-- followers, then each target and its followers)
+local function fan_out(home, a, to, now)
+  deliver(a, home, home, now)
   for _, t in ipairs(to or {}) do
-    if t ~= owner then
-      put(t, nil)
-      put_followers(t)
-    end
+    if t ~= home then deliver(a, t, home, now) end
   end
+end
+
+-- resettle(where, keep_origin, ...): after paths that brought an activity into feeds
+-- went away (a removal, a removed target, an unfollow), each row `fi` that `where`
+-- selects stays while something still brings it: the feed holds it directly (origin
+-- becomes NULL), or follows a feed that does (origin becomes that feed); else it goes.
+-- keep_origin: a row whose origin still holds the activity directly is left as it is
+-- (a copy kept by keep_history after an unfollow included).
+local HELD_HERE = "EXISTS (SELECT 1 FROM direct d WHERE d.activity_id = fi.activity_id AND d.feed_id = fi.feed_id)"
+local HELD_BY_ORIGIN = "EXISTS (SELECT 1 FROM direct d WHERE d.activity_id = fi.activity_id AND d.feed_id = fi.origin)"
+local FOLLOWED_HOLDER = [[(SELECT d.feed_id FROM direct d JOIN follows f ON f.target_id = d.feed_id
+  WHERE d.activity_id = fi.activity_id AND f.feed_id = fi.feed_id ORDER BY f.seq LIMIT 1)]]
+local function resettle(where, keep_origin, ...)
+  if keep_origin then where = where .. " AND NOT " .. HELD_BY_ORIGIN end
+  db.exec("DELETE FROM feed_items AS fi WHERE " .. where .. " AND NOT " .. HELD_HERE .. " AND " .. FOLLOWED_HOLDER
+    .. " IS NULL", ...)
+  db.exec("UPDATE feed_items AS fi SET origin = CASE WHEN " .. HELD_HERE .. " THEN NULL ELSE " .. FOLLOWED_HOLDER
+    .. " END WHERE " .. where, ...)
+end
+
+-- resettle_gone(id, gone, keep_origin): the rows of the activity in the feeds of the
+-- list gone (which lost their direct hold) and the copies made from them
+local function resettle_gone(id, gone, keep_origin)
+  if not gone[1] then return end
+  local marks, args = {}, { id }
+  for i, f in ipairs(gone) do
+    marks[i] = "?"
+    args[i + 1], args[#gone + i + 1] = f, f
+  end
+  marks = concat(marks, ",")
+  resettle("fi.activity_id = ? AND (fi.feed_id IN (" .. marks .. ") OR fi.origin IN (" .. marks .. "))",
+    keep_origin, unpack(args))
 end
 
 local COLUMNS = "id, head, body, feed_id, foreign_id, sk, time_us"
@@ -100,8 +135,8 @@ local function same_content(a)
 end
 
 -- store(feed_id, a): a new activity, or the replacement of the one with its id (same
--- foreign id and time: it keeps the feed it was added to, and every copy moves to the
--- new time)
+-- foreign id and time: it keeps its homes, this feed becomes one more, and every copy
+-- moves to the new time)
 local function store(feed_id, a)
   local owner = db.one("SELECT feed_id FROM activities WHERE id = ?", a.id)
   db.exec(INSERT_ACTIVITY, a.id, a.sk, owner and owner[1] ~= "" and owner[1] or feed_id, a.foreign_id or "",
@@ -134,7 +169,7 @@ function M.add(feed_id, list)
 end
 
 -- add_to_many(feed_ids, activity) -> stored: one activity delivered to every listed
--- feed (and their followers), all in one transaction; the first feed owns it
+-- feed (and their followers), all in one transaction; each listed feed is a home of it
 function M.add_to_many(feed_ids, a)
   return db.write(function()
     local stored
@@ -233,50 +268,100 @@ function M.rewrite(id, head, body, digest)
   end)
 end
 
--- retarget(owner, a, new_to, added, removed): a = { id, sk, time_us, head, body } with
--- the new body; rows that came through a removed target (the target's own row, its
--- followers' copies) go, then the feeds that lost a row and the added targets with
--- their followers get what an add with the new `to` would give them
-local function retarget_tx(owner, a, new_to, added, removed)
+-- retarget(home, a, added, removed): a = { id, sk, time_us, head, body } with the new
+-- body; the targets of home's add become what an add with the new `to` would have made:
+-- removed targets stop holding it through this home (the rows that nothing else brings
+-- go, stream-feeds-api.md section 11), added ones and their followers get it
+local function retarget_tx(home, a, added, removed)
   local now = clock.realtime_us()
   db.exec("UPDATE activities SET head = ?, body = ? WHERE id = ?", a.head, a.body, a.id)
-  local only = {}
-  local DERIVED = [[ FROM feed_items WHERE activity_id = ? AND feed_id <> ?
-    AND ((feed_id = ? AND origin IS NULL) OR origin = ?)]]
   -- the feed itself as a target delivers nothing of its own (an add skips it too)
+  local gone = {}
   for _, r in ipairs(removed) do
-    if r ~= owner then
-      for _, row in ipairs(db.rows("SELECT feed_id" .. DERIVED, a.id, owner, r, r)) do only[row[1]] = true end
-      db.exec("DELETE" .. DERIVED, a.id, owner, r, r)
+    if r ~= home then
+      db.exec("DELETE FROM direct WHERE activity_id = ? AND feed_id = ? AND home = ?", a.id, r, home)
+      gone[#gone + 1] = r
     end
   end
   for _, t in ipairs(added) do
-    if t ~= owner then
-      only[t] = true
-      for _, f in ipairs(followers_of(t)) do only[f] = true end
+    if t ~= home then deliver(a, t, home, now) end
+  end
+  resettle_gone(a.id, gone, true)
+end
+
+function M.retarget(home, a, added, removed)
+  return db.write(retarget_tx, home, a, added, removed)
+end
+
+-- home_targets(id, feed_id) -> the `to` targets (sorted) of the activity's add into
+-- feed_id | nil when the activity was not added to that feed
+function M.home_targets(id, feed_id)
+  local list, home = {}, false
+  for _, r in ipairs(db.rows("SELECT feed_id FROM direct WHERE activity_id = ? AND home = ? ORDER BY feed_id",
+    id, feed_id)) do
+    if r[1] == feed_id then home = true else list[#list + 1] = r[1] end
+  end
+  return home and list or nil
+end
+
+-- homes(id) -> the feeds the activity was added to (sorted; {} for an activity in none)
+function M.homes(id)
+  local out = {}
+  for i, r in ipairs(db.rows("SELECT feed_id FROM direct WHERE activity_id = ? AND feed_id = home ORDER BY feed_id",
+    id)) do
+    out[i] = r[1]
+  end
+  return out
+end
+
+-- held_by(id, joined) -> whether a feed whose joined id ("useralice", as token claims
+-- name feeds) holds the activity in any way (added there, a target, a copy)
+function M.held_by(id, joined)
+  return db.one("SELECT 1 FROM feed_items WHERE activity_id = ? AND replace(feed_id, ':', '') = ? LIMIT 1",
+    id, joined) ~= nil
+end
+
+local function purge(id)
+  db.exec("DELETE FROM feed_items WHERE activity_id = ?", id)
+  db.exec("DELETE FROM direct WHERE activity_id = ?", id)
+  db.exec("DELETE FROM activities WHERE id = ?", id)
+end
+
+-- remove_one(feed_id, id): the feed's row goes, with every direct hold it had (as a
+-- home: its own and its add's targets; as a target of another add: that one); removing
+-- it from its last home takes it from every feed; otherwise the rows that came through
+-- what went are resettled (a feed keeps the activity while another holder brings it)
+local function remove_one(feed_id, id)
+  local gone, was_home = {}, false
+  for _, r in ipairs(db.rows("SELECT DISTINCT feed_id, feed_id = home FROM direct WHERE activity_id = ?"
+    .. " AND (home = ? OR feed_id = ?)", id, feed_id, feed_id)) do
+    if r[1] == feed_id then
+      was_home = was_home or r[2] == 1
+    else
+      gone[#gone + 1] = r[1]
     end
   end
-  fan_out(owner, a, new_to, now, only)
-end
-
-function M.retarget(owner, a, new_to, added, removed)
-  return db.write(retarget_tx, owner, a, new_to, added, removed)
-end
-
-local function remove_one(feed_id, activity_id)
-  local row = db.one("SELECT feed_id FROM activities WHERE id = ?", activity_id)
-  if row and row[1] == feed_id then
-    db.exec("DELETE FROM feed_items WHERE activity_id = ?", activity_id)
-    db.exec("DELETE FROM activities WHERE id = ?", activity_id)
-  else
-    db.exec("DELETE FROM feed_items WHERE activity_id = ? AND (feed_id = ? OR origin = ?)",
-      activity_id, feed_id, feed_id)
+  db.exec("DELETE FROM direct WHERE activity_id = ? AND (home = ? OR feed_id = ?)", id, feed_id, feed_id)
+  db.exec("DELETE FROM feed_items WHERE feed_id = ? AND activity_id = ?", feed_id, id)
+  local home = db.one("SELECT feed_id FROM direct WHERE activity_id = ? AND feed_id = home ORDER BY feed_id LIMIT 1",
+    id)
+  if was_home and not home then return purge(id) end
+  gone[#gone + 1] = feed_id
+  resettle_gone(id, gone, true)
+  if home then
+    db.exec("UPDATE activities SET feed_id = ? WHERE id = ? AND feed_id = ?", home[1], id, feed_id)
   end
 end
 
 -- remove(feed_id, activity_id)
 function M.remove(feed_id, activity_id)
   return db.write(remove_one, feed_id, activity_id)
+end
+
+-- remove_all(activity_id): the activity from every feed it is in (a reaction's
+-- target_feeds activity when the reaction goes)
+function M.remove_all(activity_id)
+  return db.write(purge, activity_id)
 end
 
 -- remove_foreign(feed_id, foreign_id): every activity of the feed with that foreign id
@@ -315,10 +400,12 @@ function M.follow(feed_id, target_id, copy_limit)
   return db.write(follow_tx, feed_id, target_id, copy_limit)
 end
 
+-- unfollow: the copies that came from the target go, unless the feed still gets the
+-- activity another way (it holds it directly, or follows another feed that does)
 local function unfollow_tx(feed_id, target_id, keep_history)
   db.exec("DELETE FROM follows WHERE feed_id = ? AND target_id = ?", feed_id, target_id)
   if not keep_history then
-    db.exec("DELETE FROM feed_items WHERE feed_id = ? AND origin = ?", feed_id, target_id)
+    resettle("fi.feed_id = ? AND fi.origin = ?", false, feed_id, target_id)
   end
 end
 

@@ -14,11 +14,15 @@
 --   * sort_key(id) -> the key for an id string, nil when it is not such a UUID.
 --     A sort key is 15 hex digits of the 60-bit time, then the remaining 8 bytes in hex,
 --     so comparing keys as text compares (time, rest); ids themselves never are.
---   * time_of(id) -> µs since the epoch of the time inside an id (a cursor that names no
---     activity of a feed stands for it), nil when it is not such a UUID.
+--   * time_of(id) -> µs since the epoch (floored) of the time inside a version-1 UUID, and
+--     the tenths of a µs left over (0..9); nil for any other string. The one reading of an
+--     id's time: a feed cursor that names no activity of the feed and a reaction cursor
+--     that names no reaction both stand for it.
+--   * TIME_RULE: the message for a time parse_time refuses.
 --
--- What it deliberately does not do: no other UUID versions, no leap seconds, no years
--- before 1700 or after 2199 (µs since 1970 must stay exact in a double).
+-- What it deliberately does not do: no times from other UUID versions (a version-4 id
+-- carries none), no leap seconds, no years before 1700 or after 2199 (µs since 1970
+-- must stay exact in a double).
 
 local ffi = require "ffi"
 local bit = require "bit"
@@ -56,6 +60,8 @@ local MONTH_DAYS = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 }
 local function leap(y)
   return (y % 4 == 0 and y % 100 ~= 0) or y % 400 == 0
 end
+
+M.TIME_RULE = "must be an ISO 8601 time such as 2026-11-28T10:00:00.123456 (UTC, or with Z or an offset)"
 
 function M.parse_time(text)
   if type(text) ~= "string" then return nil end
@@ -177,15 +183,21 @@ function M.sort_key(id)
   return (top .. mid .. lo .. clock .. node):lower()
 end
 
--- time_of(id) -> µs since the epoch (floored) of the 60-bit time inside the id | nil
+-- time_of(id) -> µs since the epoch (floored), tenths of a µs (0..9) | nil: the 60-bit
+-- count of 100-ns intervals since 1582-10-15 inside a version-1 UUID (version nibble 1),
+-- kept whole in int64 so no precision is lost on the way
+local V1 = "^(%x%x%x%x%x%x%x%x)%-(%x%x%x%x)%-1(%x%x%x)%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$"
 function M.time_of(id)
-  local sk = M.sort_key(id)
-  if not sk then return nil end
-  local t = I64(tonumber(sk:sub(1, 7), 16)) * 4294967296 + tonumber(sk:sub(8, 15), 16)
-  local d = t - GREGORIAN_OFFSET
-  local us = d / 10
-  if d < 0 and us * 10 ~= d then us = us - 1 end -- int64 division truncates toward zero
-  return tonumber(us)
+  if type(id) ~= "string" then return nil end
+  local lo, mid, hi = id:match(V1)
+  if not lo then return nil end
+  local d = (I64(tonumber(hi .. mid, 16)) * 4294967296 + tonumber(lo, 16)) - GREGORIAN_OFFSET
+  local us = d / 10 -- int64 division truncates toward zero: floor it for times before 1970
+  local tenths = d - us * 10
+  if tenths < 0 then
+    us, tenths = us - 1, tenths + 10
+  end
+  return tonumber(us), tonumber(tenths)
 end
 
 return M

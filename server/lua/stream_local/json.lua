@@ -10,7 +10,8 @@
 --   * Numbers are kept as their source text (a `number` node), so 9007199254740993,
 --     -9223372036854775808 or 5e-324 come back exactly as they were written.
 --   * Object keys keep their input order.
---   * encode(tree) writes compact JSON (no spaces) back from such a tree; strings are
+--   * encode(tree) writes compact JSON (no spaces) back from such a tree (canonical(tree,
+--     skip): the same with object keys sorted, for digests and content ids); strings are
 --     written as raw UTF-8 with only `"`, `\` and control characters escaped.
 --
 -- What it deliberately does not do:
@@ -20,7 +21,7 @@
 --     and Lua 5.4 (the specs load it directly).
 
 local byte, sub, find, char, format = string.byte, string.sub, string.find, string.char, string.format
-local concat = table.concat
+local concat, sort = table.concat, table.sort
 local floor = math.floor
 local setmetatable, getmetatable, type, tonumber = setmetatable, getmetatable, type, tonumber
 local ipairs, tostring, error, pcall = ipairs, tostring, error, pcall
@@ -369,26 +370,37 @@ end
 
 local quote = M.quote
 
-local function encode_into(v, buf)
+-- encode_into(v, buf, sorted, skip): the compact text of v into buf; sorted: object keys
+-- in byte order at every depth (the canonical form), else as parsed; skip: keys left out
+-- of the top-level object
+local function encode_into(v, buf, sorted, skip)
   local k = M.kind(v)
   if k == "string" then
     buf[#buf + 1] = quote(v)
   elseif k == "number" then
     buf[#buf + 1] = v.text
   elseif k == "object" then
+    local keys = v.keys
+    if sorted or skip then
+      keys = {}
+      for _, key in ipairs(v.keys) do
+        if not (skip and skip[key]) then keys[#keys + 1] = key end
+      end
+      if sorted then sort(keys) end
+    end
     buf[#buf + 1] = "{"
-    for idx, key in ipairs(v.keys) do
+    for idx, key in ipairs(keys) do
       if idx > 1 then buf[#buf + 1] = "," end
       buf[#buf + 1] = quote(key)
       buf[#buf + 1] = ":"
-      encode_into(v.values[key], buf)
+      encode_into(v.values[key], buf, sorted)
     end
     buf[#buf + 1] = "}"
   elseif k == "array" then
     buf[#buf + 1] = "["
     for idx = 1, v.n do
       if idx > 1 then buf[#buf + 1] = "," end
-      encode_into(v[idx], buf)
+      encode_into(v[idx], buf, sorted)
     end
     buf[#buf + 1] = "]"
   elseif k == "boolean" then
@@ -404,6 +416,14 @@ end
 function M.encode(v)
   local buf = {}
   encode_into(v, buf)
+  return concat(buf)
+end
+
+-- canonical(tree, skip) -> compact JSON text with object keys sorted (byte order) at
+-- every depth, the top-level keys named in skip left out
+function M.canonical(v, skip)
+  local buf = {}
+  encode_into(v, buf, true, skip)
   return concat(buf)
 end
 

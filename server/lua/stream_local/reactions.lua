@@ -321,23 +321,6 @@ local function filter_limit(args, errors)
   return math.min(n, M.MAX_LIMIT)
 end
 
--- 100-ns intervals between the UUID epoch (1582-10-15) and the Unix epoch
-local UUID_EPOCH_OFFSET = 0x01B21DD213814000
-
--- v1_time_us(id) -> the Unix time a version-1 UUID carries: whole microseconds, and
--- the tenths of a microsecond left over (0..9) | nil
-local function v1_time_us(id)
-  local lo, mid, hi = id:match("^(%x%x%x%x%x%x%x%x)%-(%x%x%x%x)%-1(%x%x%x)%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$")
-  if not lo then return nil end
-  -- the 60-bit count does not fit a double: split it at 2^32 and divide by 10 in parts
-  -- (2^32 = 10 * 429496729 + 6), every partial result a whole number below 2^53
-  local high = tonumber(hi .. mid, 16) - math.floor(UUID_EPOCH_OFFSET / 4294967296)
-  local low = tonumber(lo, 16) - UUID_EPOCH_OFFSET % 4294967296
-  local rest = 6 * high + low
-  local tenths = rest % 10
-  return high * 429496729 + (rest - tenths) / 10, tenths
-end
-
 local UUID = "^%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$"
 
 -- cursor_bound(op, value) -> bound | nil, message. A cursor naming a reaction
@@ -350,7 +333,7 @@ local function cursor_bound(op, value)
   local row = reactionstore.get(value)
   if row then return { "seq", op, row.seq } end
   if not value:find(UUID) then return nil, "must be the id of a reaction or a UUID" end
-  local us, tenths = v1_time_us(value:lower())
+  local us, tenths = ids.time_of(value)
   if not us then
     return nil, "names no reaction, and only a version-1 UUID carries a time to stand for"
   end

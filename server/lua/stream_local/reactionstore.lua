@@ -82,8 +82,7 @@ end
 M.derived_id = derived_id
 
 local function remove_derived(row)
-  local a = feedstore.get(derived_id(row))
-  if a then feedstore.remove(a.feed_id, a.id) end
+  feedstore.remove_all(derived_id(row))
 end
 
 local function add_derived(row)

@@ -12,8 +12,9 @@
 --   * read_body(): the request body as text ("" when there is none), also when nginx
 --     buffered a large one to a file.
 --
---   * json_object(): the body parsed as a JSON object (stream_local.json), or nil and the
---     detail of the 400 to answer.
+--   * json_body(): the body parsed as any JSON value (stream_local.json; batch bodies are
+--     lists), or nil and the detail of the 400 to answer.
+--   * json_object(): the same for a body that must be a JSON object.
 --
 -- What it deliberately does not do: no validation of what the values mean, no
 -- percent-decoding beyond what ngx already did, no answering (callers reply).
@@ -103,15 +104,25 @@ function M.read_body()
   return ""
 end
 
+local function parsed(text)
+  local tree, msg, pos = json.parse(text)
+  if tree == nil then
+    return nil, format("invalid JSON in the request body: %s at byte %d", msg, pos)
+  end
+  return tree
+end
+
+function M.json_body()
+  return parsed(M.read_body())
+end
+
 function M.json_object()
   local text = M.read_body()
   if text == "" then
     return nil, "the request body is empty, a JSON object is expected"
   end
-  local tree, msg, pos = json.parse(text)
-  if tree == nil then
-    return nil, format("invalid JSON in the request body: %s at byte %d", msg, pos)
-  end
+  local tree, detail = parsed(text)
+  if tree == nil then return nil, detail end
   if json.kind(tree) ~= "object" then
     return nil, "the request body must be a JSON object"
   end

@@ -3,7 +3,8 @@
 -- Tables and what they hold:
 --   users        one row per user: id, created/updated (µs since the epoch), data (JSON text)
 --   activities   one row per activity, wherever it was delivered: the id, its sort key
---                `sk`, the feed it was added to (`feed_id`, "user:alice"), foreign_id
+--                `sk`, one feed it was added to (`feed_id`, "user:alice"; "" for none:
+--                the table `direct` names every one), foreign_id
 --                ("" when none), time (µs), a digest of its fields (activities without a
 --                foreign id, to store an identical add once) and `body`: the compact JSON
 --                object in output key order, without `origin`; `head` is the byte length
@@ -14,6 +15,13 @@
 --                feed it was added to and in `to` targets, the source feed id in copies
 --                made by following), `added_us` (when the activity arrived in that
 --                feed: the times of aggregated and notification groups).
+--   direct       where each activity sits directly (origin NULL), and why: (activity_id,
+--                feed_id, home): `home` is a feed it was added to (feed_id = home for that
+--                feed's own row, a `to` target of that add otherwise). Every feed an
+--                activity was added to is a home of its own: removing it from one home
+--                takes only what that home brought, and a feed keeps a row while a
+--                direct holder it follows (or being one itself) still justifies it.
+--                Created by an upgrade below, so a kept file gets it filled.
 --   follows      (feed_id follows target_id), slugs split out for the stats filters,
 --                created/updated µs, and `seq` to order follows made in one microsecond.
 --   reactions    one row per reaction (stream_local.reactionstore): id, `seq` (creation
@@ -140,6 +148,18 @@ M.UPGRADES = {
     apply = [[ALTER TABLE feed_items ADD COLUMN time_us INTEGER NOT NULL DEFAULT 0;
 UPDATE feed_items SET time_us = coalesce((SELECT a.time_us FROM activities a WHERE a.id = feed_items.activity_id), 0);
 DROP INDEX IF EXISTS feed_items_by_time;]] },
+  { probe = "SELECT home FROM direct LIMIT 0",
+    apply = [[BEGIN IMMEDIATE;
+CREATE TABLE direct (
+  activity_id TEXT NOT NULL,
+  feed_id TEXT NOT NULL,
+  home TEXT NOT NULL,
+  PRIMARY KEY (activity_id, feed_id, home)
+) WITHOUT ROWID;
+INSERT OR IGNORE INTO direct (activity_id, feed_id, home)
+  SELECT fi.activity_id, fi.feed_id, a.feed_id FROM feed_items fi JOIN activities a ON a.id = fi.activity_id
+  WHERE fi.origin IS NULL AND a.feed_id <> '';
+COMMIT;]] },
 }
 
 -- Indexes over columns an upgrade may have added: created after the upgrades ran.

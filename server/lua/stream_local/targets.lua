@@ -26,20 +26,17 @@ local json = require "stream_local.json"
 local reply = require "stream_local.reply"
 local request = require "stream_local.request"
 local config = require "stream_local.config"
-local ids = require "stream_local.ids"
 local db = require "stream_local.db"
 local feedstore = require "stream_local.feedstore"
 local activity = require "stream_local.activity"
 local feeds = require "stream_local.feeds"
 
-local type, ipairs, pcall, error, setmetatable, getmetatable = type, ipairs, pcall, error, setmetatable,
-  getmetatable
+local ipairs, pcall, error, setmetatable, getmetatable = ipairs, pcall, error, setmetatable, getmetatable
 local concat, format = table.concat, string.format
 
 local M = {}
 
 local MAX_ITEMS = 100
-local TIME_RULE = "must be an ISO 8601 time such as 2026-11-28T10:00:00.123456 (UTC, or with Z or an offset)"
 
 -- A check that fails inside the transaction raises a Rejection: the transaction rolls
 -- back and the request is answered with it.
@@ -80,29 +77,6 @@ local function target_list(node, name, where, errors, unconfigured)
   return list[1] and list or nil
 end
 
--- locate(node, where, errors) -> { id, foreign_id? } | nil
-local function locate(node, where, errors)
-  local id = node:get("id")
-  if id ~= nil and id ~= json.null then
-    if type(id) ~= "string" or not ids.sort_key(id) then
-      errors[#errors + 1] = { where .. "id", "must be an activity id (a UUID)" }
-      return nil
-    end
-    return { id = id:lower() }
-  end
-  local fid, time = node:get("foreign_id"), node:get("time")
-  if type(fid) ~= "string" or fid == "" then
-    errors[#errors + 1] = { where .. "foreign_id", "give the activity's id, or its foreign_id and time" }
-    return nil
-  end
-  local us = ids.parse_time(time)
-  if not us then
-    errors[#errors + 1] = { where .. "time", time == nil and "this field is required with foreign_id" or TIME_RULE }
-    return nil
-  end
-  return { id = (ids.activity_id(us, fid)), foreign_id = fid }
-end
-
 local function check_lists(c, where, errors)
   if not (c.new or c.added or c.removed) then
     errors[#errors + 1] = { where .. "new_targets",
@@ -128,7 +102,7 @@ local function parse_change(node, where, errors, unconfigured)
   end
   local n0 = #errors
   local c = {
-    target = locate(node, where, errors),
+    target = activity.locate(node, where, errors),
     new = target_list(node, "new_targets", where, errors, unconfigured),
     added = target_list(node, "added_targets", where, errors, unconfigured),
     removed = target_list(node, "removed_targets", where, errors, unconfigured),
@@ -140,9 +114,9 @@ end
 
 -- changes() -> list of changes | nil after answering 400
 local function changes()
-  local tree, msg, pos = json.parse(request.read_body())
+  local tree, detail = request.json_body()
   if tree == nil then
-    reply.error(400, format("invalid JSON in the request body: %s at byte %d", msg, pos))
+    reply.error(400, detail)
     return nil
   end
   local errors, unconfigured, list = {}, {}, {}
@@ -163,15 +137,21 @@ end
 
 -- applying a change --------------------------------------------------------------------
 
--- stored_to(body) -> the feed ids of the stored `to`, without repeats
-local function stored_to(body)
-  local list, seen = {}, {}
+-- old_targets(body, held) -> the targets of the add being updated (held: the feeds that
+-- add made targets, as feedstore.home_targets lists them), in the order of the stored
+-- `to` where it names them (another add of the same activity may have stored its own)
+local function old_targets(body, held)
+  local list, left = {}, {}
+  for _, f in ipairs(held) do left[f] = true end
   local to = json.parse(body).values.to
   for i = 1, json.kind(to) == "array" and to.n or 0 do
-    if type(to[i]) == "string" and not seen[to[i]] then
-      seen[to[i]] = true
+    if left[to[i]] then
+      left[to[i]] = nil
       list[#list + 1] = to[i]
     end
+  end
+  for _, f in ipairs(held) do
+    if left[f] then list[#list + 1] = f end
   end
   return list
 end
@@ -211,11 +191,14 @@ end
 -- apply(principal, feed_id, c) -> the answer's text
 local function apply(principal, feed_id, c)
   local a = feedstore.get(c.target.id)
-  if not a or a.feed_id ~= feed_id or (c.target.foreign_id and a.foreign_id ~= c.target.foreign_id) then
+  -- every feed the activity was added to is a home of its own, with its own targets
+  local held = a and (not c.target.foreign_id or a.foreign_id == c.target.foreign_id)
+    and feedstore.home_targets(a.id, feed_id)
+  if not held then
     reject(404, c.target.foreign_id and ("no activity with foreign_id " .. json.quote(c.target.foreign_id)
       .. " and that time in the feed " .. feed_id) or ("no activity " .. c.target.id .. " in the feed " .. feed_id))
   end
-  local new, added, removed = retargeted(stored_to(a.body), c)
+  local new, added, removed = retargeted(old_targets(a.body, held), c)
   local field = c.where .. (c.new and "new_targets" or "added_targets")
   if #new > config.max_to then
     reject(400, "invalid input", { { field, format("at most %d targets after the change", config.max_to) } })
@@ -227,7 +210,7 @@ local function apply(principal, feed_id, c)
     reject(400, "invalid input", { { field, format("the activity would be %d bytes, the limit is %d bytes",
       #a.body, config.max_activity_bytes) } })
   end
-  feedstore.retarget(feed_id, a, new, added, removed)
+  feedstore.retarget(feed_id, a, added, removed)
   return '{"activity":' .. feedstore.activity_json(a.head, a.body, "null") .. ',"added":' .. quoted_list(added)
     .. ',"removed":' .. quoted_list(removed) .. "}"
 end

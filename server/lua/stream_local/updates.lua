@@ -13,7 +13,7 @@
 --     does not exist is stored by its id in no feed (section 10, server choice).
 --     Answers 201 {"duration"}.
 --   * A token whose feed_id claim is not `*` changes only activities added to that feed
---     (403 code 17 for the whole request otherwise).
+--     and to no other (403 code 17 for the whole request otherwise).
 --   * One BEGIN IMMEDIATE transaction per request: everything or nothing is written.
 --     Checks that need the stored activity (404, 403, the size limit) run inside it and
 --     roll it back; checks of the body alone run before it.
@@ -139,22 +139,9 @@ local function compose(tree, id)
     text[k] = x
   end
   if errors[1] then return nil, errors end
-  local core = concat({
-    ',"foreign_id":', json.quote(v.foreign_id or ""),
-    ',"time":', json.quote(v.time),
-    ',"actor":', json.quote(text.actor),
-    ',"verb":', json.quote(text.verb),
-    ',"target":', json.quote(text.target),
-    ',"object":', json.quote(text.object),
-  })
-  local tail = {}
-  if v.to ~= nil then tail[1] = ',"to":' .. json.encode(v.to) end
-  for _, k in ipairs(tree.keys) do
-    if not CORE[k] then
-      tail[#tail + 1] = "," .. json.quote(k) .. ":" .. json.encode(v[k])
-    end
-  end
-  tail = concat(tail)
+  local core = activity.core_text({ foreign_id = v.foreign_id, time = v.time, actor = text.actor, verb = text.verb,
+    target = text.target, object = text.object })
+  local tail = activity.tail_text(v.to, tree, CORE)
   local head = '{"id":' .. json.quote(id) .. core
   local body = head .. tail .. "}"
   if #body > config.max_activity_bytes then
@@ -162,34 +149,6 @@ local function compose(tree, id)
       #body, config.max_activity_bytes) } }
   end
   return #head, body
-end
-
--- locate(change, where, errors) -> { id, foreign_id } naming a stored activity
-local function locate(node, where, errors)
-  local id = node:get("id")
-  if id ~= nil and id ~= json.null then
-    if type(id) ~= "string" or not ids.sort_key(id) then
-      errors[#errors + 1] = { where .. "id", "must be an activity id (a UUID)" }
-      return nil
-    end
-    return { id = id:lower() }
-  end
-  local fid, time = node:get("foreign_id"), node:get("time")
-  if fid == nil or fid == json.null then
-    errors[#errors + 1] = { where .. "id", "give the activity's id, or its foreign_id and time" }
-    return nil
-  end
-  if type(fid) ~= "string" or fid == "" then
-    errors[#errors + 1] = { where .. "foreign_id", "must be a non-empty string" }
-    return nil
-  end
-  local us = ids.parse_time(time)
-  if not us then
-    errors[#errors + 1] = { where .. "time", time == nil and "this field is required with foreign_id"
-      or "must be an ISO 8601 time such as 2026-11-28T10:00:00.123456 (UTC, or with Z or an offset)" }
-    return nil
-  end
-  return { id = (ids.activity_id(us, fid)), foreign_id = fid }
 end
 
 -- stored(target) -> the stored activity (feedstore.get) or a 404 rejection
@@ -205,10 +164,18 @@ local function stored(target)
 end
 
 -- check_scope(principal, a): a token whose feed_id claim is not `*` changes only
--- activities whose origin feed (the feed they were added to) is that feed
+-- activities whose origin feed (the feed they were added to) is that feed; the change
+-- shows in every feed the activity was added to, so each of them must be that feed
 local function check_scope(principal, a)
-  if not auth.covers_feed(principal, a.feed_id) then
-    reject(403, "the token's feed_id claim does not cover the feed activity " .. a.id .. " was added to")
+  if not principal.feed_scope then return end
+  local homes = feedstore.homes(a.id)
+  if not homes[1] then
+    reject(403, "the token's feed_id claim covers one feed; activity " .. a.id .. " was added to none")
+  end
+  for _, f in ipairs(homes) do
+    if not auth.covers_feed(principal, f) then
+      reject(403, "the token's feed_id claim does not cover " .. f .. ", a feed activity " .. a.id .. " was added to")
+    end
   end
 end
 
@@ -265,7 +232,7 @@ local function parse_change(node, where, errors)
     errors[#errors + 1] = { where:sub(1, -2), "must be a JSON object" }
     return nil
   end
-  local target = locate(node, where, errors)
+  local target = activity.locate(node, where, errors)
   local sets, unsets = {}, {}
   local set = node:get("set")
   -- an empty list is an empty set: PHP encodes an empty associative array as []
@@ -394,7 +361,7 @@ local function parse_full(node, where, errors)
   local us = ids.parse_time(time)
   if not us then
     errors[#errors + 1] = { where .. "time", time == nil and "a full update needs the activity's time"
-      or "must be an ISO 8601 time such as 2026-11-28T10:00:00.123456 (UTC, or with Z or an offset)" }
+      or ids.TIME_RULE }
   end
   local to = node:get("to")
   if to ~= nil and to ~= json.null and json.kind(to) ~= "array" then
