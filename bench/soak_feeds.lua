@@ -352,7 +352,7 @@ local check = stream.connect(API_KEY, API_SECRET, "1", { base_url = SERVER, time
 local function read_all(feed, opts)
   local list = {}
   for a, err in feed:each(opts or { limit = 100 }) do
-    if a == false then
+    if err ~= nil then
       violation("final read of %s: %s", feed.id, tostring(err))
       return list
     end
@@ -440,7 +440,7 @@ for i = 1, FEEDS do
     local got = {}
     local n = 0
     for page, err in check.reactions:pages({ activity_id = id, kind = "like", limit = 25 }) do
-      if page == false then violation("reactions of sn %d: %s", sn, tostring(err)) break end
+      if err ~= nil then violation("reactions of sn %d: %s", sn, tostring(err)) break end
       for _, r in ipairs(page.results) do
         if got[r.id] then violation("reaction %s read twice for sn %d", r.id, sn) end
         got[r.id] = true

@@ -2,13 +2,15 @@
  * clock.c - a monotonic clock and a sleep for stream.core.
  *
  *   monotime() -> seconds (float) from an arbitrary start, never going back
- *   sleep(s)   -> blocks the calling thread for s seconds (s <= 0: returns)
+ *   sleep(s)   -> blocks the calling thread for s seconds (s <= 0: returns);
+ *                 a signal ends it early, so the hook a handler sets (lua.c's
+ *                 SIGINT) runs at once: callers that need the full wait loop
+ *                 on the clock (the scheduler does)
  *
  * The Lua layer uses them for retry back-off and call deadlines with the
  * curl transport; inside nginx the ngx transport uses ngx.now/ngx.sleep
  * instead, so nothing here ever blocks an nginx worker.
  */
-#include <errno.h>
 #include <time.h>
 
 #include "core.h"
@@ -31,8 +33,7 @@ static int l_sleep(lua_State *L)
         s = 86400;
     ts.tv_sec = (time_t)s;
     ts.tv_nsec = (long)((s - (lua_Number)ts.tv_sec) * 1e9);
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
+    nanosleep(&ts, NULL);
     return 0;
 }
 

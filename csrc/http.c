@@ -8,7 +8,8 @@
  *
  *   http = core.http_new{timeout=, connect_timeout=, ca_file=, verify=,
  *                        proxy=, user_agent=, max_connections=,
- *                        max_response_bytes=, headers={"K: v", ...},
+ *                        max_response_bytes=, max_header_bytes=,
+ *                        headers={"K: v", ...},
  *                        body_headers={"Content-Type: ...", ...}}
  *   res, err = http:request(method, url [, body [, timeout [, once]]])
  *   req = http:submit(method, url [, body [, timeout [, once]]])  -- returns at once
@@ -21,7 +22,9 @@
  *   http:close()    -- also __gc and __close; idempotent
  *
  * The values the client resolved (timeouts, the response cap) are required
- * options: the defaults live in the Lua layer (config.lua), not here. The
+ * options: the defaults and ranges live in the Lua layer (config.lua), not
+ * here. max_header_bytes caps the status lines and headers of an answer
+ * (1xx blocks included); without it only libcurl's own limits apply. The
  * header lists are libcurl's "Name: value" strings (the curl transport
  * builds them from the client's name/value map); `body_headers` are added
  * for requests with a body. There is no per-request header list.
@@ -33,9 +36,18 @@
  * the request was written to a connection (libcurl's request size is 0), so
  * the request certainly did not reach the server; reason is "connect" (no
  * connection, name, proxy or TLS session could be made), "limit" (the answer,
- * after decompression, outgrew max_response_bytes and was cut), "closed" (the
- * client was closed while it was in flight) or "transfer". `timeout`
- * (seconds) overrides the client's total timeout for one request.
+ * after decompression, outgrew max_response_bytes and was cut, its
+ * Content-Length said so, or its headers outgrew max_header_bytes),
+ * "malformed" (the answer breaks HTTP: a status that is not three digits,
+ * a Content-Length that is not a number, a reply libcurl calls weird),
+ * "closed" (the client was closed while it was in flight) or "transfer".
+ * `timeout` (seconds) overrides the client's total timeout for one request.
+ *
+ * A blocking http:request looks at least every BLOCKING_POLL_MS whether a
+ * hook is set and if so calls an empty Lua function, so a hook set from a
+ * signal handler (lua.c's SIGINT: "interrupted!") runs within that time
+ * instead of when the transfer ends; without a hook it costs one load. The hook's error leaves the request in
+ * the blocking slot, which the next call (or close) releases.
  *
  * `once` (a request that must not reach the server twice, e.g. a POST that
  * adds): libcurl re-sends a request by itself when a reused connection dies
@@ -66,10 +78,12 @@
 /* Easy handles (and cached connections) kept when max_connections is not
  * given; with it, the pool and the cache hold that many. */
 #define POOL_DEFAULT 64
-#define MAX_HEADER_BYTES (256 * 1024)
 #define MS_PER_DAY 86400000L
-/* A blocking request polls its transfers at least this often (ms). */
-#define BLOCKING_POLL_MS 1000
+/* A blocking request comes back to Lua at least this often (ms). */
+#define BLOCKING_POLL_MS 100
+/* Failures of the answer itself (request_t.refused). */
+#define REFUSED_LIMIT 1         /* over max_response_bytes or max_header_bytes */
+#define REFUSED_MALFORMED 2     /* not HTTP as it must be */
 
 typedef struct {
     char *data;
@@ -102,7 +116,12 @@ struct request_s {
     membuf body, head;
     membuf upload;              /* a `once` body, read by on_read */
     size_t upload_pos;
-    size_t max_bytes;
+    size_t max_bytes, max_head;
+    size_t head_total;          /* header bytes of every block so far */
+    int refused;                /* REFUSED_*, set by a callback that stopped the transfer */
+    int head_done;              /* the final answer's header block ended */
+    int final_block;            /* the block being read has a status >= 200 */
+    const char *why;            /* what was refused, a static string */
     int done, too_large;
     int in_multi;               /* added to the multi handle and counted in flight */
     int closed;                 /* the client was closed while it was in flight */
@@ -122,6 +141,7 @@ struct http_s {
     struct curl_slist *base_body; /* base plus the ones for requests with a body */
     long timeout_ms, connect_timeout_ms;
     long max_response;
+    size_t max_header;          /* 0: libcurl's own limits only */
     int verify;
     char *ca_file, *proxy, *user_agent;
     int running;
@@ -200,17 +220,98 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
     return membuf_add(&r->body, p, bytes) ? bytes : 0;
 }
 
+/* Stops the transfer from a callback, saying why (push_result reports it). */
+static size_t refuse(request_t *r, int kind, const char *why)
+{
+    r->refused = kind;
+    r->why = why;
+    return 0;
+}
+
+static int is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+/* Whether p[0..n) starts with the lower-case `name`, in any case. */
+static int has_prefix(const char *p, size_t n, const char *name)
+{
+    size_t i;
+    for (i = 0; name[i] != '\0'; i++) {
+        char c;
+        if (i >= n)
+            return 0;
+        c = p[i];
+        if (c >= 'A' && c <= 'Z')
+            c = (char)(c + 32);
+        if (c != name[i])
+            return 0;
+    }
+    return 1;
+}
+
+/* "HTTP/1.1 200 OK": a version, then exactly three digits and a space or
+ * the line's end (a 20-digit status is not status 999). The offset of the
+ * status' first digit, or 0 when the line is malformed. */
+static size_t status_offset(const char *p, size_t n)
+{
+    size_t i = 5;
+    if (n < 5 || memcmp(p, "HTTP/", 5) != 0)
+        return 0;
+    while (i < n && (is_digit(p[i]) || p[i] == '.'))
+        i++;
+    if (i == 5 || i + 4 > n || p[i] != ' ')
+        return 0;
+    if (!is_digit(p[i + 1]) || !is_digit(p[i + 2]) || !is_digit(p[i + 3]))
+        return 0;
+    if (i + 4 == n || p[i + 4] == ' ' || p[i + 4] == '\r' || p[i + 4] == '\n')
+        return i + 1;
+    return 0;
+}
+
+/* A Content-Length line: digits only (libcurl would read an overflowing one
+ * as "until the connection closes" and take a short body as the answer). */
+static size_t check_length(request_t *r, const char *p, size_t n)
+{
+    size_t i = 15, digits = 0;      /* strlen("content-length:") */
+    unsigned long long v = 0;
+    while (i < n && (p[i] == ' ' || p[i] == '\t'))
+        i++;
+    for (; i < n && is_digit(p[i]); i++, digits++)
+        if (digits < 19)
+            v = v * 10 + (unsigned long long)(p[i] - '0');
+    while (i < n && (p[i] == ' ' || p[i] == '\t' || p[i] == '\r' || p[i] == '\n'))
+        i++;
+    if (digits == 0 || i != n)
+        return refuse(r, REFUSED_MALFORMED, "malformed Content-Length in the answer");
+    if (digits > 18 || v > (unsigned long long)r->max_bytes) {
+        r->too_large = 1;
+        return 0;
+    }
+    return n;
+}
+
 static size_t on_header(char *p, size_t size, size_t n, void *ud)
 {
     request_t *r = ((easy_t *)ud)->req;
     size_t bytes = size * n;
     if (r == NULL)
         return 0;
+    r->head_total += bytes;
+    if (r->max_head > 0 && r->head_total > r->max_head)
+        return refuse(r, REFUSED_LIMIT, "answer's headers larger than max_header_bytes");
     /* A new status line starts a new header block (1xx answers). */
-    if (bytes >= 5 && memcmp(p, "HTTP/", 5) == 0)
+    if (bytes >= 5 && memcmp(p, "HTTP/", 5) == 0) {
+        size_t at = status_offset(p, bytes);
+        if (at == 0)
+            return refuse(r, REFUSED_MALFORMED, "malformed status line in the answer");
         r->head.len = 0;
-    if (r->head.len + bytes > MAX_HEADER_BYTES)
+        r->final_block = p[at] >= '2';
+    } else if ((bytes == 2 && p[0] == '\r') || (bytes == 1 && p[0] == '\n')) {
+        r->head_done = r->final_block;
+    } else if (has_prefix(p, bytes, "content-length:") && check_length(r, p, bytes) == 0) {
         return 0;
+    }
     return membuf_add(&r->head, p, bytes) ? bytes : 0;
 }
 
@@ -539,6 +640,7 @@ static void start_call(lua_State *L, http_t *h, request_t *r, const call_t *c)
     ez->req = r;
     r->http = h;
     r->max_bytes = (size_t)h->max_response;
+    r->max_head = h->max_header;
     if (c->body != NULL && c->once && c->blen > 0 && !membuf_add(&r->upload, c->body, c->blen)) {
         request_release(r);
         luaL_error(L, "stream.http: out of memory");
@@ -656,29 +758,55 @@ static int l_result_index(lua_State *L)
     return 1;
 }
 
+/* Failures libcurl finds in the answer itself: it breaks HTTP. */
+static int malformed_result(const request_t *r)
+{
+    return r->sent && (r->result == CURLE_WEIRD_SERVER_REPLY
+        || r->result == CURLE_UNSUPPORTED_PROTOCOL     /* e.g. a 20-digit status */
+        || r->result == CURLE_BAD_CONTENT_ENCODING);
+}
+
+/* nil, {kind=, message=, sent=, reason=} for a failed transfer. */
+static int push_failure(lua_State *L, request_t *r)
+{
+    const char *kind = "transport", *reason;
+    lua_pushnil(L);
+    lua_createtable(L, 0, 4);
+    if (r->too_large) {
+        lua_pushfstring(L, "response larger than max_response_bytes (%d)", (int)r->max_bytes);
+        reason = "limit";
+    } else if (r->refused == REFUSED_LIMIT
+        || (r->result == CURLE_OUT_OF_MEMORY && r->sent && !r->head_done)) {
+        /* libcurl refuses a single header line over its own cap as "out of memory" */
+        lua_pushfstring(L, "answer's headers larger than max_header_bytes (%d)", (int)r->max_head);
+        reason = "limit";
+    } else if (r->refused == REFUSED_MALFORMED || malformed_result(r)) {
+        if (r->refused)
+            lua_pushstring(L, r->why);
+        else
+            lua_pushfstring(L, "malformed answer: %s",
+                r->errbuf[0] != '\0' ? r->errbuf : curl_easy_strerror(r->result));
+        reason = "malformed";
+    } else {
+        if (r->result == CURLE_OPERATION_TIMEDOUT)
+            kind = "timeout";
+        lua_pushstring(L, r->errbuf[0] != '\0' ? r->errbuf : curl_easy_strerror(r->result));
+        reason = r->closed ? "closed" : r->sent ? "transfer" : "connect";
+    }
+    lua_setfield(L, -2, "message");
+    lua_pushstring(L, kind);
+    lua_setfield(L, -2, "kind");
+    lua_pushstring(L, reason);
+    lua_setfield(L, -2, "reason");
+    lua_pushboolean(L, r->sent);
+    lua_setfield(L, -2, "sent");
+    return 2;
+}
+
 static int push_result(lua_State *L, request_t *r)
 {
-    if (r->result != CURLE_OK) {
-        lua_pushnil(L);
-        lua_createtable(L, 0, 4);
-        if (r->too_large) {
-            lua_pushliteral(L, "transport");
-            lua_setfield(L, -2, "kind");
-            lua_pushfstring(L, "response larger than max_response_bytes (%d)", (int)r->max_bytes);
-            lua_setfield(L, -2, "message");
-            lua_pushliteral(L, "limit");
-        } else {
-            lua_pushstring(L, r->result == CURLE_OPERATION_TIMEDOUT ? "timeout" : "transport");
-            lua_setfield(L, -2, "kind");
-            lua_pushstring(L, r->errbuf[0] != '\0' ? r->errbuf : curl_easy_strerror(r->result));
-            lua_setfield(L, -2, "message");
-            lua_pushstring(L, r->closed ? "closed" : r->sent ? "transfer" : "connect");
-        }
-        lua_setfield(L, -2, "reason");
-        lua_pushboolean(L, r->sent);
-        lua_setfield(L, -2, "sent");
-        return 2;
-    }
+    if (r->result != CURLE_OK)
+        return push_failure(L, r);
     lua_createtable(L, 0, 4);
     lua_pushinteger(L, (lua_Integer)r->status);
     lua_setfield(L, -2, "status");
@@ -701,8 +829,16 @@ static int l_http_request(lua_State *L)
     read_call(L, h, &c);
     r = blocking_slot(h);
     start_call(L, h, r, &c);
-    while (!r->done && h->multi != NULL)
+    while (!r->done && h->multi != NULL) {
         drive(L, 1, h, BLOCKING_POLL_MS);
+        if (!r->done && lua_gethook(L) != NULL) {
+            /* back in Lua for a moment (upvalue 1, an empty function): a
+             * hook a signal handler set (lua.c's SIGINT) runs now, and may
+             * raise; without a hook nothing is called */
+            lua_pushvalue(L, lua_upvalueindex(1));
+            lua_call(L, 0, 0);
+        }
+    }
     n = push_result(L, r);
     membuf_trim(&r->body);
     membuf_trim(&r->head);
@@ -727,7 +863,8 @@ static int l_http_perform(lua_State *L)
     lua_Number wait = luaL_optnumber(L, 2, 0);
     long ms = wait > 0 ? (long)(wait * 1000.0 + 0.5) : 0;
     int i, n;
-    drive(L, 1, h, ms);
+    /* "at most": back in Lua every BLOCKING_POLL_MS, so a signal's hook runs */
+    drive(L, 1, h, ms < BLOCKING_POLL_MS ? ms : BLOCKING_POLL_MS);
     lua_pushinteger(L, (lua_Integer)h->running);
     if (lua_type(L, 3) != LUA_TTABLE)
         return 1;
@@ -875,6 +1012,14 @@ static int l_http_new(lua_State *L)
         h->max_response = (long)n;
     }
     lua_pop(L, 1);
+    lua_getfield(L, t, "max_header_bytes");
+    if (!lua_isnil(L, -1)) {
+        lua_Number n = lua_type(L, -1) == LUA_TNUMBER ? lua_tonumber(L, -1) : 0;
+        if (!(n >= 1))
+            return luaL_error(L, "stream.http: option 'max_header_bytes' must be a number of bytes");
+        h->max_header = n < 1e15 ? (size_t)n : (size_t)1e15;
+    }
+    lua_pop(L, 1);
     lua_getfield(L, t, "max_connections");
     h->pool_cap = POOL_DEFAULT;
     if (!lua_isnil(L, -1)) {
@@ -945,7 +1090,6 @@ static int l_request_gc(lua_State *L)
 void stream_http_open(lua_State *L)
 {
     static const luaL_Reg http_methods[] = {
-        {"request", l_http_request},
         {"submit", l_http_submit},
         {"perform", l_http_perform},
         {"timeout", l_http_timeout},
@@ -966,6 +1110,10 @@ void stream_http_open(lua_State *L)
     if (luaL_newmetatable(L, HTTP_MT)) {
         luaL_newlibtable(L, http_methods);
         luaL_setfuncs(L, http_methods, 0);
+        if (luaL_loadstring(L, "return") != 0)
+            lua_error(L);
+        lua_pushcclosure(L, l_http_request, 1);
+        lua_setfield(L, -2, "request");
         lua_setfield(L, -2, "__index");
         lua_pushcfunction(L, l_http_close);
         lua_setfield(L, -2, "__gc");

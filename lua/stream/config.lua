@@ -19,6 +19,9 @@ config.DEFAULTS = {
   retries = 2,                           -- attempts after the first
   max_retry_wait = 5,                    -- longest wait for a rate-limit reset
   max_response_bytes = 16 * 1024 * 1024, -- answers above this are cut
+  -- the status line and headers of an answer (Stream's carry under 2 KiB):
+  -- above this the answer is refused as reason "limit", never retried
+  max_header_bytes = 64 * 1024,
   max_connections = 32,                  -- open at once; more requests queue
   verify = true,                         -- TLS certificates and host names
   user_agent = "stream-lua-client/" .. config.VERSION,
@@ -52,6 +55,7 @@ local OPTIONS = {
   proxy = { is_string, "a proxy URL" },
   max_connections = { is_count, "an integer in [1, 10000]" },
   max_response_bytes = { is_bytes, "an integer number of bytes below 2^31" },
+  max_header_bytes = { is_bytes, "an integer number of bytes below 2^31" },
   verify = { function(v) return type(v) == "boolean" end, "a boolean" },
   transport = { function(v) return type(v) == "string" or type(v) == "table" end,
     "\"curl\", \"ngx\" or a transport table" },

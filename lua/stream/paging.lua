@@ -19,12 +19,10 @@ local errors = require "stream.errors"
 
 local paging = {}
 
--- scrub (optional): the client's scrubber, run over the whole link before
--- it is cut, so not even a part of a token or secret it carries is shown.
+-- scrub (optional): the client's scrubber; errors.outside runs it over the
+-- whole link before cutting, so not even a part of a secret is shown.
 local function bad(link, why, info, scrub)
-  if scrub then link = scrub(link) end
-  local shown = #link > 80 and (link:sub(1, 80) .. "...") or link
-  shown = shown:gsub("%c", "?")
+  local shown = errors.outside(link, scrub, 80):gsub("%c", "?")
   return nil, errors.invalid(string.format("next link %q is not followed: %s", shown, why),
     "next", info)
 end
@@ -87,9 +85,42 @@ function paging.resolve(base_url, link, info, scrub)
   return rel, table.concat(kept, "&")
 end
 
+-- The value a failed walk yields first, with the error second:
+--   for page, err in feed:pages() do if err then ... end end
+-- It must be neither nil (the loop would end before its body saw err) nor
+-- false (`for activity in feed:each()` would die on `false.id` with the
+-- error dropped): it is a value that raises the error's text as soon as it
+-- is used as a page or an activity (any field read or write; under Lua 5.4
+-- also ipairs, pairs and #), and reads as "stream: walk stopped: <error>"
+-- in tostring and `..`.
+local failures = setmetatable({}, { __mode = "k" }) -- failure value -> its text
+
+local function as_text(v)
+  return failures[v] or v
+end
+
+local function failure(err)
+  local text = "stream: walk stopped: " .. tostring(err)
+  local function raise() error(text, 2) end
+  local v = setmetatable({}, {
+    __name = "stream.failure",
+    __index = raise, __newindex = raise, __len = raise, __pairs = raise, __call = raise,
+    __tostring = function() return text end,
+    __concat = function(a, b) return as_text(a) .. as_text(b) end,
+  })
+  failures[v] = text
+  return v
+end
+paging.failure = failure
+
+-- Whether v is the value a failed walk yields.
+function paging.is_failure(v)
+  return failures[v] ~= nil
+end
+
 -- An iterator over pages: first(), then follow(path, raw_query) for every
--- non-empty `next`. Yields each answer; a failed request yields false, err
--- once, then the iteration ends.
+-- non-empty `next`. Yields each answer; a failed request yields
+-- failure(err), err once, then the iteration ends.
 function paging.pages(client, first, follow, info)
   local state = "first"
   local link
@@ -111,7 +142,7 @@ function paging.pages(client, first, follow, info)
     end
     if not res then
       state = "done"
-      return false, err
+      return failure(err), err
     end
     link = res.next
     state = (type(link) == "string" and link ~= "") and "more" or "done"
@@ -131,7 +162,7 @@ function paging.each(pages)
       end
       local p, err = pages()
       if p == nil then return nil end
-      if p == false then return false, err end
+      if err ~= nil then return p, err end
       page, i = p, 0
     end
   end

@@ -18,8 +18,9 @@
 -- description's method and path and the transport's `sent`.
 --
 -- It raises only for a malformed description (a bug in an API module).
--- Text from outside is passed through the client's scrub before it lands
--- in an error, so no secret or token can appear there.
+-- Errors are built by errors.lua, which runs every text from outside
+-- through the client's scrub before anything is cut, so no secret or token
+-- (nor a part of one) can appear there.
 
 local errors = require "stream.errors"
 local retry = require "stream.retry"
@@ -73,28 +74,21 @@ local function check_desc(desc)
   end
 end
 
--- A copy of a decoded value from outside (exception_fields) with every
--- string, keys included, scrubbed of the client's secrets; nesting past a
--- few levels is dropped (Stream's fields are a map of lists of strings).
-local SCRUB_DEPTH = 8
-local function scrub_tree(client, v, depth)
-  if type(v) == "string" then return client:_scrub(v) end
-  if type(v) ~= "table" then return v end
-  if depth >= SCRUB_DEPTH then return nil end
-  local out = setmetatable({}, getmetatable(v))
-  for k, x in pairs(v) do
-    out[scrub_tree(client, k, depth + 1)] = scrub_tree(client, x, depth + 1)
-  end
-  return out
+-- What errors.lua needs to build an error of this request: its method and
+-- path, whether it may be sent twice, and the client's scrubber (errors.lua
+-- is the one place that cleans text from outside). Made on failures only.
+local function error_info(client, req, desc)
+  return {
+    method = desc.method, path = desc.path, idempotent = req.idempotent,
+    scrub = function(text) return client:_scrub(text) end,
+  }
 end
 
 -- One attempt: the decoded answer, or nil, err.
 local function attempt(client, req, desc)
   local res, fail = client._sched:send(req)
   if not res then
-    return nil, errors.new(fail.kind, client:_scrub(fail.message), {
-      method = desc.method, path = desc.path, sent = fail.sent, reason = fail.reason,
-    })
+    return nil, errors.from_transport(fail, error_info(client, req, desc))
   end
   local status, raw = res.status, res.body
   local decode = client._core.json_decode
@@ -108,13 +102,7 @@ local function attempt(client, req, desc)
     end
     return value
   end
-  local err = errors.from_response(status, decode(raw), raw, res.headers,
-    { method = desc.method, path = desc.path })
-  err.detail = client:_scrub(err.detail)
-  err.more_info = client:_scrub(err.more_info)
-  err.location = client:_scrub(err.location)
-  if err.fields then err.fields = scrub_tree(client, err.fields, 0) end
-  return nil, err
+  return nil, errors.from_response(status, decode(raw), raw, res.headers, error_info(client, req, desc))
 end
 
 -- Sends the description, retrying where retry.lua allows, within the

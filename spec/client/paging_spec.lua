@@ -81,10 +81,10 @@ describe("paging.pages", function()
     assert.same({ "feed/user/a/?id_lt=2&limit=2" }, sent)
   end)
 
-  it("yields false, err once on a failed request, then ends", function()
+  it("yields a failure value and err once on a failed request, then ends", function()
     local it = paging.pages(client, function() return nil, "boom" end, error)
     local p, err = it()
-    assert.is_false(p)
+    assert.is_true(paging.is_failure(p))
     assert.equal("boom", err)
     assert.is_nil(it())
   end)
@@ -95,7 +95,7 @@ describe("paging.pages", function()
     end, function() error("must not be called") end)
     assert.is_table(it())
     local p, err = it()
-    assert.is_false(p)
+    assert.is_true(paging.is_failure(p))
     assert.equal("invalid", err.kind)
     assert.is_nil(it())
   end)
@@ -112,6 +112,60 @@ describe("paging.pages", function()
       got[#got + 1] = v
     end
     assert.same({ "a", "b", "c" }, got)
+  end)
+end)
+
+describe("the value a failed walk yields", function()
+  local client = { base_url = BASE }
+  local errors = require "stream.errors"
+  local err = errors.new("api", "boom", { status = 503, method = "GET", path = "feed/user/a/" })
+
+  local function failed_walk()
+    local answers = { { results = { "a" }, next = "/api/v1.0/x/?p=2" } }
+    return paging.each(paging.pages(client, function() return table.remove(answers, 1) end,
+      function() return nil, err end))
+  end
+
+  it("raises the error's text when the README's loop uses it as an activity", function()
+    local seen = {}
+    local ok, msg = pcall(function()
+      for activity in failed_walk() do seen[#seen + 1] = activity.id or activity end
+    end)
+    assert.is_false(ok)
+    assert.same({ "a" }, seen)
+    assert.matches("stream: walk stopped: stream: 503: boom %[GET feed/user/a/%]", msg)
+  end)
+
+  it("comes with err as the second value, which a `for activity, err` loop sees", function()
+    local got, errs = {}, {}
+    for activity, e in failed_walk() do
+      if e then errs[#errs + 1] = e else got[#got + 1] = activity end
+    end
+    assert.same({ "a" }, got)
+    assert.equal(1, #errs)
+    assert.equal(err, errs[1])
+  end)
+
+  it("raises on every use as a table, and reads as the error in text", function()
+    local p = paging.failure(err)
+    local uses = {
+      index = function() return p.results end,
+      newindex = function() p.x = 1 end,
+      call = function() p() end,
+    }
+    if _VERSION == "Lua 5.4" then -- LuaJIT's ipairs and # do not look at metatables
+      uses.length = function() return #p end
+      uses.ipairs = function() for _ in ipairs(p) do end end
+    end
+    for what, use in pairs(uses) do
+      local ok, msg = pcall(use)
+      assert.is_false(ok, what)
+      assert.matches("boom", tostring(msg), 1, true)
+    end
+    assert.is_truthy(p) -- a truthy value: a for loop does not end on it, so its body sees err
+    assert.equal("stream: walk stopped: " .. tostring(err), tostring(p))
+    assert.equal("x: " .. tostring(p), "x: " .. p)
+    assert.is_false(paging.is_failure({}))
   end)
 end)
 

@@ -4,8 +4,9 @@
 -- The transport contract (the ngx transport and the unit specs' fake
 -- follow it too):
 --   T.new(core, settings)
---       settings: timeout, connect_timeout, max_response_bytes (resolved:
---       the defaults are config.lua's), max_connections, ca_file, verify,
+--       settings: timeout, connect_timeout, max_response_bytes,
+--       max_header_bytes (resolved: the defaults are config.lua's),
+--       max_connections, ca_file, verify,
 --       proxy, headers = {Name = value} (every request), body_headers =
 --       {Name = value} (requests with a body)
 --   t:request(req)  req = {method =, url =, body =, timeout =, idempotent =}
@@ -13,8 +14,13 @@
 --       |  nil, {kind =, message =, sent =, reason =}
 --          kind: "transport", "timeout" or "invalid" (refused before any I/O);
 --          sent: false when no byte of the request reached the server;
---          reason: "connect", "limit" (answer over max_response_bytes),
---          "closed", "phase" (ngx only), "transfer"
+--          reason: "connect", "limit" (answer over max_response_bytes or
+--          its headers over max_header_bytes), "malformed" (an answer
+--          that breaks HTTP: status, Content-Length, framing), "closed",
+--          "phase" (ngx only), "transfer"
+--       `timeout` bounds the attempt from its start to the answer's last
+--       byte, however slowly the bytes come; a POST or PUT without a body
+--       carries "Content-Length: 0" (as every official client sends it).
 --   t:submit(req)                 -> handle with :done() and :result() (as request)
 --   t:perform(wait_seconds [, done]) -> number of transfers still running
 --       [, n]: given a table, a transport may also put the handles of
@@ -33,6 +39,7 @@
 -- every line of the list on every request, about 100 instructions a byte).
 
 local check = require "stream.check"
+local config = require "stream.config"
 
 local M = {}
 M.__index = M
@@ -49,6 +56,8 @@ function M.new(core, settings)
     timeout = settings.timeout,
     connect_timeout = settings.connect_timeout,
     max_response_bytes = settings.max_response_bytes,
+    -- config.lua's default when not given (the ngx transport does the same)
+    max_header_bytes = settings.max_header_bytes or config.DEFAULTS.max_header_bytes,
     max_connections = settings.max_connections,
     ca_file = settings.ca_file,
     verify = settings.verify,
@@ -59,14 +68,20 @@ function M.new(core, settings)
   return setmetatable({ http = http, core = core }, M)
 end
 
+-- Methods whose request has a body by definition: without one, libcurl
+-- would send no Content-Length at all, which servers may wait on or refuse.
+local EMPTY_BODY = { POST = "", PUT = "", PATCH = "" }
+
 -- A body that must not be sent twice (req.idempotent false) goes to
 -- libcurl in a way it cannot re-send by itself (see csrc/http.c, `once`).
 function M:request(req)
-  return self.http:request(req.method, req.url, req.body, req.timeout, not req.idempotent)
+  return self.http:request(req.method, req.url, req.body or EMPTY_BODY[req.method], req.timeout,
+    not req.idempotent)
 end
 
 function M:submit(req)
-  return self.http:submit(req.method, req.url, req.body, req.timeout, not req.idempotent)
+  return self.http:submit(req.method, req.url, req.body or EMPTY_BODY[req.method], req.timeout,
+    not req.idempotent)
 end
 
 function M:now()

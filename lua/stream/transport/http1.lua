@@ -1,24 +1,32 @@
 -- stream.transport.http1: HTTP/1.1 on one connected socket, in small
 -- readers: the request text, the status line (1xx answers skipped), a
 -- header block, and the three body framings (Content-Length, chunked,
--- read-until-close), each capped at max_response_bytes.
+-- read-until-close), each capped at max_response_bytes; the status lines
+-- and headers of an answer together at max_header_bytes.
 --
--- The socket is anything with send, receive ("*l", a byte count) and
--- settimeout in milliseconds: an nginx cosocket here. Every reader takes
--- `left`, a function that sets the socket's timeout to what is left of the
--- deadline and returns nil once it has passed.
+-- The socket is anything with send, receiveany (a byte count) and
+-- settimeout in milliseconds: an nginx cosocket here. Every read goes
+-- through a reader that first calls `left`, a function that sets the
+-- socket's timeout to what is left of the deadline and returns nil once it
+-- has passed. Reads are receiveany, never receive("*l") or receive(n):
+-- those restart the socket's timeout whenever a byte arrives, so a server
+-- dripping one byte a second would hold them forever; receiveany comes
+-- back with whatever arrived, and the deadline is checked before the next.
 --
 -- Failures are nil, {kind =, message =, sent =, reason =} as in the
--- transport contract (transport/curl.lua). What it deliberately does not
--- do: connections, pools, TLS, phases (the nginx adapter, ngx.lua), gzip,
--- redirects, HTTP/2.
+-- transport contract (transport/curl.lua); an answer that breaks HTTP (a
+-- status that is not three digits, a bad Content-Length or chunk size) is
+-- reason "malformed", one over a cap reason "limit". What it deliberately
+-- does not do: connections, pools, TLS, phases (the nginx adapter,
+-- ngx.lua), gzip, redirects, HTTP/2.
 
 local check = require "stream.check"
 local http1 = {}
 
 local MAX_HEADER_LINES = 200
 local MAX_CHUNK_HEX = 8        -- chunk sizes up to 4 GiB - 1
-local CLOSE_READ_BYTES = 16384 -- read size of an answer delimited by close
+local MAX_CHUNK_LINE = 1024    -- a chunk-size line with its extensions
+local READ_BYTES = 65536       -- the most one receiveany asks for
 local NO_BODY_METHOD = { GET = true, HEAD = true, DELETE = true, OPTIONS = true }
 
 -- A failure after the request was (at least partly) written.
@@ -38,15 +46,17 @@ end
 
 -- The request as text. head: the header lines of every request; head_body:
 -- those for requests with a body; extra: lines for this one (proxy auth).
+-- A POST or PUT without a body is sent as one with an empty body
+-- ("Content-Length: 0"), as the curl transport and the official clients do.
 function http1.request_text(method, target, host_header, head, head_body, body, extra)
   local lines = { method, " ", target, " HTTP/1.1\r\nHost: ", host_header, "\r\n", extra or "" }
+  if body == nil and not NO_BODY_METHOD[method] then body = "" end
   if body then
     lines[#lines + 1] = head_body
     lines[#lines + 1] = "Content-Length: " .. #body .. "\r\n\r\n"
     lines[#lines + 1] = body
   else
     lines[#lines + 1] = head
-    if not NO_BODY_METHOD[method] then lines[#lines + 1] = "Content-Length: 0\r\n" end
     lines[#lines + 1] = "\r\n"
   end
   return table.concat(lines)
@@ -58,48 +68,158 @@ function http1.header_text(map, what)
   return table.concat(check.header_lines(map, "stream.ngx", what, "\r\n"))
 end
 
+---------------------------------------------------------------- reader
+
+-- A buffered reader over the socket, made per exchange: buf[pos..] is what
+-- arrived and was not read yet; head_left is what is left of the header
+-- budget (status lines, headers and trailers of one answer).
+local Reader = {}
+Reader.__index = Reader
+
+function http1.reader(sock, left, max_head)
+  return setmetatable({ sock = sock, left = left, buf = "", pos = 1, head_left = max_head,
+    max_head = max_head }, Reader)
+end
+
+-- Reads what the socket has (at most `want` bytes) within the deadline.
+-- true | nil, err ("timeout", "closed", ...)
+function Reader:fill(want)
+  if not self.left() then return nil, "timeout" end
+  local data, err = self.sock:receiveany(want or READ_BYTES)
+  if not data then return nil, err end
+  if self.pos > #self.buf then
+    self.buf, self.pos = data, 1
+  else
+    self.buf, self.pos = self.buf:sub(self.pos) .. data, 1
+  end
+  return true
+end
+
+-- Whether no byte has arrived yet on this reader.
+function Reader:empty()
+  return self.buf == "" and self.pos == 1
+end
+
+-- One line without its CRLF (or LF), at most `limit` bytes with it:
+-- line | nil, err ("limit" when longer)
+function Reader:line(limit)
+  while true do
+    local e = self.buf:find("\n", self.pos, true)
+    if e then
+      if e - self.pos + 1 > limit then return nil, "limit" end
+      local last = e - 1
+      if last >= self.pos and self.buf:byte(last) == 13 then last = last - 1 end
+      local line = self.buf:sub(self.pos, last)
+      self.pos = e + 1
+      return line
+    end
+    if #self.buf - self.pos + 1 > limit then return nil, "limit" end
+    local ok, err = self:fill()
+    if not ok then return nil, err end
+  end
+end
+
+-- A line of the header section, counted against max_header_bytes.
+function Reader:head_line()
+  local line, err = self:line(self.head_left)
+  if not line then return nil, err end
+  self.head_left = self.head_left - #line - 2 -- CRLF (a bare LF counts as two)
+  return line
+end
+
+-- Exactly n bytes: data | nil, err, got (bytes that did arrive)
+function Reader:bytes(n)
+  local have = #self.buf - self.pos + 1
+  if have >= n then
+    local data = self.buf:sub(self.pos, self.pos + n - 1)
+    self.pos = self.pos + n
+    return data
+  end
+  local parts, got = { self.buf:sub(self.pos) }, have
+  self.buf, self.pos = "", 1
+  while got < n do
+    if not self.left() then return nil, "timeout", got end
+    local data, err = self.sock:receiveany(math.min(n - got, READ_BYTES))
+    if not data then return nil, err, got end
+    parts[#parts + 1] = data
+    got = got + #data
+  end
+  return table.concat(parts)
+end
+
+-- Everything until the server closes, at most max bytes:
+-- data | nil, "limit" | nil, err
+function Reader:rest(max)
+  local parts, total = { self.buf:sub(self.pos) }, #self.buf - self.pos + 1
+  self.buf, self.pos = "", 1
+  while true do
+    if total > max then return nil, "limit" end
+    if not self.left() then return nil, "timeout" end
+    local data, err = self.sock:receiveany(READ_BYTES)
+    if not data then
+      if err == "closed" then return table.concat(parts) end
+      return nil, err
+    end
+    parts[#parts + 1] = data
+    total = total + #data
+  end
+end
+
+---------------------------------------------------------------- answer
+
+local function header_failure(rd, err, what)
+  if err == "timeout" then return fail("timeout", "timed out reading the answer's " .. what) end
+  if err == "limit" then
+    return fail("transport", "answer's headers larger than max_header_bytes (" .. rd.max_head .. ")", "limit")
+  end
+  return fail("transport", "reading the answer's " .. what .. " failed: " .. tostring(err))
+end
+
 -- Reads one header block into h (lower-cased names, last one wins).
--- true, or nil, err.
-function http1.read_headers(sock, h)
+-- true | nil, failure
+function http1.read_headers(rd, h)
   local count = 0
   while true do
-    local line, err = sock:receive("*l")
-    if not line then return nil, err end
+    local line, err = rd:head_line()
+    if not line then return header_failure(rd, err, "headers") end
     if line == "" then return true end
     count = count + 1
-    if count > MAX_HEADER_LINES then return nil, "too many header lines" end
+    if count > MAX_HEADER_LINES then
+      return fail("transport", "more than " .. MAX_HEADER_LINES .. " header lines in the answer", "limit")
+    end
     local name, value = line:match("^([^:%s]+)%s*:%s*(.-)%s*$")
     if name then h[name:lower()] = value end
   end
 end
 
+-- "HTTP/1.1 200 OK": version, status | nil. Exactly three digits, then a
+-- space or the end (a 20-digit status is not status 999).
+local function status_line(line)
+  local version, status, after = line:match("^HTTP/(%d%.%d) (%d%d%d)()")
+  if not version or not (after > #line or line:byte(after) == 32) then return nil end
+  return version, tonumber(status)
+end
+
 -- The final status line and headers, 1xx answers skipped:
 -- status, version, headers | nil, failure, nothing_came (no byte at all
 -- came back: the connection was closed before answering).
-function http1.read_head(sock, left)
+function http1.read_head(rd)
   local status, version, headers
   repeat
-    if not left() then return fail("timeout", "timed out waiting for the answer") end
-    local line, err, partial = sock:receive("*l")
+    local line, err = rd:head_line()
     if not line then
-      local nothing = err ~= "timeout" and (partial == nil or partial == "") and not status
-      if err == "timeout" then return fail("timeout", "timed out waiting for the answer") end
+      local nothing = err ~= "timeout" and err ~= "limit" and rd:empty() and not status
+      if err == "timeout" or err == "limit" then return header_failure(rd, err, "status line") end
       local _, f = fail("transport", "connection " .. tostring(err) .. " before the answer's status line")
       return nil, f, nothing
     end
-    version, status = line:match("^HTTP/(%d%.%d) (%d%d%d)")
-    status = tonumber(status)
-    if not status then
-      return fail("transport", "malformed status line from the server: " .. line:sub(1, 60))
+    version, status = status_line(line)
+    if not version then
+      return fail("transport", "malformed status line from the server: " .. line, "malformed")
     end
     headers = {}
-    if not left() then return fail("timeout", "timed out reading the answer's headers") end
-    local ok
-    ok, err = http1.read_headers(sock, headers)
-    if not ok then
-      return fail(err == "timeout" and "timeout" or "transport",
-        "reading the answer's headers failed: " .. tostring(err))
-    end
+    local ok, f = http1.read_headers(rd, headers)
+    if not ok then return nil, f end
   until status >= 200 or status == 101
   return status, version, headers
 end
@@ -111,90 +231,78 @@ function http1.keepalive(version, headers)
   return conn:find("keep-alive", 1, true) ~= nil
 end
 
-function http1.read_chunked(sock, max, left)
+function http1.read_chunked(rd, max)
   local parts, total = {}, 0
   while true do
-    if not left() then return broken("timeout") end
-    local size_line, err = sock:receive("*l")
-    if not size_line then return broken(err, "connection lost inside a chunked answer") end
-    local hex = size_line:match("^%s*(%x+)")
-    if not hex or #hex > MAX_CHUNK_HEX then
-      return fail("transport", "malformed chunk size in the answer")
+    local size_line, err = rd:line(MAX_CHUNK_LINE)
+    if not size_line then
+      if err == "limit" then return fail("transport", "malformed chunk size in the answer", "malformed") end
+      return broken(err, "connection lost inside a chunked answer")
     end
+    local hex = size_line:match("^%s*(%x+)")
+    if not hex then return fail("transport", "malformed chunk size in the answer", "malformed") end
+    if #hex > MAX_CHUNK_HEX then return too_large(max) end
     local size = tonumber(hex, 16)
     if size == 0 then
-      local ok
-      ok, err = http1.read_headers(sock, {}) -- trailers, thrown away
-      if not ok then return broken(err, "connection lost in the answer's trailers") end
+      local ok, f = http1.read_headers(rd, {}) -- trailers, thrown away
+      if not ok then return nil, f end
       return table.concat(parts)
     end
     total = total + size
     if total > max then return too_large(max) end
-    if not left() then return broken("timeout") end
     local data
-    data, err = sock:receive(size)
+    data, err = rd:bytes(size + 2)
     if not data then return broken(err, "connection lost inside a chunked answer") end
-    parts[#parts + 1] = data
-    local crlf
-    crlf, err = sock:receive(2)
-    if crlf ~= "\r\n" then
-      return broken(err or "missing CRLF after a chunk", "malformed chunked answer")
+    if data:sub(-2) ~= "\r\n" then
+      return fail("transport", "malformed chunked answer: no CRLF after a chunk", "malformed")
     end
+    parts[#parts + 1] = data:sub(1, -3)
   end
 end
 
-function http1.read_length(sock, cl, max, left)
-  local n = cl:match("^%d+$") and tonumber(cl)
-  if not n then return fail("transport", "malformed Content-Length in the answer") end
+function http1.read_length(rd, cl, max)
+  local digits = cl:match("^%d+$")
+  if not digits then return fail("transport", "malformed Content-Length in the answer", "malformed") end
+  local n = #digits > 15 and math.huge or tonumber(digits)
   if n > max then return too_large(max) end
   if n == 0 then return "" end
-  if not left() then return broken("timeout") end
-  local body, err, partial = sock:receive(n)
+  local body, err, got = rd:bytes(n)
   if body then return body end
   if err == "closed" then
-    return fail("transport", string.format("connection closed after %d of %d bytes of the answer",
-      #(partial or ""), n))
+    return fail("transport", string.format("connection closed after %d of %d bytes of the answer", got, n))
   end
   return broken(err, "reading the answer failed")
 end
 
-function http1.read_until_close(sock, max, left)
-  local parts, total = {}, 0
-  while true do
-    if not left() then return broken("timeout") end
-    local data, err, partial = sock:receive(CLOSE_READ_BYTES)
-    data = data or partial
-    if data and #data > 0 then
-      total = total + #data
-      if total > max then return too_large(max) end
-      parts[#parts + 1] = data
-    end
-    if err == "closed" then return table.concat(parts) end
-    if err then return broken(err, "reading the answer failed") end
-  end
+function http1.read_until_close(rd, max)
+  local body, err = rd:rest(max)
+  if body then return body end
+  if err == "limit" then return too_large(max) end
+  return broken(err, "reading the answer failed")
 end
 
 -- The body by the framing the answer uses; body, delimited_by_close.
-function http1.read_body(sock, method, status, headers, max, left)
+function http1.read_body(rd, method, status, headers, max)
   if method == "HEAD" or status == 204 or status == 304 or status == 101 then return "" end
   local te = headers["transfer-encoding"]
   if te and te:lower():find("chunked", 1, true) then
-    return http1.read_chunked(sock, max, left)
+    return http1.read_chunked(rd, max)
   end
   local cl = headers["content-length"]
-  if cl then return http1.read_length(sock, cl, max, left) end
-  local body, f = http1.read_until_close(sock, max, left)
+  if cl then return http1.read_length(rd, cl, max) end
+  local body, f = http1.read_until_close(rd, max)
   if not body then return nil, f end
   return body, true
 end
 
--- One exchange on an open connection:
+-- One exchange on an open connection. limits: max_response_bytes and
+-- max_header_bytes; left: see the top of this file.
 --   {status =, body =, headers =}, keepalive
 --   | nil, failure, stale: "unsent" when the request could not be written
 --     (so it never arrived), "silent" when not a byte came back after it
 --     was; whether that means a stale pooled connection, and whether to
 --     send again, is the caller's to decide.
-function http1.exchange(sock, method, request, max, left)
+function http1.exchange(sock, method, request, max, left, max_head)
   if not left() then
     return nil, { kind = "timeout", message = "timed out before sending", sent = false, reason = "connect" }
   end
@@ -204,10 +312,11 @@ function http1.exchange(sock, method, request, max, left)
       "sending the request failed: " .. tostring(err))
     return nil, f, err ~= "timeout" and "unsent" or nil
   end
-  local status, version, headers = http1.read_head(sock, left)
+  local rd = http1.reader(sock, left, max_head)
+  local status, version, headers = http1.read_head(rd)
   if not status then return nil, version, headers and "silent" or nil end
   local keepalive = http1.keepalive(version, headers)
-  local body, by_close = http1.read_body(sock, method, status, headers, max, left)
+  local body, by_close = http1.read_body(rd, method, status, headers, max)
   if not body then return nil, by_close end
   if by_close then keepalive = false end
   return { status = status, body = body, headers = headers }, keepalive
