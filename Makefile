@@ -51,7 +51,7 @@ DEB_5.3 := lua5.3 liblua5.3-dev
 DEB_PACKAGES += $(DEB_$(LUA_VERSION))
 
 .PHONY: all deps test unit demo server install uninstall clean valgrind lint ngx-core bench \
-        asan fuzz soak fuzz-server soak-feeds load
+        asan fuzz soak fuzz-server soak-feeds load soak-openresty
 
 all: $(CORE)
 
@@ -133,6 +133,12 @@ soak: deps all
 soak-feeds: deps all
 	./bench/soak feeds
 
+# nginx with one client per worker under concurrent requests mixing plain calls,
+# parallel/go with ngx.sleep and close in flight, SOAK_OR_SECONDS (default 20): 0 hangs,
+# 0 crashed workers, every answer checked (bench/soak_openresty.lua).
+soak-openresty: deps all ngx-core
+	./bench/soak-openresty
+
 # 64 connections mixing adds, reads (plain and enriched), follows and
 # reactions on a 2-worker local server for LOAD_SECONDS (default 30): no
 # failed call, no Lua error, the soak's checks afterwards; p50/p99 printed.
@@ -140,7 +146,8 @@ load: deps all
 	./bench/load
 
 lint:
-	luacheck lua spec server examples fuzz bench/soak.lua bench/soak_feeds.lua bench/soak_common.lua
+	luacheck lua spec server examples fuzz bench/soak.lua bench/soak_feeds.lua bench/soak_common.lua \
+	  bench/soak_openresty.lua bench/soak_openresty_app.lua
 
 # Benchmarks against raw libcurl, wrk and the official JavaScript client
 # (bench/README.md); a few minutes, never part of `make test`.

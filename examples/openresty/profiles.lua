@@ -24,10 +24,10 @@
 -- not be reached, 504 Stream timed out.
 --
 -- Client lifetimes: one server-side client per worker, made in
--- init_worker_by_lua (connections are pooled per worker by nginx anyway);
--- a client per request where the request brings its own credentials (a
--- user token) or uses client:parallel (a client's coroutine scheduler must
--- serve one request at a time).
+-- init_worker_by_lua (connections are pooled per worker by nginx anyway)
+-- and used by every request, client:parallel included (each request's
+-- tasks are light threads of that request); a client per request only
+-- where the request brings its own credentials (a user token).
 
 local ngx = ngx -- luacheck: ignore 113 (the nginx API, a global inside nginx)
 local stream = require "stream"
@@ -57,11 +57,6 @@ function M.init_worker()
     client_error = tostring(c)
     ngx.log(ngx.ERR, "profiles: no Stream client: ", client_error)
   end
-end
-
--- A fresh server-side client with the same credentials (for parallel).
-local function request_client()
-  return stream.connect(options)
 end
 
 ---------------------------------------------------------------- answers
@@ -214,18 +209,16 @@ local function many_profiles(c, method)
   return fail(405, "invalid", "method not allowed")
 end
 
--- Every profile of ?ids= fetched at once: the calls run concurrently
--- inside this request. A client of its own, since parallel drives one
--- client's scheduler from this request alone.
-local function parallel_profiles()
+-- Every profile of ?ids= fetched at once: the calls run concurrently, as
+-- light threads of this request, on the worker's client (other requests
+-- running their own parallel on it meanwhile do not meet these tasks).
+local function parallel_profiles(c)
   local ids = ids_arg()
-  local c = request_client()
   local fns = {}
   for i, id in ipairs(ids) do
     fns[i] = function() return c:user(id):get() end
   end
   local results = c:parallel(fns, { max_in_flight = 32 })
-  c:close()
   local out, missing = {}, {}
   for i, r in ipairs(results) do
     if r[1] then
@@ -327,7 +320,7 @@ function M.handle()
     return reply(200, { ref = ref })
   end
   if uri == "/profiles" or uri == "/profiles/" then return many_profiles(client, method) end
-  if uri == "/profiles-parallel" and method == "GET" then return parallel_profiles() end
+  if uri == "/profiles-parallel" and method == "GET" then return parallel_profiles(client) end
   id = uri:match("^/timeline/([^/]+)$")
   if id and method == "GET" then return timeline(client, id) end
   id = uri:match("^/tokens/([^/]+)$")

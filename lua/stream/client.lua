@@ -20,6 +20,7 @@ local feeds = require "stream.feeds"
 local activities = require "stream.activities"
 local reactions = require "stream.reactions"
 local collections = require "stream.collections"
+local batch = require "stream.batch"
 
 local Client = {}
 Client.__index = Client
@@ -80,7 +81,9 @@ function Client.new(core, settings, transport_mod)
     auth = settings.token
     p.token = settings.token
     p.hidden[1] = settings.token
-    self.auth_mode = "user_token"
+    -- a token scoped to one feed (feed:token) names no user
+    self.auth_mode = settings.feed_scope and "feed_token" or "user_token"
+    self.feed_scope = settings.feed_scope
   else
     auth = core.hs256(settings.secret, SERVER_CLAIMS)
     p.secret = settings.secret
@@ -102,6 +105,7 @@ function Client.new(core, settings, transport_mod)
     timeout = o.timeout,
     connect_timeout = o.connect_timeout,
     max_response_bytes = o.max_response_bytes,
+    max_header_bytes = o.max_header_bytes,
     max_connections = o.max_connections,
     ca_file = o.ca_file,
     verify = o.verify,
@@ -181,6 +185,30 @@ function Client:update_activities(list)
   return res, err
 end
 
+-- client:add_to_many(activity, {feed, ...}); batch.lua
+function Client:add_to_many(activity, list)
+  check.self(self, Client, "client:add_to_many")
+  check_open(self, "client:add_to_many")
+  local res, err = batch.add_to_many(self, activity, list)
+  return res, err
+end
+
+-- client:follow_many({{source =, target =}, ...} [, {activity_copy_limit = n}])
+function Client:follow_many(list, opts)
+  check.self(self, Client, "client:follow_many")
+  check_open(self, "client:follow_many")
+  local res, err = batch.follow_many(self, list, opts)
+  return res, err
+end
+
+-- client:unfollow_many({{source =, target = [, keep_history = true]}, ...})
+function Client:unfollow_many(list)
+  check.self(self, Client, "client:unfollow_many")
+  check_open(self, "client:unfollow_many")
+  local res, err = batch.unfollow_many(self, list)
+  return res, err
+end
+
 -- Get-or-create of the token's own user; its data is never overwritten.
 function Client:set_user(data)
   check.self(self, Client, "client:set_user")
@@ -208,7 +236,8 @@ function Client:create_user_token(user_id, extra_claims, opts)
   check.self(self, Client, "client:create_user_token")
   local p = private[self]
   if not p or not p.secret then
-    error("client:create_user_token needs the API secret; this client holds a user token", 2)
+    error("client:create_user_token needs the API secret; this client holds a "
+      .. self.auth_mode:gsub("_", " "), 2)
   end
   if type(user_id) ~= "string" then
     error("client:create_user_token: user_id must be a string, got " .. type(user_id), 2)
@@ -243,6 +272,17 @@ function Client:create_user_token(user_id, extra_claims, opts)
   return self._core.hs256(p.secret, payload)
 end
 
+-- Signs a JWT payload (JSON text) with the API secret, for API modules that
+-- hand out scoped tokens (feed:token). Raises at the caller of the method
+-- that called this when the client holds a token instead of the secret.
+function Client:_sign(payload, fname)
+  local p = private[self]
+  if not p or not p.secret then
+    error(fname .. " needs the API secret; this client holds a " .. self.auth_mode:gsub("_", " "), 3)
+  end
+  return self._core.hs256(p.secret, payload)
+end
+
 ---------------------------------------------------------------- concurrency
 
 local PARALLEL_OPTS = { max_in_flight = true }
@@ -250,7 +290,10 @@ local PARALLEL_OPTS = { max_in_flight = true }
 -- Runs each function in its own task; users calls inside them run
 -- concurrently. Returns one entry per function, in order: a packed list of
 -- what it returned ({n = ..., ...}); a function that raised gives
--- {n = 2, nil, error_value, raised = true}. One failure never stops the others.
+-- {n = 2, nil, error_value, raised = true}. One failure never stops the others,
+-- nor does a close from one of them (calls in flight end as "closed").
+-- Inside nginx each task is a light thread of the calling request, so one
+-- client may serve any number of concurrent requests (scheduler.lua).
 function Client:parallel(fns, opts)
   check.self(self, Client, "client:parallel")
   check_open(self, "client:parallel")
@@ -285,10 +328,10 @@ end
 
 -- Drives pending requests for at most `timeout` seconds (default 0: never
 -- block) and resumes the tasks whose requests finished. Returns the number
--- of unfinished tasks.
+-- of unfinished tasks. On a closed client it drains: each call still in
+-- flight ends with nil, err (reason "closed").
 function Client:step(timeout)
   check.self(self, Client, "client:step")
-  check_open(self, "client:step")
   check_outside(self, "client:step")
   if timeout ~= nil and (type(timeout) ~= "number" or timeout < 0) then
     error("client:step: timeout must be a number of seconds >= 0", 2)
@@ -296,10 +339,9 @@ function Client:step(timeout)
   return self._sched:step(timeout or 0)
 end
 
--- Runs until no task is left.
+-- Runs until no task is left (on a closed client too, as step).
 function Client:wait()
   check.self(self, Client, "client:wait")
-  check_open(self, "client:wait")
   check_outside(self, "client:wait")
   self._sched:wait()
 end
@@ -307,14 +349,13 @@ end
 -- Unfinished tasks, and requests in flight among them.
 function Client:pending()
   check.self(self, Client, "client:pending")
-  return self._sched.count, self._sched:in_flight()
+  return self._sched:pending()
 end
 
 -- Seconds an outside event loop may sleep before calling step again
 -- (0: now; nil: nothing is pending).
 function Client:timeout()
   check.self(self, Client, "client:timeout")
-  if self._sched.count == 0 then return nil end
   return self._sched:timeout()
 end
 
@@ -324,10 +365,15 @@ function Client:stats()
   return self._transport:stats()
 end
 
+-- Calls in flight (in tasks of this client, or, under nginx, anywhere) end
+-- with nil, err (reason "closed"); parallel still returns its results and
+-- step/wait drain the tasks. The scheduler learns of it first, so it stops
+-- driving the transport before the transport goes.
 function Client:close()
   check.self(self, Client, "client:close")
   if not self._closed then
     self._closed = true
+    if self._sched then self._sched:close() end
     self._transport:close()
   end
 end
@@ -337,6 +383,7 @@ Client.__gc = Client.close
 
 function Client:__tostring()
   local who = self.auth_mode == "server" and "server-side"
+      or self.feed_scope and ("feed token for " .. self.feed_scope)
       or ("user token" .. (self.user_id and (" for " .. self.user_id) or ""))
   return string.format("stream.client (api_key=%s, %s, %s%s)", self.api_key, who,
     self.base_url, self._closed and ", closed" or "")

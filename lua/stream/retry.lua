@@ -2,13 +2,18 @@
 -- pipeline (request.lua) asks `delay` after each failed attempt; errors.lua
 -- asks `retryable` for the `err.retryable` flag callers see.
 --
--- Only what repeating cannot change is repeated:
--- - a transport failure or a timeout, when the request is idempotent or
---   provably never reached the server (err.sent == false);
+-- Only what repeating cannot change is repeated: a call is `retryable`
+-- only where sending it again can neither fail for the same reason nor
+-- duplicate a write, i.e.
+-- - a transport failure or a timeout, when the request is idempotent (its
+--   description says so: a read, or a write with its own idempotency key)
+--   or provably never reached the server (err.sent == false);
 -- - 502, 503 and 504 for idempotent requests;
--- - a 429 for any request (it was refused, not done) when the rate limit
---   resets within max_retry_wait seconds;
--- - never an answer over max_response_bytes (it would be as large again).
+-- - a 429 for any request (it was refused, not done); it is sent again
+--   when the rate limit resets within max_retry_wait seconds;
+-- - never an answer over max_response_bytes or max_header_bytes (reason
+--   "limit": it would be as large again) nor a malformed answer (reason
+--   "malformed": the same server breaks HTTP the same way again).
 -- Waits grow exponentially with jitter: BACKOFF_BASE * 2^(n-1), capped at
 -- BACKOFF_CAP, times a random factor in [1 - JITTER, 1].
 --
@@ -28,12 +33,19 @@ retry.BACKOFF_CAP = 2      -- the longest back-off between two attempts
 retry.JITTER = 0.5         -- share of the back-off taken off at random
 retry.RESET_SLACK = 0.1    -- at most this much added to a rate-limit reset
 
--- Whether an error is worth sending again at all (err.retryable).
-function retry.retryable(e)
+-- Answers that would come back the same when asked again ("closed": the
+-- client was closed, every later attempt would fail the same way).
+local SAME_AGAIN = { limit = true, malformed = true, closed = true }
+
+-- Whether sending the same call again is sound (err.retryable);
+-- idempotent: the request's own flag.
+function retry.retryable(e, idempotent)
   if e.kind == "transport" or e.kind == "timeout" then
-    return e.reason ~= "limit"
+    if SAME_AGAIN[e.reason] then return false end
+    return idempotent == true or e.sent == false
   end
-  return e.status ~= nil and retry.STATUS[e.status] == true
+  if e.status == nil or not retry.STATUS[e.status] then return false end
+  return idempotent == true or not IDEMPOTENT_ONLY[e.status]
 end
 
 -- The back-off before attempt n + 1; random() in [0, 1).
@@ -47,11 +59,7 @@ end
 -- max_wait (seconds), epoch (seconds since 1970, for X-RateLimit-Reset),
 -- random (a function giving [0, 1)).
 function retry.delay(err, n, ctx)
-  if not retry.retryable(err) then return nil end
-  if err.kind == "transport" or err.kind == "timeout" then
-    if ctx.idempotent or err.sent == false then return retry.backoff(n, ctx.random) end
-    return nil
-  end
+  if not retry.retryable(err, ctx.idempotent) then return nil end
   if err.status == 429 then
     local reset = err.rate_limit and err.rate_limit.reset
     if not reset then return nil end
@@ -59,10 +67,7 @@ function retry.delay(err, n, ctx)
     if wait <= ctx.max_wait then return wait end
     return nil
   end
-  if IDEMPOTENT_ONLY[err.status] and ctx.idempotent then
-    return retry.backoff(n, ctx.random)
-  end
-  return nil
+  return retry.backoff(n, ctx.random)
 end
 
 return retry

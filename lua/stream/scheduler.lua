@@ -9,6 +9,17 @@
 -- transport's answer back. It owns the task counts, `run_all` (parallel's
 -- spawn-with-a-limit) and `wait`.
 --
+-- Closing: once the client is closed (S:close, before the transport
+-- closes and fails what it had in flight with reason "closed"), step stops
+-- calling the transport and resumes every waiting task at once, so each
+-- call in flight ends with nil, err (reason "closed"), a back-off in
+-- progress ends, run_all returns its results and wait drains. A request
+-- sent after that fails the same way without reaching the transport.
+--
+-- A transport that runs functions as threads of its host (the ngx one:
+-- ngx.thread light threads) gets the threaded scheduler at the end of this
+-- file instead: see "threads" below for why and how.
+--
 -- The hot path allocates nothing per step: a waiting request is one entry
 -- of a map (transport handle -> task), a transport that can say which
 -- requests finished (perform(wait, done), as the curl one does) fills one
@@ -39,7 +50,16 @@ local STEP_WAIT = 1
 -- wait on, so an outside loop polls at least this often.
 local MAX_POLL = 0.05
 
+-- What a request sent after close gets (the transport contract's failure):
+-- nothing reached the server.
+local function closed_failure()
+  return nil, { kind = "transport", message = "the client was closed", sent = false, reason = "closed" }
+end
+
 function scheduler.new(transport)
+  if transport.spawn and transport.context and transport.signal then
+    return scheduler.threaded(transport)
+  end
   return setmetatable({
     transport = transport,
     tasks = setmetatable({}, { __mode = "k" }), -- coroutine -> task
@@ -61,6 +81,7 @@ end
 -- Sends one request: yields the calling task while it is in flight, or
 -- blocks when the caller is not one of this scheduler's tasks.
 function S:send(req)
+  if self.closed then return closed_failure() end
   local co = coroutine.running()
   local task = co and self.tasks[co]
   if not task then
@@ -76,7 +97,8 @@ end
 -- Waits `seconds`: a task yields (the others go on), anything else blocks
 -- while still driving the transfers in flight.
 function S:sleep(seconds)
-  if not (seconds > 0) then return end -- luacheck: ignore 581 (NaN too)
+  -- (NaN too); once closed the next attempt fails at once: no wait for it
+  if self.closed or not (seconds > 0) then return end -- luacheck: ignore 581
   local t = self.transport
   local co = coroutine.running()
   local task = co and self.tasks[co]
@@ -88,7 +110,7 @@ function S:sleep(seconds)
   local wake = t:now() + seconds
   while true do
     local left = wake - t:now()
-    if left <= 0 then return end
+    if left <= 0 or self.closed then return end
     if self.nwaiting > 0 then t:perform(left) else t:sleep(left) end
   end
 end
@@ -144,10 +166,28 @@ function S:spawn(fn, on_done, ...)
   return task
 end
 
+-- After close: every task waiting for a request (done now, failed as
+-- "closed" by the transport's close), for a back-off or for its next turn
+-- is resumed, without the transport.
+local function drain(self)
+  local list = self.ready
+  self.ready = {}
+  for h, task in pairs(self.waiting) do
+    self.waiting[h] = nil
+    list[#list + 1] = task
+  end
+  self.nwaiting = 0
+  for _, sl in ipairs(self.sleepers) do list[#list + 1] = sl.task end
+  self.sleepers = {}
+  for i = 1, #list do resume(self, list[i]) end
+  return self.count
+end
+
 -- Drives transfers, waiting at most `wait` seconds for one to make
 -- progress, and resumes every task whose request has finished.
 -- Returns the number of unfinished tasks.
 function S:step(wait)
+  if self.closed then return drain(self) end
   if #self.ready > 0 then
     local list = self.ready
     self.ready = {}
@@ -202,7 +242,8 @@ end
 -- ready, nil when nothing is in flight, else libcurl's own timer, at most
 -- 50 ms (the scheduler does not expose sockets to wait on).
 function S:timeout()
-  if #self.ready > 0 then return 0 end
+  if self.count == 0 then return nil end
+  if #self.ready > 0 or self.closed then return 0 end
   local limit = MAX_POLL
   if #self.sleepers > 0 then
     local now = self.transport:now()
@@ -218,8 +259,14 @@ function S:timeout()
   return t
 end
 
-function S:in_flight()
-  return self.nwaiting
+-- Unfinished tasks, and requests in flight among them.
+function S:pending()
+  return self.count, self.nwaiting
+end
+
+-- Marks the client closed; call before the transport closes.
+function S:close()
+  self.closed = true
 end
 
 -- A run_all runner: runs the function it is resumed with, yields RAN with
@@ -283,6 +330,230 @@ end
 -- Steps until no task is left.
 function S:wait()
   while self.count > 0 do self:step(STEP_WAIT) end
+end
+
+---------------------------------------------------------------- threads
+
+-- Inside nginx a coroutine scheduler cannot work: lua-nginx-module passes
+-- an I/O yield (ngx.sleep, a cosocket of the caller's own) made inside a
+-- coroutine up to the request's entry thread, so resume() would not return
+-- until that I/O is done (tasks run one after another), and one request
+-- would resume coroutines that belong to another. So with a transport that
+-- runs functions as threads of its host, each task is such a thread (an
+-- ngx.thread): nginx itself runs the tasks concurrently whatever they wait
+-- on, a request inside a task is a plain call of the transport (it yields
+-- the task's thread, not the worker), and step/wait wait on a semaphore
+-- that finishing tasks post.
+--
+-- A light thread belongs to the request that spawned it, so tasks are kept
+-- per request: a "group" per request and client, stored in a table the
+-- transport gives for the running request (ngx.ctx) and gone with it.
+-- parallel, go, step, wait, pending and timeout work on the calling
+-- request's group only, so concurrent requests on one client (the
+-- per-worker client of init_worker_by_lua) never share a task, a semaphore
+-- or a coroutine. A task used from another request raises at once.
+--
+-- The transport offers:
+--   t:context()       -> a table that lives as long as the running request
+--                        (or nil where there is none), and nil when threads
+--                        can start here, else why not (text)
+--   t:spawn(fn, ...)  -> a thread running fn(...) (it runs at once until it
+--                        first waits) | nil, err
+--   t:signal()        -> a counting semaphore: post(n), wait(seconds), count()
+
+local Threads = {}
+Threads.__index = Threads
+
+local ThreadTask = {}
+ThreadTask.__index = ThreadTask
+ThreadTask.__name = "stream.task"
+
+-- Shortest wait of a step while tasks run: step(0) still lets nginx run them
+-- (a loop of step(0) must not keep the worker from the tasks it waits for).
+local MIN_WAIT = 0.001
+
+local running = coroutine.running
+
+function scheduler.threaded(transport)
+  -- live: unfinished tasks of every request; 0 lets a plain call skip the
+  -- lookup of the running request
+  return setmetatable({ transport = transport, closed = false, live = 0 }, Threads)
+end
+
+-- The running request's group and, when threads cannot start here, why
+-- not. With `make` (to start tasks) it is made on first use, and nil
+-- where threads cannot start.
+local function group_of(self, make)
+  local ctx, problem = self.transport:context()
+  local g = ctx and ctx[self]
+  if not make then return g, problem end
+  if problem or not ctx then return nil, problem end
+  if g then return g end
+  g = { set = self, tasks = {}, count = 0, in_flight = 0, signal = self.transport:signal() }
+  ctx[self] = g
+  return g
+end
+
+local function task_finished(g, task, ok, ...)
+  g.count = g.count - 1
+  g.set.live = g.set.live - 1
+  task.finished = true
+  if ok then
+    task.results = pack(...)
+  else
+    task.raised = true
+    task.results = { n = 2, nil, (...) }
+  end
+  if task.on_done then task.on_done(task) end
+  g.signal:post(1)
+end
+
+-- The body of every task's thread.
+local function run_task(g, task, fn, ...)
+  local co = running()
+  g.tasks[co] = task
+  task_finished(g, task, pcall(fn, ...))
+  g.tasks[co] = nil
+end
+
+local function group_spawn(g, fn, on_done, ...)
+  local task = setmetatable({ group = g, on_done = on_done }, ThreadTask)
+  g.count = g.count + 1
+  g.set.live = g.set.live + 1
+  local th, err = g.set.transport:spawn(run_task, g, task, fn, ...)
+  if not th then task_finished(g, task, false, "stream: cannot start a task: " .. tostring(err)) end
+  return task
+end
+
+-- A task is used only by the request that started it.
+local function check_owner(task)
+  local g = task.group
+  local ctx = g.set.transport:context()
+  if not (ctx and ctx[g.set] == g) then
+    error("stream: this task was started by another request (or timer); its thread belongs to that"
+      .. " request, so only that request can use it (wait for it there, or start it here)", 3)
+  end
+end
+
+function ThreadTask:done()
+  check_owner(self)
+  return self.finished == true
+end
+
+function ThreadTask:result()
+  check_owner(self)
+  if not self.finished then error("stream: task has not finished", 2) end
+  return unpack(self.results, 1, self.results.n)
+end
+
+function Threads:inside()
+  if self.live == 0 then return false end
+  local g = group_of(self, false)
+  return g ~= nil and g.tasks[running()] ~= nil
+end
+
+local function sent_from_task(g, ok, ...)
+  g.in_flight = g.in_flight - 1
+  if not ok then error((...), 0) end
+  return ...
+end
+
+-- A request is a plain call of the transport, in a task or not: it waits
+-- in the calling thread, and nginx runs the others meanwhile.
+function Threads:send(req)
+  if self.closed then return closed_failure() end
+  local t = self.transport
+  local g = self.live > 0 and group_of(self, false)
+  if not (g and g.tasks[running()]) then return t:request(req) end
+  g.in_flight = g.in_flight + 1
+  return sent_from_task(g, pcall(t.request, t, req))
+end
+
+function Threads:sleep(seconds)
+  if self.closed or not (seconds > 0) then return end -- luacheck: ignore 581 (NaN too)
+  self.transport:sleep(seconds)
+end
+
+-- Starts fn(...) as a task of the calling request (client:go).
+function Threads:spawn(fn, on_done, ...)
+  local g, problem = group_of(self, true)
+  if not g then
+    error("client:go: cannot start a task here: " .. tostring(problem or "no request is running"), 3)
+  end
+  return group_spawn(g, fn, on_done, ...)
+end
+
+-- Waits at most `wait` seconds (at least MIN_WAIT while tasks run) for a
+-- task of this request to finish. Returns the number left.
+local function group_step(g, wait, problem)
+  if g.count == 0 or problem then return g.count end
+  local sig = g.signal
+  if sig:count() == 0 then sig:wait(math.max(wait or 0, MIN_WAIT)) end
+  while sig:count() > 0 do sig:wait(0) end
+  return g.count
+end
+
+function Threads:step(wait)
+  local g, problem = group_of(self, false)
+  if not g then return 0 end
+  return group_step(g, wait, problem)
+end
+
+function Threads:wait()
+  local g, problem = group_of(self, false)
+  if not g or problem then return end
+  while g.count > 0 do group_step(g, STEP_WAIT) end
+end
+
+function Threads:pending()
+  local g = group_of(self, false)
+  if not g then return 0, 0 end
+  return g.count, g.in_flight
+end
+
+function Threads:timeout()
+  local g = group_of(self, false)
+  if not g or g.count == 0 then return nil end
+  if g.signal:count() > 0 then return 0 end
+  return MAX_POLL
+end
+
+function Threads:close()
+  self.closed = true
+end
+
+-- fn() as a run_all entry.
+local function run_one(fn)
+  local r = pack(pcall(fn))
+  if r[1] then return pack(unpack(r, 2, r.n)) end
+  return { n = 2, nil, r[2], raised = true }
+end
+
+-- run_all with at most `limit` tasks of this request, each taking the next
+-- function when its last one returned. Where threads cannot start (an nginx
+-- phase without them), the functions run one after another: their calls
+-- fail at once there anyway.
+function Threads:run_all(fns, limit)
+  local n = #fns
+  local results, nexti, live = {}, 1, 0
+  local g = group_of(self, true)
+  if g then
+    local function worker()
+      while nexti <= n do
+        local i = nexti
+        nexti = i + 1
+        results[i] = run_one(fns[i])
+      end
+    end
+    local function worker_done() live = live - 1 end
+    for _ = 1, math.min(limit, n) do
+      live = live + 1
+      group_spawn(g, worker, worker_done)
+    end
+    while live > 0 do group_step(g, STEP_WAIT) end
+  end
+  for i = nexti, n do results[i] = run_one(fns[i]) end -- no thread could take them
+  return results
 end
 
 return scheduler

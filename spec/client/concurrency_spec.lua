@@ -281,3 +281,128 @@ describe("client:go / step / wait", function()
     assert.same({ "a", "b" }, seen)
   end)
 end)
+
+describe("client:close while requests are in flight", function()
+  local s, fast
+  local http = require "helpers.http"
+
+  setup(function()
+    s = server.start({ faults = true })
+    fast = H.server_client(s)
+  end)
+
+  teardown(function()
+    if fast then fast:close() end
+    if s then s:stop() end
+  end)
+
+  before_each(function() http.request("DELETE", s.url .. "/_local/faults") end)
+
+  -- Lets `seconds` pass inside a task while the other tasks' transfers go on.
+  local function pass(seconds)
+    local until_t = socket.gettime() + seconds
+    repeat
+      socket.sleep(0.005)
+      coroutine.yield()
+    until socket.gettime() >= until_t
+  end
+
+  it("from a parallel task: parallel returns every result, calls in flight end as closed", function()
+    local c = H.server_client(s)
+    local known = H.uid("known")
+    assert(fast:user(known):create({ k = 0 }))
+    -- the next three requests (the writes, sent first) are answered after 600 ms
+    local status = http.request("POST", s.url .. "/_local/faults",
+      { body = '{"fault":"delay","ms":600,"count":3}' })
+    assert.equal(201, status)
+    local ids = { H.uid("w"), H.uid("w"), H.uid("w") }
+    local fns = {}
+    for k = 1, 3 do fns[k] = function() return c:user(ids[k]):create({ k = k }) end end
+    fns[4] = function()
+      pass(0.15)
+      local res = c:user(known):get() -- answered at once: done before the close
+      c:close()
+      return res and res.data.k, "closed it"
+    end
+    local results = c:parallel(fns)
+    assert.equal(4, #results)
+    for k = 1, 3 do
+      local r = results[k]
+      assert.is_nil(r.raised, tostring(r[2]))
+      assert.is_nil(r[1])
+      assert.equal("closed", r[2].reason, tostring(r[2]))
+      assert.equal("transport", r[2].kind)
+      -- the write was on the wire: the caller must assume it reached Stream
+      assert.is_true(r[2].sent)
+      assert.is_false(r[2].retryable)
+      assert.equal(1, r[2].attempts)
+    end
+    assert.same({ n = 2, 0, "closed it" }, results[4])
+    -- the writes reached the server: it handles them after their delay
+    for k = 1, 3 do
+      local res
+      for _ = 1, 100 do
+        res = fast:user(ids[k]):get()
+        if res then break end
+        socket.sleep(0.02)
+      end
+      assert.equal(k, res and res.data.k)
+    end
+    -- a call started after the close is a caller's bug: it raises
+    local ok, e = pcall(function() return c:user(known):get() end)
+    assert.is_false(ok)
+    assert.matches("on a closed client", e)
+  end)
+
+  it("with go tasks pending: step drains them, each call ends as closed", function()
+    local c = stream.connect(s.api_key, s.api_secret, "1", {
+      base_url = s.base_url, transport = H.transport({ "X-Stream-Local-Delay: 400" }),
+    })
+    local tasks = {}
+    for i = 1, 3 do
+      tasks[i] = c:go(function() return c:user(H.uid("gone")):create({ i = i }) end)
+    end
+    -- a task in a retry back-off: ends with the close too
+    tasks[4] = c:go(function()
+      return c:user(H.uid("gone")):get()
+    end)
+    for _ = 1, 5 do c:step(0.01) end
+    assert.same({ 4, 4 }, { c:pending() })
+    c:close()
+    assert.equal(0, c:timeout())
+    local steps = 0
+    while c:step(0.05) > 0 and steps < 10 do steps = steps + 1 end
+    assert.same({ 0, 0 }, { c:pending() })
+    assert.is_nil(c:timeout())
+    for i = 1, 4 do
+      assert.is_true(tasks[i]:done())
+      local res, err = tasks[i]:result()
+      assert.is_nil(res)
+      assert.equal("closed", err.reason, tostring(err))
+    end
+    c:wait() -- nothing left: returns
+  end)
+
+  it("ends a retry back-off at once and sends nothing more", function()
+    local c = H.server_client(s, { retries = 5 })
+    -- every attempt of the read fails with a 503 (sent again after a back-off)
+    local status = http.request("POST", s.url .. "/_local/faults",
+      { body = '{"fault":"status","status":503,"count":1}' })
+    assert.equal(201, status)
+    local task = c:go(function() return c:user(H.uid("retry")):get() end)
+    local t0 = socket.gettime()
+    for _ = 1, 20 do
+      c:step(0.005)
+      if c:pending() == 1 and select(2, c:pending()) == 0 then break end -- in its back-off
+    end
+    c:close()
+    local steps = 0
+    while c:step(0.05) > 0 and steps < 10 do steps = steps + 1 end
+    assert.is_true(task:done())
+    local res, err = task:result()
+    assert.is_nil(res)
+    assert.equal("closed", err.reason, tostring(err))
+    assert.is_false(err.sent)
+    assert.is_true(socket.gettime() - t0 < 1, "the back-off was waited for")
+  end)
+end)

@@ -326,6 +326,34 @@ describe("examples/openresty", function()
       assert.matches("[GET user/phase-demo/]", msg, 1, true)
     end)
 
+    -- after the connection counts above: these tasks open up to 32 connections at once
+    it("serves 8 requests at once, each running parallel on the worker's one client", function()
+      local ids = {}
+      for i = 1, 4 do
+        ids[i] = uid("spar")
+        assert.equal(201, (call("POST", "/profiles/" .. ids[i], { i = i })))
+      end
+      local pid0 = stats().pid
+      program({ fault = "delay", ms = 200, count = 32 })
+      local list = {}
+      for k = 1, 8 do
+        -- each request asks for the profiles in its own order
+        local order = {}
+        for i = 1, 4 do order[i] = ids[(i + k - 2) % 4 + 1] end
+        list[k] = { "GET", ex.url .. "/profiles-parallel?ids=" .. table.concat(order, ","), order = order }
+      end
+      local answers, seconds = S.concurrent(list, 10)
+      for k, a in ipairs(answers) do
+        assert.equal(200, a.status, a.body)
+        local res = cjson.decode(a.body)
+        for i, p in ipairs(res.profiles) do assert.equal(list[k].order[i], p.id) end
+        assert.equal(4, #res.profiles)
+      end
+      -- 32 upstream calls of 200 ms, all at once: well under one after another
+      assert.is_true(seconds < 2, "took " .. seconds .. " s")
+      assert.equal(pid0, stats().pid)
+    end)
+
     it("leaves no Lua errors in the error log", function()
       local log = S.read_file(ex.prefix .. "/logs/error.log") or ""
       assert.is_nil(log:match("[^\n]*runtime error[^\n]*"))

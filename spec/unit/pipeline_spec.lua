@@ -112,6 +112,34 @@ describe("request pipeline: retries", function()
     assert.equal(1, #clock.sent)
   end)
 
+  it("never sends again once the client was closed (reason 'closed'), sent or not", function()
+    for _, sent in ipairs({ true, false }) do
+      local c, clock = client({ { fail = { kind = "transport", message = "closed", sent = sent, reason = "closed" } } })
+      local _, err = c:_request({ method = "GET", path = "user/a/", idempotent = true })
+      assert.equal("closed", err.reason)
+      assert.equal(sent, err.sent)
+      assert.is_false(err.retryable)
+      assert.equal(1, #clock.sent)
+      assert.same({}, clock.sleeps)
+    end
+  end)
+
+  it("ends a call in flight on close: the scheduler fails what is sent after it", function()
+    local c, clock = client({ REFUSED })
+    -- the first attempt is refused; the client is closed during its back-off
+    local sleep = c._sched.sleep
+    c._sched.sleep = function(sched, seconds)
+      c:close()
+      return sleep(sched, seconds)
+    end
+    local _, err = c:_request({ method = "GET", path = "user/a/", idempotent = true })
+    assert.equal("closed", err.reason)
+    assert.is_false(err.sent)
+    assert.equal(2, err.attempts)
+    assert.equal(1, #clock.sent)
+    assert.same({}, clock.sleeps) -- no back-off waited after the close
+  end)
+
   it("stops after `retries` attempts more than the first", function()
     local c, clock = client({ REFUSED, REFUSED, REFUSED, REFUSED }, { retries = 2 })
     local _, err = c:_request({ method = "GET", path = "user/a/", idempotent = true })

@@ -18,13 +18,25 @@
 --   per client here; it is ignored, with a warning in the error log, and
 --   verification stays on against nginx's list);
 -- - Content-Length, chunked and read-until-close answers, 1xx skipped,
---   answers capped at max_response_bytes, no redirect followed, header names
+--   answers capped at max_response_bytes and their headers at
+--   max_header_bytes, no redirect followed, header names
 --   lower-cased with the last one winning (as the curl transport returns
 --   them); a pooled connection that turns out closed is replaced by a new
 --   one when the request could not be sent on it, or (only for a request
 --   the client marked idempotent) when nothing came back;
--- - submit() runs the request in an ngx.thread light thread; perform(wait)
---   waits on an ngx.semaphore (never blocking the worker) until one is done;
+-- - one deadline per request (its timeout, from the start of the call):
+--   connecting, sending and every read are given only what is left of it,
+--   and the reads come back with each arrival (http1.lua), so a server
+--   that drips bytes cannot hold a call past it;
+-- - light threads for the scheduler: context() (ngx.ctx, where the scheduler
+--   keeps each request's tasks), spawn() (ngx.thread.spawn: every task of
+--   parallel/go is a light thread of its request) and signal() (an
+--   ngx.semaphore its tasks post when they finish); submit() runs one
+--   request in a light thread and perform(wait) waits on a semaphore, for
+--   direct use by one request at a time;
+-- - close() cannot cut an exchange in flight short (only the thread reading
+--   a cosocket may close it): such a request ends when its answer is read or
+--   its timeout passes, then fails with reason "closed";
 -- - host names are looked up in /etc/hosts first (read once per worker),
 --   then by nginx's `resolver`;
 -- - an http:// proxy (absolute-form requests; CONNECT for https targets).
@@ -38,6 +50,7 @@
 
 local ngx = ngx -- luacheck: ignore 113 (the nginx API, a global inside nginx)
 local http1 = require "stream.transport.http1"
+local config = require "stream.config"
 
 local pack = table.pack or function(...) return { n = select("#", ...), ... } end
 local unpack = table.unpack or unpack -- luacheck: ignore 143
@@ -177,7 +190,9 @@ end
 local warned_ca = {}
 
 -- settings: timeout, connect_timeout, max_response_bytes (resolved values),
--- ca_file, verify, proxy, max_connections, headers and body_headers (maps).
+-- max_header_bytes (config.lua's default when not given, as in the curl
+-- transport), ca_file, verify, proxy, max_connections, headers and
+-- body_headers (maps).
 function M.new(core, settings)
   if type(ngx) ~= "table" or type(ngx.get_phase) ~= "function" then
     error("stream.ngx: the ngx transport runs only inside nginx (lua-nginx-module)", 2)
@@ -193,6 +208,7 @@ function M.new(core, settings)
     _connect_timeout = settings.connect_timeout,
     _verify = settings.verify ~= false,
     _max_response = settings.max_response_bytes,
+    _max_header = settings.max_header_bytes or config.DEFAULTS.max_header_bytes,
     _max_connections = settings.max_connections,
     _requests = 0, _connects = 0, _in_flight = 0, _closed = false,
   }, M)
@@ -246,22 +262,36 @@ local function unsent(kind, message, reason)
   return nil, { kind = kind, message = message, sent = false, reason = reason or "connect" }
 end
 
+-- A function that sets the socket's timeout to what is left of the
+-- deadline, or returns nil once it has passed (http1.lua's `left`).
+local function time_left(self, sock, deadline)
+  return function()
+    local l = deadline - now(self)
+    if l <= 0 then return nil end
+    sock:settimeout(ms(l))
+    return l
+  end
+end
+
 -- Opens a tunnel through the proxy to host:port. true | nil, err
-local function connect_tunnel(self, sock, host, port)
+local function connect_tunnel(self, sock, host, port, deadline)
   local p = self._proxy
   local authority = host .. ":" .. port
   local ok, err = sock:send("CONNECT " .. authority .. " HTTP/1.1\r\nHost: " .. authority .. "\r\n"
     .. (p.auth or "") .. "\r\n")
   if not ok then return nil, err end
+  -- the proxy says nothing after its answer until the TLS handshake starts,
+  -- so the reader cannot take bytes that belong to the tunnel
+  local rd = http1.reader(sock, time_left(self, sock, deadline), self._max_header)
   local line
-  line, err = sock:receive("*l")
+  line, err = rd:head_line()
   if not line then return nil, err end
   local status = tonumber(line:match("^HTTP/%d%.%d (%d%d%d)"))
-  local ignored = {}
-  ok, err = http1.read_headers(sock, ignored)
-  if not ok then return nil, err end
+  local f
+  ok, f = http1.read_headers(rd, {})
+  if not ok then return nil, f.message end
   if status ~= 200 then
-    return nil, "proxy answered CONNECT with " .. tostring(status or line)
+    return nil, "proxy answered CONNECT with " .. tostring(status or line:sub(1, 60))
   end
   return true
 end
@@ -293,7 +323,7 @@ local function open(self, scheme, host, port, deadline, pool)
   if reused > 0 then return sock, reused end
   self._connects = self._connects + 1
   if p and scheme == "https" then
-    ok, err = connect_tunnel(self, sock, host, port)
+    ok, err = connect_tunnel(self, sock, host, port, deadline)
     if not ok then
       sock:close()
       return unsent(err == "timeout" and "timeout" or "transport",
@@ -319,17 +349,6 @@ local function open(self, scheme, host, port, deadline, pool)
     end
   end
   return sock, 0
-end
-
--- A function that sets the socket's timeout to what is left of the
--- deadline, or returns nil once it has passed (http1.lua's `left`).
-local function time_left(self, sock, deadline)
-  return function()
-    local l = deadline - now(self)
-    if l <= 0 then return nil end
-    sock:settimeout(ms(l))
-    return l
-  end
 end
 
 -- The pool a connection goes back to: never shared across trust settings.
@@ -401,7 +420,7 @@ local function perform_request(self, req)
       return nil, reused
     end
     local res, extra, how = http1.exchange(sock, method, request, self._max_response,
-      time_left(self, sock, deadline))
+      time_left(self, sock, deadline), self._max_header)
     if res then
       if not (extra and sock:setkeepalive()) then sock:close() end
       release(self)
@@ -421,12 +440,24 @@ local function perform_request(self, req)
   end
 end
 
+-- What a request that was in flight when the client closed ends with. Its
+-- exchange could not be cut short (only the thread reading a cosocket may
+-- close it), so it ran to its end; `sent` says whether it may have reached
+-- the server, as for a transfer curl aborts on close.
+local function closed_meanwhile(res, err)
+  return nil, {
+    kind = "transport", message = "the client was closed while the request was in flight",
+    sent = res ~= nil or type(err) ~= "table" or err.sent ~= false, reason = "closed",
+  }
+end
+
 function M:request(req)
   check_open(self)
   self._in_flight = self._in_flight + 1
   local ok, res, err = pcall(perform_request, self, req)
   self._in_flight = self._in_flight - 1
   if not ok then error(res, 0) end
+  if self._closed then return closed_meanwhile(res, err) end
   return res, err
 end
 
@@ -446,6 +477,66 @@ function Handle:result()
   return unpack(self.res, 1, self.res.n)
 end
 
+-- Light threads for the scheduler (scheduler.lua, "threads"): each task of
+-- parallel/go is an ngx.thread of the request that started it, so nginx
+-- runs the tasks concurrently whatever they wait on (a request, ngx.sleep,
+-- a cosocket of their own), and the scheduler keeps its tasks per request
+-- in ngx.ctx. submit/perform below stay for direct use of the transport
+-- (one request at a time drives them); the scheduler does not use them.
+
+local function get_ctx()
+  return ngx.ctx
+end
+
+-- ngx.ctx of the running request (nil where there is none), and why light
+-- threads cannot start in this phase (nil when they can).
+function M.context()
+  local ok, ctx = pcall(get_ctx)
+  if not ok then ctx = nil end
+  local phase = ngx.get_phase()
+  if YIELDABLE[phase] then return ctx, nil end
+  return ctx, "nginx's " .. phase .. " phase has no light threads; start the work from rewrite,"
+    .. " access, content or timer code, e.g. ngx.timer.at(0, function() ... end)"
+end
+
+-- fn(...) in a new light thread of the running request. thread | nil, err
+function M.spawn(_, fn, ...)
+  local ok, th = pcall(ngx.thread.spawn, fn, ...)
+  if not ok then return nil, th end
+  return th
+end
+
+-- Without ngx.semaphore (lua-resty-core missing): a counter polled with
+-- ngx.sleep, same methods.
+local Poll = {}
+Poll.__index = Poll
+
+function Poll:post(n)
+  self.n = self.n + (n or 1)
+end
+
+function Poll:count()
+  return self.n
+end
+
+function Poll:wait(seconds)
+  ngx.update_time()
+  local until_t = ngx.now() + seconds
+  while self.n == 0 do
+    ngx.update_time()
+    if ngx.now() >= until_t then return nil, "timeout" end
+    ngx.sleep(MIN_SLEEP)
+  end
+  self.n = self.n - 1
+  return true
+end
+
+-- A counting semaphore (0 to start) that tasks post when they finish.
+function M.signal()
+  if semaphore then return semaphore.new(0) end
+  return setmetatable({ n = 0 }, Poll)
+end
+
 -- Starts the request in a light thread and returns at once.
 function M:submit(req)
   check_open(self)
@@ -459,7 +550,9 @@ function M:submit(req)
   self._in_flight = self._in_flight + 1
   local function run()
     local r = pack(pcall(perform_request, self, req))
-    if r[1] then
+    if r[1] and self._closed then
+      h.res = pack(closed_meanwhile(r[2], r[3]))
+    elseif r[1] then
       h.res = pack(unpack(r, 2, r.n))
     else
       h.raised = r[2]
@@ -520,7 +613,8 @@ function M.sleep(_, seconds)
 end
 
 -- Pooled connections belong to the nginx worker, not to the client, so
--- there is nothing to shut; requests in flight finish on their own.
+-- there is nothing to shut. A request in flight runs to its end (no other
+-- thread may cut a cosocket short) and then fails with reason "closed".
 function M:close()
   self._closed = true
 end
