@@ -29,6 +29,7 @@ build = {
   modules = {
     ["stream"] = "lua/stream/init.lua",
     ["stream.activities"] = "lua/stream/activities.lua",
+    ["stream.batch"] = "lua/stream/batch.lua",
     ["stream.check"] = "lua/stream/check.lua",
     ["stream.client"] = "lua/stream/client.lua",
     ["stream.collections"] = "lua/stream/collections.lua",

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# make demo: runs examples/users.lua. With Stream credentials in the
+# make demo: runs examples/users.lua, then examples/feeds.lua. With Stream credentials in the
 # environment (STREAM_URL, or STREAM_API_KEY and STREAM_API_SECRET) it talks
 # to Stream; otherwise it starts the local server on a free loopback port,
 # points the example at it and stops the server afterwards.

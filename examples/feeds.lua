@@ -1,8 +1,10 @@
 -- Users inside activities: what Stream's users are for. Two players; Alice
--- posts with herself as the actor, Bob's timeline follows her, reads show
--- Alice's current profile, Bob reacts and Alice's notification bell rings,
--- a score is corrected in place, and once Alice is deleted the timeline still
--- reads, with a missing reference where she was. `make demo` runs it against
+-- posts with herself as the actor, Bob's timeline follows her, a duel's
+-- result lands in both players' feeds with one call, reads show Alice's
+-- current profile, Bob reacts and Alice's notification bell rings, a score is
+-- corrected in place, Bob's game client reads with a read-only feed token,
+-- and once Alice is deleted the timeline still reads, with a missing
+-- reference where she was. `make demo` runs it against
 -- the local server; with STREAM_API_KEY / STREAM_API_SECRET (or STREAM_URL)
 -- set it talks to Stream.
 --   lua5.4 examples/feeds.lua
@@ -53,11 +55,21 @@ local cave = client.collections:entry("level", "lava-cave-" .. run)
 assert(client.collections:add("level", { name = "Lava Cave", par = 90 }, { id = cave.id }))
 
 -- Alice posts with herself as the actor: the user handle is sent as "SU:<id>".
+local now = os.time()
 local post = assert(alice:feed("user"):add_activity({
   actor = alice, verb = "cleared", object = cave, points = 9100,
-  foreign_id = "run:" .. run, time = os.time(),
+  foreign_id = "run:" .. run, time = now,
 }))
 print("stored: actor " .. post.actor .. ", object " .. post.object)
+
+-- A minute later Alice wins a duel against Bob: one call puts the result in
+-- both players' feeds, as one activity with one id; Bob's timeline gets
+-- Alice's copy because it follows her.
+assert(client:add_to_many({ actor = alice, verb = "won a duel in", object = cave, points = 500,
+  foreign_id = "duel:" .. run, time = now + 60 }, { alice:feed("user"), bob:feed("user") }))
+local in_alice = assert(alice:feed("user"):get({ limit = 1 })).results[1]
+local in_bob = assert(bob:feed("user"):get({ limit = 1 })).results[1]
+print("duel result in alice's and bob's feeds, same id in both: " .. tostring(in_alice.id == in_bob.id))
 show_timeline("bob's timeline:")
 
 -- Bob likes and comments; each also lands in Alice's notification feed.
@@ -84,6 +96,18 @@ assert(client:activity_partial_update({ foreign_id = post.foreign_id, time = pos
 assert(client.reactions:delete(comment.id))
 assert(alice:update({ name = "Alice the Brave", level = 8 }))
 show_timeline("score corrected, comment deleted, alice renamed (same activity, new profile):")
+
+-- Bob's game client gets a read-only token for his timeline, never the secret.
+do
+  local token = assert(bob:feed("timeline"):token({ read_only = true, expires_in = 3600 }))
+  local game = stream.connect(client.api_key, token, client.app_id, { base_url = client.base_url })
+  local read = assert(game:feed("timeline", bob.id):get())
+  local _, refused = game:feed("timeline", bob.id):add_activity({ actor = bob, verb = "cheated",
+    object = "x" })
+  print(string.format("bob's game client (read-only feed token): reads %d activities; posting is "
+    .. "refused (%s)", #read.results, refused and refused.status or "not refused!"))
+  game:close()
+end
 
 local profile = assert(alice:profile())
 print(string.format("alice: %d follower(s), following %d", profile.followers_count,

@@ -1,11 +1,13 @@
 -- stream.feeds: a light handle per feed (`client:feed("user", "alice")`)
--- with activities, reads, paging and follows; and activities by id.
+-- with activities, reads, paging and follows; changes to an activity's `to`
+-- targets (described in batch.lua); and tokens scoped to the feed.
 --
 -- Every method checks what it was given and describes one request for the
 -- client's pipeline (client:_request); sending, retries, decoding and errors
 -- are the pipeline's. Retry safety is part of each description: reads,
--- removes, follows and unfollows may be repeated; an add only when it
--- carries both foreign_id and time (Stream then replaces instead of adding).
+-- removes, follows, unfollows and target updates may be repeated; an add
+-- only when it carries both foreign_id and time (Stream then replaces
+-- instead of adding). feed:token signs and sends nothing.
 --
 -- A handle holds no state but its names. A slug or id that breaks Stream's
 -- rules is reported by the first method called (`invalid`, nothing sent);
@@ -86,8 +88,11 @@ function feeds.target_id(target, fname, info, level, what)
 end
 local target_id = feeds.target_id
 
-local function check_opts(opts, allowed, fname)
-  return check.opts(opts, allowed, fname, 3)
+-- Options of a public method, checked from the method itself: a problem
+-- raises at its caller (called from a helper one call deeper: level 3).
+local function check_opts(opts, allowed, fname, level)
+  local out = check.opts(opts, allowed, fname, (level or 2) + 1)
+  return out
 end
 
 function Feed:_path(suffix)
@@ -182,7 +187,7 @@ end
 local GET_OPTS = activities.PAGING_OPTS
 
 local function read_desc(self, opts, fname)
-  opts = check_opts(opts, GET_OPTS, fname)
+  opts = check_opts(opts, GET_OPTS, fname, 3)
   local query, enrich = activities.read_query(opts, fname, true, 3)
   local path, err = checked(self, "GET")
   if not path then return nil, err end
@@ -361,6 +366,47 @@ function Feed:follow_stats(opts)
     end
   end
   return self.client:_request({ method = "GET", path = "stats/follow/", query = q, idempotent = true })
+end
+
+---------------------------------------------------------------- targets and tokens
+
+-- feed:update_activity_to_targets({foreign_id =, time = | id =, new_targets =
+--   | added_targets =, removed_targets =}) -> {activity =, added =, removed =}
+function Feed:update_activity_to_targets(change)
+  self_check(self, "feed:update_activity_to_targets")
+  -- batch.lua needs this module: required on use
+  local res, err = require("stream.batch").update_to_targets(self, change)
+  return res, err
+end
+
+local TOKEN_OPTS = { read_only = true, expires_in = true }
+
+-- feed:token([{read_only = true, expires_in = seconds}]) -> a JWT scoped to
+-- this feed, for a browser or a game client; signed here, nothing is sent.
+-- The claims are the ones the official clients sign for a feed: resource
+-- "*", action "read" or "*", feed_id the slug and id joined ("useralice").
+function Feed:token(opts)
+  self_check(self, "feed:token")
+  opts = check_opts(opts, TOKEN_OPTS, "feed:token")
+  if opts.read_only ~= nil and type(opts.read_only) ~= "boolean" then
+    error("feed:token: read_only must be a boolean", 2)
+  end
+  local e = opts.expires_in
+  if e ~= nil and (type(e) ~= "number" or e ~= e or e <= 0 or e == math.huge) then
+    error("feed:token: expires_in must be a positive number of seconds", 2)
+  end
+  local client = self.client
+  if client.auth_mode ~= "server" then
+    error("feed:token needs the API secret; this client holds a "
+      .. client.auth_mode:gsub("_", " "), 2)
+  end
+  local err = feeds.problem(self.slug, self.user_id)
+  if err then return nil, err end
+  local payload = '{"resource":"*","action":"' .. (opts.read_only and "read" or "*")
+    .. '","feed_id":"' .. self.slug .. self.user_id .. '"'
+  if e then payload = payload .. ',"exp":' .. string.format("%d", math.floor(client._epoch() + e)) end
+  local token = client:_sign(payload .. "}", "feed:token")
+  return token
 end
 
 feeds.Feed = Feed

@@ -4,8 +4,9 @@
 --   local client = stream.connect(api_key, api_secret, app_id, opts)
 --
 -- connect() decides between a server-side client (API secret) and a
--- client-side one (a user token: three base64url segments with a JWT
--- header), or reads everything from the environment. The work is done in
+-- client-side one (a user token, or a token scoped to one feed: three
+-- base64url segments with a JWT header), or reads everything from the
+-- environment. The work is done in
 -- client.lua (requests, errors), users.lua (the endpoints), config.lua
 -- (options, URLs, environment) and the C core `stream.core`.
 
@@ -58,6 +59,23 @@ local function pick_transport(opts)
   error("stream.connect: unknown transport '" .. tostring(t) .. "'", 3)
 end
 
+-- The user a token acts as, or nil.
+local function user_of(claims)
+  local u = claims.user_id
+  if type(u) == "string" and u ~= "" then return u end
+end
+
+-- The feeds a token without a user is limited to ("useralice", as
+-- feed:token and the official clients sign it), or nil: a token whose
+-- feed_id is "*" or absent would be a server token, which a browser or a
+-- game client must never hold, and is refused like a token naming nothing.
+local function feed_scope_of(claims)
+  local f = claims.feed_id
+  if type(f) == "string" and f ~= "" and f ~= "*" and type(claims.resource) == "string" then
+    return f
+  end
+end
+
 -- connect(api_key, secret_or_token [, app_id] [, opts])
 -- connect([opts])   -- credentials from STREAM_URL or STREAM_API_KEY & co.
 function stream.connect(api_key, credential, app_id, opts)
@@ -102,14 +120,16 @@ function stream.connect(api_key, credential, app_id, opts)
     options = opts,
   }
   local claims = config.token_payload(core, credential)
-  if claims and (type(claims.user_id) ~= "string" or claims.user_id == "") then
+  if claims and not user_of(claims) and not feed_scope_of(claims) then
     -- every call of such a client would be refused with 403
-    error("stream.connect: the user token has no user_id claim (a string); "
-      .. "sign user tokens with client:create_user_token(user_id)", 2)
+    error("stream.connect: the token has neither a user_id claim (a string) nor a feed scope "
+      .. "(a resource claim and a feed_id claim other than \"*\"); sign user tokens with "
+      .. "client:create_user_token(user_id), feed tokens with feed:token()", 2)
   end
   if claims then
     settings.token = credential
     settings.claims = claims
+    if not user_of(claims) then settings.feed_scope = feed_scope_of(claims) end
   else
     settings.secret = credential
   end

@@ -382,7 +382,7 @@ describe("secrets in the feed, reaction, collection and update areas", function(
         for _ = 1, 4 do
           local v, err = walk()
           if v == nil then break end
-          if v == false then
+          if err ~= nil then
             kinds[err.kind] = true
             collect(err); collect(err.detail)
           end

@@ -125,11 +125,11 @@ describe("feeds (server-side client)", function()
       assert.equal(7, n)
     end)
 
-    it("yields false, err once for a failed request and then ends", function()
+    it("yields a failure value and err once for a failed request and then ends", function()
       local calls = 0
       for page, err in client:feed("nosuchgroup", "x"):pages() do
         calls = calls + 1
-        assert.is_false(page)
+        assert.matches("^stream: walk stopped: ", tostring(page))
         assert.equal(400, err.status)
       end
       assert.equal(1, calls)

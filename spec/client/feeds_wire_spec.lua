@@ -192,6 +192,12 @@ describe("feed checks before sending", function()
       function() c:feed("user", "a"):get({ limit = 0 }) end,
       function() c:feed("user", "a"):pages({ reactions = { nope = true } }) end,
       function() c:get_activities({ ids = "a" }) end,
+      -- options checked by the method itself, not by a helper
+      function() c:feed("user", "a"):follow("user:b", { limit = 1 }) end,
+      function() c:feed("user", "a"):unfollow("user:b", { keep = true }) end,
+      function() c:feed("user", "a"):followers({ nope = 1 }) end,
+      function() c:feed("user", "a"):following({ nope = 1 }) end,
+      function() c:feed("user", "a"):follow_stats({ nope = 1 }) end,
     }) do
       local ok, e = pcall(f)
       assert.is_false(ok)
