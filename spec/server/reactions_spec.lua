@@ -489,7 +489,7 @@ describe("local server reactions", function()
       assert.are.same({}, call("GET", "reaction/activity_id/no-such-activity/").results)
     end)
 
-    it("refuses a cursor that is no UUID, or a UUID without a time that names no reaction", function()
+    it("refuses a cursor that is no UUID; a UUID without a time that names no reaction is an empty page", function()
       for _, cursor in ipairs({ "id_lt", "id_lte", "id_gt", "id_gte" }) do
         local st, b, raw = api:call("GET", "reaction/activity_id/" .. aid .. "/", { query = cursor .. "=nope" })
         expect_error(400, 4, st, b, raw)
@@ -498,9 +498,11 @@ describe("local server reactions", function()
       -- ids made here are version 4: once the reaction is gone its id carries no time
       local gone = react({ kind = "like", activity_id = activity("gone"), user_id = "g" })
       call("DELETE", "reaction/" .. gone.id .. "/")
-      local st, b, raw = api:call("GET", "reaction/activity_id/" .. aid .. "/", { query = "id_lt=" .. gone.id })
-      expect_error(400, 4, st, b, raw)
-      assert.matches("version%-1", b.exception_fields.id_lt[1])
+      for _, cursor in ipairs({ "id_lt", "id_lte", "id_gt", "id_gte" }) do
+        local page = call("GET", "reaction/activity_id/" .. aid .. "/", { query = cursor .. "=" .. gone.id })
+        assert.are.same({}, page.results)
+        assert.are.equal("", page.next)
+      end
       -- a soft-deleted reaction still has its place
       local soft = react({ kind = "like", activity_id = aid, user_id = "g" })
       call("DELETE", "reaction/" .. soft.id .. "/", { query = "soft=true" })

@@ -353,16 +353,11 @@ function M.read(ctx)
       if not sk then
         errors[#errors + 1] = { c[1], "must be an activity id (a UUID)" }
       else
-        -- an activity of the feed stands for its place; another id for the time inside it
-        -- (the sort key carries that time's 100-ns part, so the floored µs loses nothing)
+        -- an activity of the feed stands for its place; another id for the time in its
+        -- time fields, whatever its version (the sort key carries that time's 100-ns part,
+        -- so the floored µs loses nothing); a well-formed cursor is never refused
         local id = v:lower()
-        local at = feedstore.place(feed_id, id) or ids.time_of(id)
-        if at then
-          bounds[#bounds + 1] = { c[2], at, sk }
-        else
-          errors[#errors + 1] = { c[1], "names no activity of the feed, and only a version-1 UUID carries a time "
-            .. "to stand for" }
-        end
+        bounds[#bounds + 1] = { c[2], feedstore.place(feed_id, id) or ids.time_of(id), sk }
       end
     end
   end

@@ -14,8 +14,9 @@
 --   * sort_key(id) -> the key for an id string, nil when it is not such a UUID.
 --     A sort key is 15 hex digits of the 60-bit time, then the remaining 8 bytes in hex,
 --     so comparing keys as text compares (time, rest); ids themselves never are.
---   * time_of(id) -> µs since the epoch (floored) of the time inside a version-1 UUID, and
---     the tenths of a µs left over (0..9); nil for any other string. The one reading of an
+--   * time_of(id) -> µs since the epoch (floored) of the time fields of a UUID, the
+--     tenths of a µs left over (0..9), and whether it is a version-1 UUID (the only kind
+--     whose time fields are a time); nil for any other string. The one reading of an
 --     id's time: a feed cursor that names no activity of the feed and a reaction cursor
 --     that names no reaction both stand for it.
 --   * TIME_RULE: the message for a time parse_time refuses.
@@ -183,13 +184,15 @@ function M.sort_key(id)
   return (top .. mid .. lo .. clock .. node):lower()
 end
 
--- time_of(id) -> µs since the epoch (floored), tenths of a µs (0..9) | nil: the 60-bit
--- count of 100-ns intervals since 1582-10-15 inside a version-1 UUID (version nibble 1),
--- kept whole in int64 so no precision is lost on the way
-local V1 = "^(%x%x%x%x%x%x%x%x)%-(%x%x%x%x)%-1(%x%x%x)%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$"
+-- time_of(id) -> µs since the epoch (floored), tenths of a µs (0..9), is_v1 | nil: the
+-- 60-bit count of 100-ns intervals since 1582-10-15 in the time fields of a UUID, kept
+-- whole in int64 so no precision is lost on the way. Only a version-1 UUID (version
+-- nibble 1, is_v1 true) really carries a time; in others those bits are whatever the
+-- id holds, and the caller decides what such a cursor means.
+local UUID_FIELDS = "^(%x%x%x%x%x%x%x%x)%-(%x%x%x%x)%-(%x)(%x%x%x)%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$"
 function M.time_of(id)
   if type(id) ~= "string" then return nil end
-  local lo, mid, hi = id:match(V1)
+  local lo, mid, version, hi = id:match(UUID_FIELDS)
   if not lo then return nil end
   local d = (I64(tonumber(hi .. mid, 16)) * 4294967296 + tonumber(lo, 16)) - GREGORIAN_OFFSET
   local us = d / 10 -- int64 division truncates toward zero: floor it for times before 1970
@@ -197,7 +200,7 @@ function M.time_of(id)
   if tenths < 0 then
     us, tenths = us - 1, tenths + 10
   end
-  return tonumber(us), tonumber(tenths)
+  return tonumber(us), tonumber(tenths), version == "1"
 end
 
 return M

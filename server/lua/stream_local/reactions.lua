@@ -327,16 +327,15 @@ local UUID = "^%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%
 -- stands for its place in creation order (seq); one naming no reaction, for the time
 -- inside its id when it is a version-1 UUID (the service's ids are). Ids made here are
 -- random (version 4) and carry no time: such a cursor that names no reaction (a
--- reaction deleted since, a made-up id) cannot be placed, and is 400 rather than a
--- page that silently starts over or ends.
+-- reaction deleted since, a made-up id) is well formed, so it is no error, but it
+-- cannot be placed: the page is empty (a bound no reaction meets).
+local NOTHING = { "seq", "<", -1 }
 local function cursor_bound(op, value)
   local row = reactionstore.get(value)
   if row then return { "seq", op, row.seq } end
   if not value:find(UUID) then return nil, "must be the id of a reaction or a UUID" end
-  local us, tenths = ids.time_of(value)
-  if not us then
-    return nil, "names no reaction, and only a version-1 UUID carries a time to stand for"
-  end
+  local us, tenths, v1 = ids.time_of(value)
+  if not v1 then return NOTHING end
   -- created_us is whole microseconds: round the bound up for < and >= so that a cursor
   -- a fraction after a reaction's time keeps its meaning
   if tenths > 0 and (op == "<" or op == ">=") then us = us + 1 end
