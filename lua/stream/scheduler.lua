@@ -129,9 +129,10 @@ function Task:result()
   return unpack(self.results, 1, self.results.n)
 end
 
-local function finish(self, task, ok, ...)
-  self.tasks[task.co] = nil
-  self.count = self.count - 1
+-- Marks a task finished with what its function returned (ok) or raised, as
+-- task:result() and parallel give it back, and tells its on_done. Both
+-- schedulers end their tasks through it.
+local function settle(task, ok, ...)
   task.finished = true
   if ok then
     task.results = pack(...)
@@ -140,6 +141,12 @@ local function finish(self, task, ok, ...)
     task.results = { n = 2, nil, (...) }
   end
   if task.on_done then task.on_done(task) end
+end
+
+local function finish(self, task, ok, ...)
+  self.tasks[task.co] = nil
+  self.count = self.count - 1
+  settle(task, ok, ...)
 end
 
 -- What a resumed task did: finished, waits for a request, yielded on its
@@ -397,14 +404,7 @@ end
 local function task_finished(g, task, ok, ...)
   g.count = g.count - 1
   g.set.live = g.set.live - 1
-  task.finished = true
-  if ok then
-    task.results = pack(...)
-  else
-    task.raised = true
-    task.results = { n = 2, nil, (...) }
-  end
-  if task.on_done then task.on_done(task) end
+  settle(task, ok, ...)
   g.signal:post(1)
 end
 
