@@ -2,44 +2,15 @@
 --
 -- Every fenced ```lua block of README.md that is not an nginx module (a block whose
 -- first line is `-- <name>.lua` and that uses `ngx`: spec/openresty/readme_spec.lua
--- runs those inside nginx) is one part of a single chunk, so a sample may use what an
+-- runs those inside nginx, with the README's ```nginx block) is one part of a single chunk, so a sample may use what an
 -- earlier one defined (`client`, `alice`, `activity`), as a reader going down the page
 -- would. The chunk keeps the README's line numbers (every other line is blank), so an
 -- error names the README line that failed. The samples see `api_key`, `api_secret` and
 -- `app_id` (the local server's credentials) as globals, as the quick start assumes; what
 -- they print is kept and shown when they fail.
 local server = require "helpers.server"
-local http = require "helpers.http"
 
-local M = {}
-
--- The README's lines, and the fenced blocks of one language: { first =, last =, text = }
--- with first/last the line numbers of the code (fences excluded).
-function M.blocks(path, lang)
-  local lines = {}
-  for line in assert(io.open(path)):lines() do lines[#lines + 1] = line end
-  local out, open = {}, nil
-  for i, line in ipairs(lines) do
-    if open then
-      if line:match("^```%s*$") then
-        open.last = i - 1
-        open.text = table.concat(lines, "\n", open.first, open.last)
-        out[#out + 1] = open
-        open = nil
-      end
-    elseif line:match("^```" .. lang .. "%s*$") then
-      open = { first = i + 1 }
-    end
-  end
-  assert(not open, path .. ": a ```" .. lang .. " block opened at line " .. (open and open.first or 0)
-    .. " is never closed")
-  return out, #lines
-end
-
--- An nginx module sample: named by its first line and using the ngx API.
-function M.is_nginx_module(block)
-  return block.text:match("^%-%- [%w_]+%.lua") ~= nil and block.text:find("ngx%.") ~= nil
-end
+local blocks_of = require "helpers.readme"
 
 local README = server.root .. "/README.md"
 
@@ -53,17 +24,17 @@ describe("README.md", function()
   end)
 
   it("has Lua samples", function()
-    local blocks = M.blocks(README, "lua")
+    local blocks = blocks_of.blocks(README, "lua")
     assert.is_true(#blocks >= 5, "found only " .. #blocks .. " ```lua blocks")
   end)
 
   it("runs every Lua sample in order against the local server", function()
-    local blocks, nlines = M.blocks(README, "lua")
+    local blocks, nlines = blocks_of.blocks(README, "lua")
     local chunk = {}
     for i = 1, nlines do chunk[i] = "" end
     local ran = 0
     for _, b in ipairs(blocks) do
-      if not M.is_nginx_module(b) then
+      if not blocks_of.is_nginx_module(b) then
         local i = b.first
         for line in (b.text .. "\n"):gmatch("([^\n]*)\n") do
           chunk[i] = line
@@ -116,5 +87,3 @@ describe("README.md", function()
   end)
 end)
 
-M.http = http
-return M

@@ -245,10 +245,20 @@ function M.nginx_once(http_block, main_block)
     fill(http_block),
     "}",
   }, "\n")
+  return M.start_conf(conf, port, prefix)
+end
+
+-- Starts nginx on a whole nginx.conf of the caller's (it must write its pid to
+-- PREFIX/logs/nginx.pid and listen on `port`) in `prefix`, which holds logs/ and conf/;
+-- `env` (a map) is the environment nginx starts with, for `env NAME;` lines.
+function M.start_conf(conf, port, prefix, env)
   local f = assert(io.open(prefix .. "/conf/nginx.conf", "w"))
   f:write(conf)
   f:close()
-  local ok = os.execute("nginx -p " .. q(prefix .. "/") .. " -c " .. q(prefix .. "/conf/nginx.conf")
+  local vars = {}
+  for k, v in pairs(env or {}) do vars[#vars + 1] = k .. "=" .. q(v) end
+  local ok = os.execute((vars[1] and "env " .. table.concat(vars, " ") .. " " or "")
+    .. "nginx -p " .. q(prefix .. "/") .. " -c " .. q(prefix .. "/conf/nginx.conf")
     .. " -e " .. q(prefix .. "/logs/error.log") .. " 2>" .. q(prefix .. "/logs/start.log"))
   local n = setmetatable({ port = port, url = "http://127.0.0.1:" .. port, prefix = prefix }, Nginx)
   running[n] = true
