@@ -40,6 +40,7 @@ build = {
     ["stream.reactions"] = "lua/stream/reactions.lua",
     ["stream.request"] = "lua/stream/request.lua",
     ["stream.retry"] = "lua/stream/retry.lua",
+    ["stream.rules"] = "lua/stream/rules.lua",
     ["stream.scheduler"] = "lua/stream/scheduler.lua",
     ["stream.users"] = "lua/stream/users.lua",
     ["stream.transport.curl"] = "lua/stream/transport/curl.lua",

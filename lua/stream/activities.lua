@@ -22,10 +22,11 @@
 
 local errors = require "stream.errors"
 local check = require "stream.check"
+local rules = require "stream.rules"
 
 local activities = {}
 
-activities.MAX_BYTES = 10240
+activities.MAX_BYTES = rules.OBJECT_BYTES
 local MAX_DEPTH = 1000
 
 -- metatable -> function(handle) -> reference string, or nil, err
@@ -119,10 +120,8 @@ function activities.encode(client, activity, field, info)
   if text:byte(1) ~= 123 then -- "{"
     return nil, errors.invalid(field .. " must be a table with string keys, not a list", field, info)
   end
-  if #text > activities.MAX_BYTES then
-    return nil, errors.invalid(string.format("%s is %d bytes, over the %d-byte limit",
-      field, #text, activities.MAX_BYTES), field, info)
-  end
+  local err = rules.fits(text, field, field, info)
+  if err then return nil, err end
   return text
 end
 
@@ -184,57 +183,39 @@ local function reaction_query(r, q, fname, level)
   end
 end
 
-local CURSORS = { "id_lt", "id_lte", "id_gt", "id_gte" }
+local function mark_query(opts, q, fname, level)
+  for _, key in ipairs({ "mark_read", "mark_seen" }) do
+    local v = opts[key]
+    if v == true then
+      q[key] = true
+    elseif type(v) == "table" then
+      if #v == 0 then
+        error(fname .. ": option '" .. key .. "' must be true or a non-empty list of group ids", level)
+      end
+      for i = 1, #v do
+        if type(v[i]) ~= "string" or v[i] == "" or v[i]:find("[,%c]") then
+          error(fname .. ": " .. key .. "[" .. i .. "] must be a group id string", level)
+        end
+      end
+      q[key] = table.concat(v, ",")
+    elseif v ~= nil and v ~= false then
+      error(fname .. ": option '" .. key .. "' must be true or a list of group ids", level)
+    end
+  end
+end
 
--- Read options -> query map, enriched?, or raises on misuse. `paging`
--- allows limit/offset/cursors (feed reads); activities by id take none.
--- Run-time values (cursor ids) go in escaped by the pipeline.
-function activities.read_query(opts, fname, paging, level)
+-- Read options -> query map, enriched?; nil, err for a run-time value out
+-- of range (rules.lua); raises on misuse. `paging` allows limit/offset/
+-- cursors (feed reads: the server's feed_limit range); activities by id
+-- take none. `info` names the request in an error.
+function activities.read_query(opts, fname, paging, level, info)
   level = (level or 1) + 1
   local q, enrich = {}, false
   if opts == nil then return q, enrich end
   if paging then
-    if opts.limit ~= nil then
-      if not is_count(opts.limit, 1, 1000) then
-        error(fname .. ": option 'limit' must be an integer in [1, 1000]", level)
-      end
-      q.limit = opts.limit
-    end
-    if opts.offset ~= nil then
-      if not is_count(opts.offset, 0, 2^31 - 1) then
-        error(fname .. ": option 'offset' must be a non-negative integer", level)
-      end
-      q.offset = opts.offset
-    end
-    for _, c in ipairs(CURSORS) do
-      local v = opts[c]
-      if v ~= nil then
-        if type(v) ~= "string" then
-          error(fname .. ": option '" .. c .. "' must be an activity id string", level)
-        end
-        q[c] = v
-      end
-    end
-  end
-  if paging then
-    for _, key in ipairs({ "mark_read", "mark_seen" }) do
-      local v = opts[key]
-      if v == true then
-        q[key] = true
-      elseif type(v) == "table" then
-        if #v == 0 then
-          error(fname .. ": option '" .. key .. "' must be true or a non-empty list of group ids", level)
-        end
-        for i = 1, #v do
-          if type(v[i]) ~= "string" or v[i] == "" or v[i]:find("[,%c]") then
-            error(fname .. ": " .. key .. "[" .. i .. "] must be a group id string", level)
-          end
-        end
-        q[key] = table.concat(v, ",")
-      elseif v ~= nil and v ~= false then
-        error(fname .. ": option '" .. key .. "' must be true or a list of group ids", level)
-      end
-    end
+    local ok, err = rules.paging(opts, q, "feed_limit", fname, info, level)
+    if not ok then return nil, err end
+    mark_query(opts, q, fname, level + 1)
   end
   if not is_flag(opts.enrich) then
     error(fname .. ": option 'enrich' must be a boolean", level)
@@ -245,10 +226,8 @@ function activities.read_query(opts, fname, paging, level)
     enrich = true
   end
   if opts.user_id ~= nil then
-    local u = require("stream.users").id_of(opts.user_id)
-    if not u then
-      error(fname .. ": option 'user_id' must be a user id or a user handle", level)
-    end
+    local u, err = rules.user_option(opts.user_id, "user_id", fname, info, level)
+    if not u then return nil, err end
     q.user_id = u
     enrich = true
   end
@@ -284,7 +263,8 @@ function activities.get_activities(client, which, opts)
     error(fname .. ": give exactly one of ids or foreign_id_times", 3)
   end
   opts = check.opts(opts, activities.READ_OPTS, fname, 3)
-  local query, enrich = activities.read_query(opts, fname, false, 3)
+  local query, enrich = activities.read_query(opts, fname, false, 3, { method = "GET", path = "activities/" })
+  if not query then return nil, enrich end
   local path = (enrich and "enrich/" or "") .. "activities/"
   local info = { method = "GET", path = path }
   local list = which.ids or which.foreign_id_times
@@ -300,10 +280,8 @@ function activities.get_activities(client, which, opts)
       if type(list[i]) ~= "string" then
         error(fname .. ": ids[" .. i .. "] must be a string, got " .. type(list[i]), 3)
       end
-      if list[i]:find("[,%c]") or list[i] == "" then
-        return nil, errors.invalid(string.format("ids[%d] %q is not an activity id", i,
-          list[i]:sub(1, 40)), "ids", info)
-      end
+      local err = rules.activity_id(list[i], "ids", info, "ids[" .. i .. "]")
+      if err then return nil, err end
     end
     query.ids = table.concat(list, ",")
   else
@@ -314,10 +292,8 @@ function activities.get_activities(client, which, opts)
         error(fname .. ": foreign_id_times[" .. i .. "] must be {foreign_id = \"...\", time = ...}", 3)
       end
       local field = "foreign_id_times[" .. i .. "]"
-      if e.foreign_id == "" or e.foreign_id:find("[,%c]") then
-        return nil, errors.invalid(field .. ".foreign_id must be non-empty and hold no ','",
-          field, info)
-      end
+      local bad = rules.foreign_id(e.foreign_id, field, info, field .. ".foreign_id")
+      if bad then return nil, bad end
       local t, err = activities.time_value(e.time, field .. ".time", info)
       if not t then return nil, err end
       if t:find(",", 1, true) then
@@ -357,7 +333,7 @@ local function change_json(client, change, fname, field, info)
   local parts = {}
   if by_id then
     if type(change.id) ~= "string" then error(fname .. ": " .. field .. ".id must be a string", LEVEL) end
-    local err = check.id(change.id, "id", info)
+    local err = rules.activity_id(change.id, "id", info)
     if err then
       err.detail = field .. ": " .. err.detail
       return nil, err

@@ -21,6 +21,7 @@
 
 local errors = require "stream.errors"
 local check = require "stream.check"
+local rules = require "stream.rules"
 local feeds = require "stream.feeds"
 local activities = require "stream.activities"
 
@@ -192,7 +193,7 @@ end
 -- The "id" or "foreign_id","time" members of the body, or nil, err.
 local function activity_key(client, change, info)
   if change.id ~= nil then
-    local err = check.id(change.id, "id", info)
+    local err = rules.activity_id(change.id, "id", info)
     if err then return nil, err end
     return '"id":"' .. change.id .. '"'
   end

@@ -13,12 +13,12 @@
 
 local errors = require "stream.errors"
 local check = require "stream.check"
+local rules = require "stream.rules"
 local activities = require "stream.activities"
-local users = require "stream.users"
 
 local collections = {}
 
-local MAX_BYTES = 10240
+local MAX_BYTES = rules.OBJECT_BYTES
 local MAX_BATCH = 1000
 
 local Collections = {}
@@ -139,16 +139,10 @@ function Collections:add(name, data, opts)
     parts[#parts + 1] = '"id":"' .. id .. '"'
   end
   parts[#parts + 1] = '"data":' .. text
-  if opts.user_id ~= nil then
-    local u = users.id_of(opts.user_id)
-    if not u then
-      check.raise(fname .. ": option 'user_id' must be a user id or a user handle, got "
-        .. type(opts.user_id), 2)
-    end
-    err = check.id(u, "user_id", info)
-    if err then return nil, err end
-    parts[#parts + 1] = '"user_id":"' .. u .. '"'
-  end
+  local u
+  u, err = rules.user_option(opts.user_id, "user_id", fname, info, 2)
+  if err then return nil, err end
+  if u then parts[#parts + 1] = '"user_id":"' .. u .. '"' end
   local res
   res, err = self.client:_request({ method = "POST", path = path, idempotent = id ~= nil,
     body = "{" .. table.concat(parts, ",") .. "}" })

@@ -15,13 +15,12 @@
 
 local errors = require "stream.errors"
 local check = require "stream.check"
+local rules = require "stream.rules"
 local activities = require "stream.activities"
 local paging = require "stream.paging"
 local users = require "stream.users"
 
 local feeds = {}
-
-local MAX_ID = check.MAX_ID
 
 local Feed = {}
 Feed.__index = Feed
@@ -99,11 +98,17 @@ function Feed:_path(suffix)
   return "feed/" .. self.slug .. "/" .. self.user_id .. "/" .. (suffix or "")
 end
 
+-- The feed's path, or nil, err naming the refused request as rules.info
+-- names it (a bad slug or id cut and shown, never raw).
 local function checked(self, method, suffix)
-  local path = self:_path(suffix)
-  local err = feeds.problem(self.slug, self.user_id, { method = method, path = path })
-  if err then return nil, err end
-  return path
+  local err = feeds.problem(self.slug, self.user_id)
+  if err then
+    local info = rules.info(method, "feed", self.slug, self.user_id)
+    if suffix then info.path = info.path .. suffix end
+    err.method, err.path = info.method, info.path
+    return nil, err
+  end
+  return self:_path(suffix)
 end
 
 ---------------------------------------------------------------- activities
@@ -171,12 +176,10 @@ function Feed:remove_activity(which)
   end
   local path, err = checked(self, "DELETE")
   if not path then return nil, err end
-  if key == "" or #key > MAX_ID or key:find("[^%w%-_.:~@]") then
-    return nil, errors.invalid(string.format(
-      "%s %q must be 1 to %d characters of A-Z a-z 0-9 - _ . : ~ @",
-      query and "foreign_id" or "activity id", key:sub(1, 40), MAX_ID),
-      query and "foreign_id" or "id", { method = "DELETE", path = path })
-  end
+  -- the key goes in the path: a foreign id here follows the activity id rule
+  err = rules.activity_id(key, query and "foreign_id" or "id", { method = "DELETE", path = path },
+    query and "foreign_id" or "activity id")
+  if err then return nil, err end
   return self.client:_request({
     method = "DELETE", path = path .. key .. "/", query = query, idempotent = true,
   })
@@ -188,9 +191,10 @@ local GET_OPTS = activities.PAGING_OPTS
 
 local function read_desc(self, opts, fname)
   opts = check_opts(opts, GET_OPTS, fname, 3)
-  local query, enrich = activities.read_query(opts, fname, true, 3)
   local path, err = checked(self, "GET")
+  local query, enrich = activities.read_query(opts, fname, true, 3, { method = "GET", path = path })
   if not path then return nil, err end
+  if not query then return nil, enrich end
   if enrich then path = "enrich/" .. path end
   return { method = "GET", path = path, query = query, idempotent = true }
 end
@@ -281,20 +285,12 @@ function Feed:unfollow(target, opts)
   })
 end
 
-local function list_query(opts, fname)
+-- limit (the server's follow_limit range) and offset of a follows list:
+-- the query, or nil, err.
+local function list_query(opts, fname, info)
   local q = {}
-  if opts.limit ~= nil then
-    if type(opts.limit) ~= "number" or opts.limit ~= math.floor(opts.limit) or opts.limit < 1 then
-      error(fname .. ": option 'limit' must be a positive integer", 3)
-    end
-    q.limit = opts.limit
-  end
-  if opts.offset ~= nil then
-    if type(opts.offset) ~= "number" or opts.offset ~= math.floor(opts.offset) or opts.offset < 0 then
-      error(fname .. ": option 'offset' must be a non-negative integer", 3)
-    end
-    q.offset = opts.offset
-  end
+  local ok, err = rules.paging(opts, q, "follow_limit", fname, info, 3)
+  if not ok then return nil, err end
   return q
 end
 
@@ -302,9 +298,10 @@ end
 function Feed:followers(opts)
   self_check(self, "feed:followers")
   opts = check_opts(opts, LIST_OPTS, "feed:followers")
-  local q = list_query(opts, "feed:followers")
   local path, err = checked(self, "GET", "followers/")
+  local q, bad = list_query(opts, "feed:followers", { method = "GET", path = path })
   if not path then return nil, err end
+  if not q then return nil, bad end
   return self.client:_request({ method = "GET", path = path, query = q, idempotent = true })
 end
 
@@ -312,9 +309,10 @@ end
 function Feed:following(opts)
   self_check(self, "feed:following")
   opts = check_opts(opts, FOLLOWING_OPTS, "feed:following")
-  local q = list_query(opts, "feed:following")
   local path, err = checked(self, "GET", "follows/")
+  local q, bad = list_query(opts, "feed:following", { method = "GET", path = path })
   if not path then return nil, err end
+  if not q then return nil, bad end
   if opts.filter ~= nil then
     if type(opts.filter) ~= "table" then
       error("feed:following: option 'filter' must be a list of feed handles or \"slug:id\" strings", 2)

@@ -16,13 +16,12 @@
 
 local errors = require "stream.errors"
 local check = require "stream.check"
+local rules = require "stream.rules"
 local paging = require "stream.paging"
 local feeds = require "stream.feeds"
-local users = require "stream.users"
 
 local reactions = {}
 
-local MAX_BYTES = 10240
 local MAX_TARGET_FEEDS = 20
 
 local Reactions = {}
@@ -54,15 +53,6 @@ end
 
 local function kind_problem(kind, info)
   return check.id(kind, "kind", info)
-end
-
--- user_id option: a string or a user handle.
-local function user_arg(v, fname)
-  local id = users.id_of(v)
-  if not id then
-    check.raise(fname .. ": option 'user_id' must be a user id or a user handle, got " .. type(v), 4)
-  end
-  return id
 end
 
 -- target_feeds -> JSON list text of "slug:id", or nil, err.
@@ -106,10 +96,8 @@ end
 
 local function body_of(parts, info)
   local body = "{" .. table.concat(parts, ",") .. "}"
-  if #body > MAX_BYTES then
-    return nil, errors.invalid(string.format("the reaction is %d bytes, over the %d-byte limit",
-      #body, MAX_BYTES), "data", info)
-  end
+  local err = rules.fits(body, "the reaction", "data", info)
+  if err then return nil, err end
   return body
 end
 
@@ -135,13 +123,13 @@ local function add(self, fname, kind, link_key, link, data, opts)
   check.data_arg(data, fname, 3)
   opts = check.opts(opts, ADD_OPTS, fname, 3)
   local info = { method = "POST", path = "reaction/" }
-  local err = kind_problem(kind, info) or check.id(link, link_key, info)
+  local link_rule = link_key == "activity_id" and rules.activity_id or check.id
+  local err = kind_problem(kind, info) or link_rule(link, link_key, info)
   if err then return nil, err end
   local parts = { '"kind":"' .. kind .. '"', '"' .. link_key .. '":"' .. link .. '"' }
   local user_id
   if opts.user_id ~= nil then
-    user_id = user_arg(opts.user_id, fname)
-    err = check.id(user_id, "user_id", info)
+    user_id, err = rules.user_option(opts.user_id, "user_id", fname, info, 3)
     if err then return nil, err end
     parts[#parts + 1] = '"user_id":"' .. user_id .. '"'
   elseif client.auth_mode ~= "user_token" then
@@ -192,7 +180,7 @@ end
 local function one(self, fname, id, method, suffix, query, body)
   id = ref_arg(id, "id", fname)
   local path = "reaction/" .. id .. "/" .. (suffix or "")
-  local err = check.id(id, "id", { method = method, path = "reaction/" })
+  local err = check.id(id, "id", rules.info(method, "reaction", id))
   if err then return nil, err end
   return self.client:_request({ method = method, path = path, query = query, body = body,
     idempotent = true })
@@ -251,7 +239,6 @@ local LOOKUPS = { "activity_id", "user_id", "reaction_id" }
 local FILTER_KEYS = { activity_id = true, user_id = true, reaction_id = true, kind = true,
   limit = true, id_lt = true, id_lte = true, id_gt = true, id_gte = true,
   with_activity_data = true, filter_user_id = true }
-local CURSORS = { "id_lt", "id_lte", "id_gt", "id_gte" }
 
 local function filter_desc(conditions, fname)
   if type(conditions) ~= "table" then
@@ -271,11 +258,12 @@ local function filter_desc(conditions, fname)
   if not lookup then
     check.raise(fname .. ": give exactly one of activity_id, user_id, reaction_id", 3)
   end
-  value = users.id_of(value) or value
+  value = rules.user_of(value) or value
   value = ref_arg(value, lookup, fname)
-  local info = { method = "GET", path = "reaction/" .. lookup .. "/" }
-  local err = check.id(value, lookup, info)
+  local rule = lookup == "activity_id" and rules.activity_id or check.id
+  local err = rule(value, lookup, rules.info("GET", "reaction", lookup, value))
   if err then return nil, err end
+  local info = { method = "GET", path = "reaction/" .. lookup .. "/" .. value .. "/" }
   local path = "reaction/" .. lookup .. "/" .. value .. "/"
   if c.kind ~= nil then
     if type(c.kind) ~= "string" then check.raise(fname .. ": kind must be a string", 3) end
@@ -284,27 +272,18 @@ local function filter_desc(conditions, fname)
     path = path .. c.kind .. "/"
   end
   local q = {}
-  if c.limit ~= nil then
-    local l = c.limit
-    if type(l) ~= "number" or l ~= math.floor(l) or l < 1 or l > 1000 then
-      check.raise(fname .. ": limit must be an integer in [1, 1000]", 3)
-    end
-    q.limit = l
-  end
-  for _, k in ipairs(CURSORS) do
-    if c[k] ~= nil then q[k] = ref_arg(c[k], k, fname) end
-  end
+  -- limit and the id_* cursors (reaction ids follow the activity id rule)
+  local ok
+  ok, err = rules.paging(c, q, "reaction_limit", fname, info, 3)
+  if not ok then return nil, err end
   if c.with_activity_data ~= nil then
     if type(c.with_activity_data) ~= "boolean" then
       check.raise(fname .. ": with_activity_data must be a boolean", 3)
     end
     if c.with_activity_data then q.with_activity_data = true end
   end
-  if c.filter_user_id ~= nil then
-    local u = users.id_of(c.filter_user_id)
-    if not u then check.raise(fname .. ": filter_user_id must be a user id or a user handle", 3) end
-    q.filter_user_id = u
-  end
+  q.filter_user_id, err = rules.user_option(c.filter_user_id, "filter_user_id", fname, info, 3)
+  if err then return nil, err end
   return { method = "GET", path = path, query = q, idempotent = true }
 end
 

@@ -11,10 +11,11 @@
 
 local errors = require "stream.errors"
 local check = require "stream.check"
+local rules = require "stream.rules"
 
 local users = {}
 
-local MAX_USER_BYTES = 10240
+local MAX_USER_BYTES = rules.OBJECT_BYTES
 -- Bytes a user object adds around its id and data: {"id":"","data":}
 local USER_WRAP = #'{"id":"","data":}'
 
@@ -38,7 +39,7 @@ local function refused(err, method, path)
 end
 
 local function shown_path(id)
-  return "user/" .. check.shown(id, true) .. "/"
+  return rules.info("GET", "user", id).path
 end
 
 ---------------------------------------------------------------- operations
@@ -300,11 +301,8 @@ users.ref = ops.ref
 
 -- The id a `user_id` argument names: a string as it is, a user handle's id;
 -- nil for anything else (the caller raises, naming its option).
-function users.id_of(v)
-  if type(v) == "string" then return v end
-  if getmetatable(v) == User then return v.id end
-  return nil
-end
+users.id_of = rules.user_of
+rules.set_user_handle(User)
 users.User = User
 users.Users = Users
 users.MAX_USER_BYTES = MAX_USER_BYTES

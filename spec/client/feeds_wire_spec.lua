@@ -189,7 +189,7 @@ describe("feed checks before sending", function()
       function() c:feed({}) end,
       function() c:feed("user") end,
       function() c:user("a"):feed(true) end,
-      function() c:feed("user", "a"):get({ limit = 0 }) end,
+      function() c:feed("user", "a"):get({ limit = 1.5 }) end,
       function() c:feed("user", "a"):pages({ reactions = { nope = true } }) end,
       function() c:get_activities({ ids = "a" }) end,
       -- options checked by the method itself, not by a helper
