@@ -27,6 +27,7 @@ local updates = require "stream_local.updates"
 local targets = require "stream_local.targets"
 local collections = require "stream_local.collections"
 local request = require "stream_local.request"
+local guards = require "stream_local.guards"
 
 -- luacheck: globals ngx
 local ngx = ngx
@@ -40,7 +41,8 @@ local M = {}
 -- (one name or a list; `*` always covers); `feed_id`, a function of the params giving
 -- the feed id a token's `feed_id` claim must cover (the joined id of the route's feed,
 -- "*" for routes on no one feed, nil where the handler checks the feeds it is given);
--- every route has one, so a route added later cannot forget it; and `methods`,
+-- every route has one, so a route added later cannot forget it; `guards`, checks run once
+-- after authentication and before the handler (stream_local.guards); and `methods`,
 -- METHOD -> handler. Slash-less forms of these paths get a redirect like the real service.
 
 -- the feed of feed/{slug}/{user}/... as JWT claims name it: "useralice"
@@ -60,26 +62,33 @@ local function named_feeds()
   return nil
 end
 
+local FEED = { guards.feed_path }
+local BATCH_USERS = { guards.server_only("batch user endpoints need a server token (resource users or *)") }
+local BATCH_FEEDS = { guards.server_only("batch feed endpoints need a server token") }
+local BATCH_COLLECTIONS = {
+  guards.server_only("batch collection endpoints need a server token (resource collections or *)") }
+
 local ROUTES = {
   { pattern = [[^/api/v1\.0/user/$]], resource = "users", feed_id = any_feed,
     methods = { POST = users.add } },
   { pattern = [[^/api/v1\.0/user/(?<id>[^/]+)/$]], resource = "users", feed_id = any_feed,
     methods = { GET = users.get, PUT = users.update, DELETE = users.delete } },
-  { pattern = [[^/api/v1\.0/users/$]], resource = "users", feed_id = any_feed,
+  { pattern = [[^/api/v1\.0/users/$]], resource = "users", feed_id = any_feed, guards = BATCH_USERS,
     methods = { POST = users.add_many, GET = users.get_many, DELETE = users.delete_many } },
 
   { pattern = [[^/api/v1\.0/feed/(?<slug>[^/]+)/(?<user>[^/]+)/(?:follows|following)/$]],
-    resource = "follower", feed_id = path_feed, methods = { GET = feeds.following, POST = feeds.follow } },
+    resource = "follower", feed_id = path_feed, guards = FEED,
+    methods = { GET = feeds.following, POST = feeds.follow } },
   { pattern = [[^/api/v1\.0/feed/(?<slug>[^/]+)/(?<user>[^/]+)/(?:follows|following)/(?<target>[^/]+)/$]],
-    resource = "follower", feed_id = path_feed, methods = { DELETE = feeds.unfollow } },
+    resource = "follower", feed_id = path_feed, guards = FEED, methods = { DELETE = feeds.unfollow } },
   { pattern = [[^/api/v1\.0/feed/(?<slug>[^/]+)/(?<user>[^/]+)/followers/$]],
-    resource = "follower", feed_id = path_feed, methods = { GET = feeds.followers } },
+    resource = "follower", feed_id = path_feed, guards = FEED, methods = { GET = feeds.followers } },
   { pattern = [[^/api/v1\.0/feed/(?<slug>[^/]+)/(?<user>[^/]+)/$]],
-    resource = "feed", feed_id = path_feed, methods = { GET = feeds.read, POST = feeds.add } },
+    resource = "feed", feed_id = path_feed, guards = FEED, methods = { GET = feeds.read, POST = feeds.add } },
   { pattern = [[^/api/v1\.0/(?<enrich>enrich/)feed/(?<slug>[^/]+)/(?<user>[^/]+)/$]],
-    resource = "feed", feed_id = path_feed, methods = { GET = feeds.read } },
+    resource = "feed", feed_id = path_feed, guards = FEED, methods = { GET = feeds.read } },
   { pattern = [[^/api/v1\.0/feed/(?<slug>[^/]+)/(?<user>[^/]+)/(?<activity_id>[^/]+)/$]],
-    resource = "feed", feed_id = path_feed, methods = { DELETE = feeds.remove } },
+    resource = "feed", feed_id = path_feed, guards = FEED, methods = { DELETE = feeds.remove } },
   { pattern = [[^/api/v1\.0/activities/$]],
     resource = "activities", feed_id = named_feeds, methods = { GET = feeds.get_activities, POST = updates.full } },
   { pattern = [[^/api/v1\.0/(?<enrich>enrich/)activities/$]],
@@ -87,12 +96,16 @@ local ROUTES = {
   { pattern = [[^/api/v1\.0/activity/$]],
     resource = "activities", feed_id = named_feeds, methods = { POST = updates.partial } },
   { pattern = [[^/api/v1\.0/feed/add_to_many/$]],
-    resource = "feed", feed_id = named_feeds, methods = { POST = feeds.add_to_many } },
+    resource = "feed", feed_id = named_feeds, guards = BATCH_FEEDS,
+    methods = { POST = feeds.add_to_many } },
   { pattern = [[^/api/v1\.0/follow_many/$]],
-    resource = "follower", feed_id = named_feeds, methods = { POST = feeds.follow_many } },
+    resource = "follower", feed_id = named_feeds, guards = BATCH_FEEDS,
+    methods = { POST = feeds.follow_many } },
   { pattern = [[^/api/v1\.0/unfollow_many/$]],
-    resource = "follower", feed_id = named_feeds, methods = { POST = feeds.unfollow_many } },
+    resource = "follower", feed_id = named_feeds, guards = BATCH_FEEDS,
+    methods = { POST = feeds.unfollow_many } },
   { pattern = [[^/api/v1\.0/collections/$]], resource = "collections", feed_id = any_feed,
+    guards = BATCH_COLLECTIONS,
     methods = { POST = collections.upsert_many, GET = collections.select_many, DELETE = collections.delete_many } },
   { pattern = [[^/api/v1\.0/collections/(?<name>[^/]+)/$]], resource = "collections", feed_id = any_feed,
     methods = { POST = collections.add } },
@@ -102,7 +115,7 @@ local ROUTES = {
   { pattern = [[^/api/v1\.0/stats/follow/?$]],
     resource = { "follower", "feed" }, feed_id = any_feed, methods = { GET = feeds.follow_stats } },
   { pattern = [[^/api/v1\.0/feed_targets/(?<slug>[^/]+)/(?<user>[^/]+)/activity_to_targets/$]],
-    resource = "feed_targets", feed_id = path_feed, methods = { POST = targets.update } },
+    resource = "feed_targets", feed_id = path_feed, guards = FEED, methods = { POST = targets.update } },
 
   -- reactions (stream_local.reactions); the lookups and get_many come before reaction ids
   { pattern = [[^/api/v1\.0/reaction/$]], resource = "reactions", feed_id = any_feed,
@@ -192,8 +205,10 @@ local function dispatch()
   principal, status, detail, code, exception = auth.authenticate(method, r.resource, feed_id)
   if not principal then return reply.error(status, detail, nil, code, exception) end
 
-  return handler({ method = method, args = args, principal = principal, params = params,
-    id = params.id, path = path, query = query })
+  local ctx = { method = method, args = args, principal = principal, params = params,
+    id = params.id, path = path, query = query }
+  if not guards.run(r.guards, ctx) then return end
+  return handler(ctx)
 end
 
 local function on_error(err)

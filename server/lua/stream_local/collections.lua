@@ -11,7 +11,7 @@
 --                                     each item stored whole, id included, as data (201)
 --   GET    collections/?foreign_ids=<name>:<id>,...   select many (200)
 --   DELETE collections/?collection_name=<name>&ids=a,b   delete many (200)
---   * entry(name, id) -> the entry as JSON text (without duration) | nil, for enrichment.
+--   The SQL and the entry's answer text live in stream_local.collectionstore.
 --
 -- Invariants: an entry answers with exactly the keys id, collection, foreign_id, data,
 -- created_at, updated_at (`foreign_id` = "<name>:<id>"; `user_id` is stored, never
@@ -30,7 +30,8 @@ local reply = require "stream_local.reply"
 local request = require "stream_local.request"
 local config = require "stream_local.config"
 local ids = require "stream_local.ids"
-local store = require "stream_local.store"
+local collectionstore = require "stream_local.collectionstore"
+local guards = require "stream_local.guards"
 local db = require "stream_local.db"
 
 local type, ipairs, random = type, ipairs, math.random
@@ -51,52 +52,18 @@ local function missing(name, id)
   return reply.error(404, "collection entry " .. name .. ":" .. id .. " does not exist")
 end
 
-local function need_server(principal)
-  if principal.server then return true end
-  reply.error(403, "batch collection endpoints need a server token (resource collections or *)")
-  return false
-end
-
 -- uuid4() -> a random 36-character UUID (version 4)
 local function uuid4()
   return format("%08x-%04x-4%03x-%04x-%04x%08x", random(0, 0xffffffff), random(0, 0xffff),
     random(0, 0xfff), 0x8000 + random(0, 0x3fff), random(0, 0xffff), random(0, 0xffffffff))
 end
 
--- store -------------------------------------------------------------------------
-
-local GET = "SELECT user_id, created_us, updated_us, data FROM collections WHERE collection = ? AND id = ?"
-
-local function entry_json(name, id, row)
-  return '{"id":' .. json.quote(id) .. ',"collection":' .. json.quote(name)
-    .. ',"foreign_id":' .. json.quote(name .. ":" .. id) .. ',"data":' .. row[4]
-    .. ',"created_at":"' .. store.timestamp(row[2]) .. '","updated_at":"' .. store.timestamp(row[3]) .. '"}'
-end
-
--- entry(name, id) -> the entry as JSON text | nil
-function M.entry(name, id)
-  local row = db.one(GET, name, id)
-  return row and entry_json(name, id, row) or nil
-end
-
-local function later(old_us)
-  local now = store.now_us()
-  if old_us and now <= old_us then now = old_us + 1 end
-  return now
-end
+local entry_json, entry = collectionstore.entry_json, collectionstore.entry
 
 -- data_json(node, field, errors) -> compact JSON of a non-empty data object | nil
+local DATA_RULE = { non_empty = true, max_bytes = MAX_DATA_BYTES }
 local function data_json(node, field, errors)
-  if json.kind(node) ~= "object" or not node.keys[1] then
-    errors[#errors + 1] = { field, "data must be a non-empty JSON object" }
-    return nil
-  end
-  local text = json.encode(node)
-  if #text > MAX_DATA_BYTES then
-    errors[#errors + 1] = { field, format("data is %d bytes, the limit is %d bytes", #text, MAX_DATA_BYTES) }
-    return nil
-  end
-  return text
+  return guards.data_json(node, field, errors, DATA_RULE)
 end
 
 -- path_entry(ctx) -> name, id | nil after answering 404 (a path naming no entry)
@@ -141,11 +108,8 @@ function M.add(ctx)
     owner = principal.user_id
   end
   local row = db.write(function()
-    if db.one(GET, name, id) then return nil end
-    local now = store.now_us()
-    db.exec("INSERT INTO collections (collection, id, user_id, created_us, updated_us, data)"
-      .. " VALUES (?, ?, ?, ?, ?, ?)", name, id, owner, now, now, data)
-    return { owner, now, now, data }
+    if collectionstore.row(name, id) then return nil end
+    return collectionstore.insert(name, id, owner, data)
   end)
   if not row then
     return reply.error(409, "collection entry " .. name .. ":" .. id .. " already exists")
@@ -156,7 +120,7 @@ end
 function M.get(ctx)
   local name, id = path_entry(ctx)
   if not name then return end
-  local text = M.entry(name, id)
+  local text = entry(name, id)
   if not text then return missing(name, id) end
   return reply.send(200, text)
 end
@@ -179,12 +143,10 @@ function M.update(ctx)
   local data = data_json(body:get("data"), "data", errors)
   if errors[1] then return invalid(errors) end
   local result, row = db.write(function()
-    local old = db.one(GET, name, id)
+    local old = collectionstore.row(name, id)
     if not old then return "missing" end
     if not owned(ctx.principal, old) then return "forbidden" end
-    local now = later(old[3])
-    db.exec("UPDATE collections SET updated_us = ?, data = ? WHERE collection = ? AND id = ?", now, data, name, id)
-    return "ok", { old[1], old[2], now, data }
+    return "ok", collectionstore.replace(name, id, old, data)
   end)
   if result == "missing" then return missing(name, id) end
   if result == "forbidden" then
@@ -198,10 +160,10 @@ function M.delete(ctx)
   local name, id = path_entry(ctx)
   if not name then return end
   local result = db.write(function()
-    local old = db.one(GET, name, id)
+    local old = collectionstore.row(name, id)
     if not old then return "missing" end
     if not owned(ctx.principal, old) then return "forbidden" end
-    db.exec("DELETE FROM collections WHERE collection = ? AND id = ?", name, id)
+    collectionstore.delete(name, id)
     return "ok"
   end)
   if result == "missing" then return missing(name, id) end
@@ -214,8 +176,7 @@ end
 
 -- batches ------------------------------------------------------------------------
 
-function M.upsert_many(ctx)
-  if not need_server(ctx.principal) then return end
+function M.upsert_many()
   local body, detail = request.json_object()
   if not body then return reply.error(400, detail) end
   local data = body:get("data")
@@ -252,14 +213,11 @@ function M.upsert_many(ctx)
   if errors[1] then return invalid(errors) end
   db.write(function()
     for _, it in ipairs(items) do
-      local old = db.one(GET, it[1], it[2])
+      local old = collectionstore.row(it[1], it[2])
       if old then
-        db.exec("UPDATE collections SET updated_us = ?, data = ? WHERE collection = ? AND id = ?",
-          later(old[3]), it[3], it[1], it[2])
+        collectionstore.replace(it[1], it[2], old, it[3])
       else
-        local now = store.now_us()
-        db.exec("INSERT INTO collections (collection, id, user_id, created_us, updated_us, data)"
-          .. " VALUES (?, ?, NULL, ?, ?, ?)", it[1], it[2], now, now, it[3])
+        collectionstore.insert(it[1], it[2], nil, it[3])
       end
     end
   end)
@@ -273,7 +231,6 @@ local function list_arg(args, name)
 end
 
 function M.select_many(ctx)
-  if not need_server(ctx.principal) then return end
   local list = list_arg(ctx.args, "foreign_ids")
   if not list then
     return invalid({ { "foreign_ids", "give foreign_ids=<collection>:<id>,..." } })
@@ -295,14 +252,13 @@ function M.select_many(ctx)
     local key = w[1] .. ":" .. w[2]
     if not seen[key] then
       seen[key] = true
-      out[#out + 1] = M.entry(w[1], w[2])
+      out[#out + 1] = entry(w[1], w[2])
     end
   end
   return reply.send(200, '{"response":{"data":[' .. concat(out, ",") .. "]}}")
 end
 
 function M.delete_many(ctx)
-  if not need_server(ctx.principal) then return end
   local errors = {}
   local name = request.arg(ctx.args, "collection_name")
   if not valid(name) then
@@ -324,7 +280,7 @@ function M.delete_many(ctx)
   if errors[1] then return invalid(errors) end
   db.write(function()
     for _, id in ipairs(list) do
-      db.exec("DELETE FROM collections WHERE collection = ? AND id = ?", name, id)
+      collectionstore.delete(name, id)
     end
   end)
   return reply.send(200, "{}")

@@ -19,11 +19,11 @@
 
 local json = require "stream_local.json"
 local request = require "stream_local.request"
-local store = require "stream_local.store"
+local userstore = require "stream_local.userstore"
 local feedstore = require "stream_local.feedstore"
 local reactionstore = require "stream_local.reactionstore"
 local reactionflags = require "stream_local.reactionflags"
-local collections = require "stream_local.collections"
+local collectionstore = require "stream_local.collectionstore"
 
 local ipairs, type, setmetatable = ipairs, type, setmetatable
 
@@ -80,8 +80,8 @@ local RESOLVERS = {
   SU = function(self, ref, id)
     local cached = self.users[id]
     if cached == nil then
-      local rec = store.get(id)
-      cached = rec and json.parse(store.user_json(id, rec)) or false
+      local rec = userstore.get(id)
+      cached = rec and json.parse(userstore.user_json(id, rec)) or false
       self.users[id] = cached
     end
     return cached or not_found(ref, "user", id)
@@ -107,7 +107,7 @@ local RESOLVERS = {
     self.objects = self.objects or {}
     local cached = self.objects[rest]
     if cached == nil then
-      local text = collections.entry(collection, id)
+      local text = collectionstore.entry(collection, id)
       cached = text and json.parse(text) or false
       self.objects[rest] = cached
     end

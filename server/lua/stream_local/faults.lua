@@ -22,7 +22,7 @@ local config = require "stream_local.config"
 local reply = require "stream_local.reply"
 local ratelimit = require "stream_local.ratelimit"
 local json = require "stream_local.json"
-local store = require "stream_local.store"
+local userstore = require "stream_local.userstore"
 local request = require "stream_local.request"
 local lock = require "stream_local.lock"
 
@@ -273,7 +273,7 @@ end
 local function user_parts(kind)
   local id = (ngx.var.uri or ""):match("^/api/v1%.0/user/([^/]+)/?$")
   id = id and ngx.unescape_uri(id) or "local-fault"
-  local ts = store.timestamp(store.now_us())
+  local ts = userstore.timestamp(userstore.now_us())
   local head = '{"id":' .. json.quote(id) .. ',"created_at":"' .. ts .. '","updated_at":"' .. ts
     .. '","data":{"local_fault":"' .. kind .. '"'
   return head, '},"duration":"0.00ms"}'

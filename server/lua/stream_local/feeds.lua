@@ -21,12 +21,14 @@ local request = require "stream_local.request"
 local config = require "stream_local.config"
 local ids = require "stream_local.ids"
 local clock = require "stream_local.clock"
-local store = require "stream_local.store"
+local userstore = require "stream_local.userstore"
 local feedstore = require "stream_local.feedstore"
 local enrich = require "stream_local.enrich"
 local groups = require "stream_local.groups"
 local activity = require "stream_local.activity"
 local auth = require "stream_local.auth"
+local guards = require "stream_local.guards"
+local rules = require "stream_local.rules"
 
 -- luacheck: globals ngx
 local ngx = ngx
@@ -35,10 +37,8 @@ local concat, format, floor = table.concat, string.format, math.floor
 
 local M = {}
 
-local RESERVED = { "id", "origin", "activity_id", "activity", "analytics", "extra_context",
-  "is_read", "is_seen", "score", "site_id" }
-local IS_RESERVED = {}
-for _, k in ipairs(RESERVED) do IS_RESERVED[k] = true end
+-- on an add every reserved field is refused, id and origin included
+local IS_RESERVED = guards.RESERVED
 -- keys the stored text spells out itself (section 3's fields) or never keeps (reserved)
 local SKIP_CUSTOM = { actor = true, verb = true, object = true, target = true, time = true, foreign_id = true,
   to = true }
@@ -47,20 +47,11 @@ for k in pairs(IS_RESERVED) do SKIP_CUSTOM[k] = true end
 -- feeds per add_to_many (stream-feeds-api.md section 4)
 local MAX_ADD_TO_MANY = 100
 
-local ID_RULE = ids.USER_ID_RULE
-local valid_user_id = ids.valid_user_id
-
 -- errors ----------------------------------------------------------------------
 
 local invalid = reply.invalid
 
-local function not_configured(slug)
-  return reply.error(400, "The following feeds are not configured: '" .. slug .. "'. This could be the cause "
-    .. "of a typo, but otherwise you should configure them on the dashboard of this app.", nil, 6,
-    "FeedConfigException")
-end
-
-M.not_configured = not_configured
+local not_configured = guards.not_configured
 
 local function forbidden(detail)
   return reply.error(403, detail)
@@ -69,27 +60,6 @@ end
 -- names -----------------------------------------------------------------------
 
 local feed_parts = config.feed_parts
-
--- the feed of the path: slug, user id, "slug:id" | nil after answering (also for
--- stream_local.targets)
-local function path_feed(ctx)
-  local slug, uid = ctx.params.slug, ctx.params.user
-  if not slug:find("^[A-Za-z0-9_]+$") then
-    invalid({ { "feed_slug", "invalid feed slug " .. json.quote(slug) .. ": use A-Z, a-z, 0-9 and _" } })
-    return nil
-  end
-  if not config.feed_groups[slug] then
-    not_configured(slug)
-    return nil
-  end
-  if not valid_user_id(uid) then
-    invalid({ { "user_id", "invalid feed user id " .. json.quote(uid) .. ": " .. ID_RULE } })
-    return nil
-  end
-  return slug, uid, slug .. ":" .. uid
-end
-
-M.path_feed = path_feed
 
 -- followable(feed_id) -> nil | why not: only flat feeds can be followed
 local function followable(feed_id)
@@ -112,16 +82,13 @@ end
 -- query values ----------------------------------------------------------------
 
 -- int_arg(args, name, default, lo, hi, errors)
-local function int_arg(args, name, default, lo, hi, errors)
-  local v = request.arg(args, name)
-  if v == nil or v == "" then return default end
-  local n = v:find("^%d+$") and tonumber(v)
-  if not n or n < lo or n > hi then
-    errors[#errors + 1] = { name, format("must be a whole number from %d to %d", lo, hi) }
-    return default
-  end
-  return n
-end
+-- the query parameters of paged reads and follow_many, as rules (stream_local.rules)
+local READ_PAGE = { { name = "limit", default = config.default_limit, min = 1, max = config.max_limit },
+  rules.PAGE_OFFSET }
+local FOLLOW_PAGE = { { name = "limit", default = config.default_follow_limit, min = 0,
+  max = config.max_follow_limit }, rules.PAGE_OFFSET }
+local COPY_LIMIT = { { name = "activity_copy_limit", default = config.default_copy_limit, min = 0,
+  max = config.max_copy_limit } }
 
 local list_arg = request.list
 
@@ -190,7 +157,7 @@ end
 local function check_reserved(node, bad)
   for _, k in ipairs(node.keys) do
     if IS_RESERVED[k] and node.values[k] ~= json.null then
-      bad(k, k .. " is a reserved field and cannot be set")
+      bad(k, guards.reserved_message(k))
     end
   end
 end
@@ -287,8 +254,7 @@ local function stored_json(a)
 end
 
 function M.add(ctx)
-  local slug, uid, feed_id = path_feed(ctx)
-  if not slug then return end
+  local uid, feed_id = ctx.uid, ctx.feed_id
   local body, detail = request.json_object()
   if not body then return reply.error(400, detail) end
   local list_node = body:get("activities")
@@ -330,11 +296,10 @@ local function next_query(ctx, last_id, limit)
 end
 
 function M.read(ctx)
-  local slug, uid, feed_id = path_feed(ctx)
-  if not slug then return end
+  local slug, uid, feed_id = ctx.slug, ctx.uid, ctx.feed_id
   local errors = {}
-  local limit = int_arg(ctx.args, "limit", config.default_limit, 1, config.max_limit, errors)
-  local offset = int_arg(ctx.args, "offset", 0, 0, 1000000000, errors)
+  local page = rules.query(ctx.args, READ_PAGE, errors)
+  local limit, offset = page.limit, page.offset
   enrich.check(ctx.args, errors) -- rankingVars (stream_local.enrich)
   local kind = config.feed_groups[slug]
   if kind ~= "flat" then
@@ -382,8 +347,7 @@ function M.read(ctx)
 end
 
 function M.remove(ctx)
-  local slug, uid, feed_id = path_feed(ctx)
-  if not slug then return end
+  local uid, feed_id = ctx.uid, ctx.feed_id
   local target = ctx.params.activity_id
   if not own(ctx.principal, uid) then
     return forbidden("user " .. ctx.principal.user_id .. " may not remove activities from the feed " .. feed_id)
@@ -458,7 +422,7 @@ end
 
 local function follow_row(r)
   return '{"feed_id":' .. json.quote(r[1]) .. ',"target_id":' .. json.quote(r[2])
-    .. ',"created_at":"' .. store.timestamp(r[3]) .. '","updated_at":"' .. store.timestamp(r[4]) .. '"}'
+    .. ',"created_at":"' .. userstore.timestamp(r[3]) .. '","updated_at":"' .. userstore.timestamp(r[4]) .. '"}'
 end
 
 local function rows_json(rows)
@@ -474,8 +438,7 @@ local function own_or_403(ctx, uid, feed_id, what)
 end
 
 function M.follow(ctx)
-  local slug, uid, feed_id = path_feed(ctx)
-  if not slug then return end
+  local uid, feed_id = ctx.uid, ctx.feed_id
   local body, detail = request.json_object()
   if not body then return reply.error(400, detail) end
   local target = body:get("target")
@@ -503,8 +466,7 @@ function M.follow(ctx)
 end
 
 function M.unfollow(ctx)
-  local slug, uid, feed_id = path_feed(ctx)
-  if not slug then return end
+  local uid, feed_id = ctx.uid, ctx.feed_id
   local target = ctx.params.target
   local tslug, msg, unconfigured = feed_parts(target)
   if unconfigured then return not_configured(unconfigured) end
@@ -516,18 +478,16 @@ end
 
 local function follow_page(ctx)
   local errors = {}
-  local limit = int_arg(ctx.args, "limit", config.default_follow_limit, 0, config.max_follow_limit, errors)
-  local offset = int_arg(ctx.args, "offset", 0, 0, 1000000000, errors)
+  local page = rules.query(ctx.args, FOLLOW_PAGE, errors)
   if errors[1] then
     invalid(errors)
     return nil
   end
-  return limit, offset
+  return page.limit, page.offset
 end
 
 function M.followers(ctx)
-  local slug, uid, feed_id = path_feed(ctx)
-  if not slug then return end
+  local uid, feed_id = ctx.uid, ctx.feed_id
   local limit, offset = follow_page(ctx)
   if not limit then return end
   if not own_or_403(ctx, uid, feed_id, "list the followers") then return end
@@ -535,8 +495,7 @@ function M.followers(ctx)
 end
 
 function M.following(ctx)
-  local slug, uid, feed_id = path_feed(ctx)
-  if not slug then return end
+  local uid, feed_id = ctx.uid, ctx.feed_id
   local limit, offset = follow_page(ctx)
   if not limit then return end
   local filter = list_arg(ctx.args, "filter")
@@ -548,12 +507,6 @@ function M.following(ctx)
 end
 
 -- batch endpoints (server-side tokens only) ------------------------------------
-
-local function need_server(ctx)
-  if ctx.principal.server then return true end
-  forbidden("batch feed endpoints need a server token")
-  return false
-end
 
 -- feed_list(node, field, max, errors, unconfigured) -> list of valid feed ids
 local function feed_list(node, field, max, errors, unconfigured)
@@ -595,7 +548,6 @@ end
 
 -- POST feed/add_to_many/ {"activity":{...},"feeds":["user:a",...]}
 function M.add_to_many(ctx)
-  if not need_server(ctx) then return end
   local body, detail = request.json_object()
   if not body then return reply.error(400, detail) end
   local errors, unconfigured = {}, {}
@@ -686,9 +638,8 @@ local BAD_COPY_LIMIT = "activity_copy_limit must be a non-negative number not gr
 
 -- POST follow_many/?activity_copy_limit=N [{"source":"timeline:a","target":"user:b"}, ...]
 function M.follow_many(ctx)
-  if not need_server(ctx) then return end
   local errors = {}
-  local limit = int_arg(ctx.args, "activity_copy_limit", config.default_copy_limit, 0, config.max_copy_limit, errors)
+  local limit = rules.query(ctx.args, COPY_LIMIT, errors).activity_copy_limit
   if errors[1] then
     return reply.error(400, BAD_COPY_LIMIT, { { "activity_copy_limit", BAD_COPY_LIMIT } })
   end
@@ -700,7 +651,6 @@ end
 
 -- POST unfollow_many/ [{"source":"timeline:a","target":"user:b","keep_history":true}, ...]
 function M.unfollow_many(ctx)
-  if not need_server(ctx) then return end
   local list = pairs_of(false)
   if not list or not scope_403(ctx, sources(list), "unfollow_many") then return end
   feedstore.unfollow_many(list)

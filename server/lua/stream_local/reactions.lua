@@ -24,10 +24,12 @@ local reactionflags = require "stream_local.reactionflags"
 local enrich = require "stream_local.enrich"
 local feedstore = require "stream_local.feedstore"
 local db = require "stream_local.db"
+local guards = require "stream_local.guards"
+local rules = require "stream_local.rules"
 
 -- luacheck: globals ngx
 local ngx = ngx
-local type, ipairs, tonumber = type, ipairs, tonumber
+local type, ipairs, pairs = type, ipairs, pairs
 local concat, format = table.concat, string.format
 local quote = json.quote
 
@@ -40,9 +42,10 @@ M.MAX_GET_MANY = 100
 
 local ID_RULE = ids.USER_ID_RULE
 -- keys the derived activity of target_feeds sets itself
-local DERIVED_KEYS = { id = true, foreign_id = true, time = true, actor = true, verb = true, target = true,
-  object = true, origin = true, reaction = true, to = true, activity_id = true, activity = true,
-  analytics = true, extra_context = true, is_read = true, is_seen = true, score = true, site_id = true }
+-- (the core fields, `reaction`, and every reserved activity field)
+local DERIVED_KEYS = { foreign_id = true, time = true, actor = true, verb = true, target = true,
+  object = true, reaction = true, to = true }
+for k in pairs(guards.RESERVED) do DERIVED_KEYS[k] = true end
 
 local valid_id = ids.valid_user_id
 
@@ -56,11 +59,7 @@ local function forbidden(detail)
   return reply.error(403, detail)
 end
 
-local function not_configured(slug)
-  return reply.error(400, "The following feeds are not configured: '" .. slug .. "'. This could be the cause "
-    .. "of a typo, but otherwise you should configure them on the dashboard of this app.", nil, 6,
-    "FeedConfigException")
-end
+local not_configured = guards.not_configured
 
 local function present(v)
   return v ~= nil and v ~= json.null
@@ -125,13 +124,9 @@ local function extra_data(node, errors)
   return json.encode(node)
 end
 
+local DATA_RULE = {}
 local function data_json(node, errors)
-  if not present(node) then return "{}" end
-  if json.kind(node) ~= "object" then
-    errors[#errors + 1] = { "data", "data must be a JSON object" }
-    return nil
-  end
-  return json.encode(node)
+  return guards.data_json(node, "data", errors, DATA_RULE)
 end
 
 -- the size rule: the compact JSON of the stored fields, in this order, at most MAX_BYTES
@@ -159,12 +154,10 @@ end
 
 -- POST reaction/ ------------------------------------------------------------------------
 
-function M.add(ctx)
-  local body, detail = request.json_object()
-  if not body then return reply.error(400, detail) end
-  local errors = {}
-  local r = {}
+-- the readers of an added reaction's fields: each puts what is valid on r and adds
+-- { field, message } to errors for what is not, in the order the answers list them
 
+local function read_id_kind(body, r, errors)
   local id = body:get("id")
   if not present(id) then
     r.id = reactionstore.new_id()
@@ -173,7 +166,6 @@ function M.add(ctx)
   else
     r.id = id
   end
-
   local kind = body:get("kind")
   if not present(kind) then
     errors[#errors + 1] = { "kind", "kind is a required field" }
@@ -182,7 +174,10 @@ function M.add(ctx)
   else
     r.kind = kind
   end
+end
 
+-- activity_id and parent: strings, at least one of them not empty
+local function read_refs(body, r, errors)
   local activity_id, parent = body:get("activity_id"), body:get("parent")
   if present(activity_id) and type(activity_id) ~= "string" then
     errors[#errors + 1] = { "activity_id", "must be a string" }
@@ -192,29 +187,53 @@ function M.add(ctx)
   if present(parent) and type(parent) ~= "string" then
     errors[#errors + 1] = { "parent", "must be a string" }
   end
-  if not errors[1] then
-    r.activity_id = present(activity_id) and activity_id or ""
-    r.parent = present(parent) and parent or ""
-    if r.activity_id == "" and r.parent == "" then
-      local msg = "one of activity_id or parent must not be empty"
-      errors[#errors + 1] = { "activity_id", msg }
-      errors[#errors + 1] = { "parent", msg }
-    end
+  if errors[1] then return end
+  r.activity_id = present(activity_id) and activity_id or ""
+  r.parent = present(parent) and parent or ""
+  if r.activity_id == "" and r.parent == "" then
+    local msg = "one of activity_id or parent must not be empty"
+    errors[#errors + 1] = { "activity_id", msg }
+    errors[#errors + 1] = { "parent", msg }
   end
+end
 
+-- user_id: required with a server token; a user token's own id when absent
+local function read_user(body, principal, r, errors)
   local user_id = body:get("user_id")
   if not present(user_id) or user_id == "" then
-    if ctx.principal.server then
+    if principal.server then
       errors[#errors + 1] = { "user_id", "user_id is a required field" }
     else
-      r.user_id = ctx.principal.user_id
+      r.user_id = principal.user_id
     end
   elseif not valid_id(user_id) then
     errors[#errors + 1] = { "user_id", "invalid user id: " .. ID_RULE }
   else
     r.user_id = user_id
   end
+end
 
+-- store r and answer: 201 with the reaction, or why the store refused it
+local function store_reaction(r)
+  local row, why = reactionstore.add(r)
+  if not row then
+    if why == "conflict" then
+      return reply.error(409, "Reaction " .. r.id .. " already exists")
+    elseif why == "unknown_parent" then
+      return invalid({ { "parent", "parent reaction " .. r.parent .. " does not exist" } })
+    end
+    return invalid({ { "parent", format("reactions may be nested at most %d levels deep", reactionstore.MAX_DEPTH) } })
+  end
+  return send_reaction(201, row, r.extra)
+end
+
+function M.add(ctx)
+  local body, detail = request.json_object()
+  if not body then return reply.error(400, detail) end
+  local errors, r = {}, {}
+  read_id_kind(body, r, errors)
+  read_refs(body, r, errors)
+  read_user(body, ctx.principal, r, errors)
   r.data = data_json(body:get("data"), errors)
   r.extra = extra_data(body:get("target_feeds_extra_data"), errors)
   local targets = target_feeds(body:get("target_feeds"), ctx.principal, errors)
@@ -227,17 +246,7 @@ function M.add(ctx)
   if not ctx.principal.server and r.user_id ~= ctx.principal.user_id then
     return forbidden("user " .. ctx.principal.user_id .. " may not add reactions as user " .. r.user_id)
   end
-
-  local row, why = reactionstore.add(r)
-  if not row then
-    if why == "conflict" then
-      return reply.error(409, "Reaction " .. r.id .. " already exists")
-    elseif why == "unknown_parent" then
-      return invalid({ { "parent", "parent reaction " .. r.parent .. " does not exist" } })
-    end
-    return invalid({ { "parent", format("reactions may be nested at most %d levels deep", reactionstore.MAX_DEPTH) } })
-  end
-  return send_reaction(201, row, r.extra)
+  return store_reaction(r)
 end
 
 -- GET/PUT/DELETE reaction/{id}/ ------------------------------------------------------------
@@ -310,16 +319,9 @@ local filter_page
 
 -- limit: default 10; above 25 reads as 25 (the JS suite asks for 100 and 300 and expects
 -- 25); below 1 or not a whole number is 400
-local function filter_limit(args, errors)
-  local lv = request.arg(args, "limit")
-  if not lv or lv == "" then return M.DEFAULT_LIMIT end
-  local n = lv:find("^%d+$") and tonumber(lv)
-  if not n or n < 1 then
-    errors[#errors + 1] = { "limit", "must be a whole number of at least 1 (above 25 reads as 25)" }
-    return nil
-  end
-  return math.min(n, M.MAX_LIMIT)
-end
+-- a filter's page size: above MAX_LIMIT reads as MAX_LIMIT (stream_local.rules)
+local FILTER_PAGE = { { name = "limit", default = M.DEFAULT_LIMIT, min = 1, max = M.MAX_LIMIT, cap = true,
+  message = "must be a whole number of at least 1 (above 25 reads as 25)" } }
 
 local UUID = "^%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$"
 
@@ -344,7 +346,7 @@ end
 
 function M.filter(ctx)
   local errors = {}
-  local limit = filter_limit(ctx.args, errors)
+  local limit = rules.query(ctx.args, FILTER_PAGE, errors).limit
   local bound, ascending, cursor_name
   for _, c in ipairs(CURSORS) do
     local v = request.arg(ctx.args, c[1])

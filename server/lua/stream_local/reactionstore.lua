@@ -35,7 +35,7 @@ local db = require "stream_local.db"
 local json = require "stream_local.json"
 local ids = require "stream_local.ids"
 local clock = require "stream_local.clock"
-local store = require "stream_local.store"
+local userstore = require "stream_local.userstore"
 local feedstore = require "stream_local.feedstore"
 
 local ipairs, setmetatable, concat, random, format = ipairs, setmetatable, table.concat, math.random, string.format
@@ -282,9 +282,9 @@ end
 function Renderer:user(id)
   local text = self.users[id]
   if not text then
-    local rec = store.get(id)
+    local rec = userstore.get(id)
     if rec then
-      text = store.user_json(id, rec)
+      text = userstore.user_json(id, rec)
     else
       text = '{"error":"ReferenceNotFound","reference":' .. quote("SU:" .. id)
         .. ',"reference_type":"user","id":' .. quote(id) .. "}"
@@ -352,7 +352,7 @@ render = function(self, row, own_children)
   local parts = {
     '{"id":', quote(row.id), ',"kind":', quote(row.kind), ',"activity_id":', quote(row.activity_id),
     ',"user_id":', quote(row.user_id), ',"user":', self:user(row.user_id), ',"data":', row.data,
-    ',"created_at":"', store.timestamp(row.created), '","updated_at":"', store.timestamp(row.updated),
+    ',"created_at":"', userstore.timestamp(row.created), '","updated_at":"', userstore.timestamp(row.updated),
     '","parent":', quote(row.parent), ',"latest_children":', latest, ',"children_counts":', counts,
   }
   if own_children then parts[#parts + 1] = ',"own_children":' .. self:own_children(row, own_children.user) end
@@ -360,7 +360,7 @@ render = function(self, row, own_children)
     parts[#parts + 1] = ',"target_feeds":' .. row.target_feeds
   end
   if row.deleted then
-    parts[#parts + 1] = ',"deleted_at":"' .. store.timestamp(row.deleted) .. '"'
+    parts[#parts + 1] = ',"deleted_at":"' .. userstore.timestamp(row.deleted) .. '"'
   end
   parts[#parts + 1] = "}"
   return concat(parts)

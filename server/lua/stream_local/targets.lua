@@ -30,6 +30,7 @@ local db = require "stream_local.db"
 local feedstore = require "stream_local.feedstore"
 local activity = require "stream_local.activity"
 local feeds = require "stream_local.feeds"
+local guards = require "stream_local.guards"
 
 local ipairs, pcall, error, setmetatable, getmetatable = ipairs, pcall, error, setmetatable, getmetatable
 local concat, format = table.concat, string.format
@@ -130,7 +131,7 @@ local function changes()
   else
     list[1] = parse_change(tree, "", errors, unconfigured)
   end
-  if unconfigured[1] then return nil, feeds.not_configured(unconfigured[1]) end
+  if unconfigured[1] then return nil, guards.not_configured(unconfigured[1]) end
   if errors[1] then return nil, reply.invalid(errors) end
   return list
 end
@@ -225,8 +226,7 @@ local function apply_all(principal, feed_id, list)
 end
 
 function M.update(ctx)
-  local slug, uid, feed_id = feeds.path_feed(ctx)
-  if not slug then return end
+  local uid, feed_id = ctx.uid, ctx.feed_id
   local list = changes()
   if not list then return end
   if not ctx.principal.server and ctx.principal.user_id ~= uid then

@@ -38,16 +38,20 @@ local db = require "stream_local.db"
 local feedstore = require "stream_local.feedstore"
 local activity = require "stream_local.activity"
 local auth = require "stream_local.auth"
+local guards = require "stream_local.guards"
 
-local type, ipairs, pcall, error = type, ipairs, pcall, error
+local type, ipairs, pairs, pcall, error = type, ipairs, pairs, pcall, error
 local concat, format = table.concat, string.format
 
 local M = {}
 
 -- fields an update may never touch, and fields no activity may carry
 local FIXED = { id = true, foreign_id = true, time = true, origin = true, to = true }
-local RESERVED = { activity_id = true, activity = true, analytics = true, extra_context = true,
-  is_read = true, is_seen = true, score = true, site_id = true }
+-- (id and origin, reserved on an add, are FIXED here: an update names its activity by them)
+local RESERVED = {}
+for k, why in pairs(guards.RESERVED) do
+  if why == "reserved" then RESERVED[k] = true end
+end
 -- string fields of every activity, in output order after id, foreign_id and time
 local STRINGS = { "actor", "verb", "target", "object" }
 local CORE = { id = true, foreign_id = true, time = true, actor = true, verb = true, target = true,
@@ -101,7 +105,7 @@ local function check_path(path, verb, where, errors)
     return nil
   end
   if RESERVED[root] then
-    errors[#errors + 1] = { path, where .. root .. " is a reserved field and cannot be set" }
+    errors[#errors + 1] = { path, where .. guards.reserved_message(root) }
     return nil
   end
   if CORE[root] and #segs > 1 then
@@ -351,7 +355,7 @@ local function parse_full(node, where, errors)
     return nil
   end
   for _, k in ipairs(node.keys) do
-    if RESERVED[k] then errors[#errors + 1] = { where .. k, k .. " is a reserved field and cannot be set" } end
+    if RESERVED[k] then errors[#errors + 1] = { where .. k, guards.reserved_message(k) } end
   end
   local fid, time = node:get("foreign_id"), node:get("time")
   if type(fid) ~= "string" or fid == "" then

@@ -20,12 +20,13 @@
 -- the whole request before anything is written).
 
 local json = require "stream_local.json"
-local store = require "stream_local.store"
+local userstore = require "stream_local.userstore"
 local reply = require "stream_local.reply"
 local auth = require "stream_local.auth"
 local config = require "stream_local.config"
 local request = require "stream_local.request"
 local idrules = require "stream_local.ids"
+local guards = require "stream_local.guards"
 
 local type, ipairs, tostring = type, ipairs, tostring
 local concat = table.concat
@@ -48,15 +49,9 @@ local function body_object()
 end
 
 -- data_json(node, field, errors) -> compact JSON of the data object, "{}" for absent/null
+local DATA_RULE = { name_kind = true }
 local function data_json(node, field, errors)
-  local kind = json.kind(node)
-  if node == nil or kind == "null" then return "{}" end
-  if kind ~= "object" then
-    local what = kind == "array" and "an array" or ("a " .. kind)
-    errors[#errors + 1] = { field, "data must be a JSON object, not " .. what }
-    return nil
-  end
-  return json.encode(node)
+  return guards.data_json(node, field, errors, DATA_RULE)
 end
 
 local function check_id(node, field, errors)
@@ -90,12 +85,6 @@ local invalid = reply.invalid
 local function forbidden(principal, id)
   return reply.error(403, "user " .. tostring(principal.user_id) ..
     " may not create, change or delete user " .. id)
-end
-
-local function need_server(principal)
-  if principal.server then return true end
-  reply.error(403, "batch user endpoints need a server token (resource users or *)")
-  return false
 end
 
 local function not_found(id)
@@ -142,23 +131,23 @@ function M.add(ctx)
   if errors[1] then return invalid(errors) end
   if not auth.allowed(ctx.principal, id) then return forbidden(ctx.principal, id) end
 
-  local record, created = store.add(id, data)
+  local record, created = userstore.add(id, data)
   if not created and not flag(ctx.args, "get_or_create") then
     return reply.error(409, "User " .. id .. " already exists")
   end
-  return reply.send(201, store.user_json(id, record))
+  return reply.send(201, userstore.user_json(id, record))
 end
 
 function M.get(ctx)
   local id = ctx.id
   if not valid_id(id) then return not_found(id) end
-  local record = store.get(id)
+  local record = userstore.get(id)
   if not record then return not_found(id) end
   local extra
   if flag(ctx.args, "with_follow_counts") then
-    extra = format('"followers_count":%d,"following_count":%d', store.follow_counts(id))
+    extra = format('"followers_count":%d,"following_count":%d', userstore.follow_counts(id))
   end
-  return reply.send(200, store.user_json(id, record, extra))
+  return reply.send(200, userstore.user_json(id, record, extra))
 end
 
 function M.update(ctx)
@@ -171,23 +160,22 @@ function M.update(ctx)
   local data = data_json(body:get("data"), "data", errors)
   if data then check_size(id, data, "data", errors) end
   if errors[1] then return invalid(errors) end
-  local record = store.update(id, data)
+  local record = userstore.update(id, data)
   if not record then return not_found(id) end
-  return reply.send(201, store.user_json(id, record))
+  return reply.send(201, userstore.user_json(id, record))
 end
 
 function M.delete(ctx)
   local id = ctx.id
   if not valid_id(id) then return not_found(id) end
   if not auth.allowed(ctx.principal, id) then return forbidden(ctx.principal, id) end
-  if not store.delete(id) then return not_found(id) end
+  if not userstore.delete(id) then return not_found(id) end
   return reply.send(200, "{}")
 end
 
 -- batches ------------------------------------------------------------------
 
-function M.add_many(ctx)
-  if not need_server(ctx.principal) then return end
+function M.add_many()
   local body = body_object()
   if not body then return end
   local errors = {}
@@ -235,34 +223,32 @@ function M.add_many(ctx)
   for i, e in ipairs(entries) do
     local record
     if override then
-      record = store.upsert(e[1], e[2])
+      record = userstore.upsert(e[1], e[2])
     else
-      record = store.add(e[1], e[2])
+      record = userstore.add(e[1], e[2])
     end
-    out[i] = store.user_json(e[1], record)
+    out[i] = userstore.user_json(e[1], record)
   end
   return reply.send(201, '{"created_users":[' .. concat(out, ",") .. "]}")
 end
 
 function M.get_many(ctx)
-  if not need_server(ctx.principal) then return end
   local ids = ids_param(ctx.args)
   if not ids then return end
   local out = {}
   for _, id in ipairs(ids) do
-    local record = store.get(id)
-    if record then out[#out + 1] = store.user_json(id, record) end
+    local record = userstore.get(id)
+    if record then out[#out + 1] = userstore.user_json(id, record) end
   end
   return reply.send(200, '{"users":[' .. concat(out, ",") .. "]}")
 end
 
 function M.delete_many(ctx)
-  if not need_server(ctx.principal) then return end
   local ids = ids_param(ctx.args)
   if not ids then return end
   local out = {}
   for i, id in ipairs(ids) do
-    store.delete(id)
+    userstore.delete(id)
     out[i] = json.quote(id)
   end
   return reply.send(200, '{"deleted_user_ids":[' .. concat(out, ",") .. "]}")

@@ -1,4 +1,4 @@
--- stream_local.store: the user records, in the SQLite database (stream_local.db) that
+-- stream_local.userstore: the user records, in the SQLite database (stream_local.db) that
 -- also holds feeds and follows, so every nginx worker sees the same users and
 -- enrichment and follow counts read one consistent store.
 --
