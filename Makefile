@@ -148,6 +148,7 @@ load: deps all
 lint:
 	luacheck lua spec server examples fuzz bench/soak.lua bench/soak_feeds.lua bench/soak_common.lua \
 	  bench/soak_openresty.lua bench/soak_openresty_app.lua
+	lua5.4 server/funclen.lua server/lua/stream_local/*.lua
 
 # Benchmarks against raw libcurl, wrk and the official JavaScript client
 # (bench/README.md); a few minutes, never part of `make test`.

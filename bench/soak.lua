@@ -179,84 +179,98 @@ local client = stream.connect(API_KEY, API_SECRET, "1", {
 local next_version = 0
 local deadline = now() + SECONDS
 
+-- the operation for user u: mostly creates while it is surely absent
+local function pick_op(set)
+  local r = random()
+  if has(set, 0) and #set == 1 then
+    return r < 0.7 and "create" or r < 0.8 and "get" or r < 0.9 and "update" or "delete"
+  end
+  return r < 0.1 and "create" or r < 0.45 and "get" or r < 0.8 and "update" or "delete"
+end
+
+-- send(user, op, id, v) -> res, err
+local function send(user, op, id, v)
+  if op == "create" then return user:create(make_data(id, v)) end
+  if op == "update" then return user:update(make_data(id, v)) end
+  if op == "get" then return user:get() end
+  return user:delete()
+end
+
+-- the model after an answer
+local function on_answer(u, op, res, v)
+  local id, set = ids[u], state[u]
+  counts.ok = counts.ok + 1
+  if op == "delete" then
+    state[u] = { 0 }
+    return
+  end
+  local got = observed(u, res, op)
+  if not got then return end
+  if op ~= "get" and got ~= v then
+    violation("%s %s: answered version %d, sent %d", op, id, got, v)
+  elseif op == "get" and not has(set, got) then
+    violation("get %s: version %d, possible %s", id, got, set_text(set))
+  end
+  state[u] = { got }
+end
+
+-- the model after a failure that may or may not have been applied
+local function on_ambiguous(set, op, v)
+  counts.ambiguous = counts.ambiguous + 1
+  if op == "create" then -- applies to an absent user only
+    if has(set, 0) then add(set, v) end
+  elseif op == "delete" then
+    add(set, 0)
+  else -- update: applies to an existing user only
+    local present = false
+    for i = 1, #set do if set[i] ~= 0 then present = true end end
+    if present then add(set, v) end
+  end
+end
+
+-- the model after an error
+local function on_error(u, op, err, v)
+  local id, set = ids[u], state[u]
+  bump(counts.errors, op .. ": " .. err_key(err))
+  if err.kind == "api" and err.status == 404 and op ~= "create" then
+    -- get, update and delete all say the user does not exist now
+    if not has(set, 0) then
+      violation("%s %s: 404, possible %s", op, id, set_text(set))
+    end
+    state[u] = { 0 }
+  elseif err.kind == "api" and err.status == 409 and op == "create" then
+    -- the user exists: any state but "absent"; after several attempts the
+    -- first one may have created it
+    local out = {}
+    for i = 1, #set do if set[i] ~= 0 then out[#out + 1] = set[i] end end
+    if (err.attempts or 1) > 1 then add(out, v) end
+    if #out == 0 then violation("create %s: 409, but it cannot exist", id) end
+    state[u] = #out > 0 and out or set
+  elseif op ~= "get" and not refused(err) then
+    on_ambiguous(set, op, v)
+  end
+end
+
 -- One call on user u; updates the model.
 local function call(u)
-  local id, set = ids[u], state[u]
-  local absent = has(set, 0) and #set == 1
-  local r = random()
-  local op
-  if absent then
-    op = r < 0.7 and "create" or r < 0.8 and "get" or r < 0.9 and "update" or "delete"
-  else
-    op = r < 0.1 and "create" or r < 0.45 and "get" or r < 0.8 and "update" or "delete"
-  end
+  local id = ids[u]
+  local op = pick_op(state[u])
   bump(counts.ops, op)
   counts.started = counts.started + 1
   maybe_fault()
-  local user = client:user(id)
   local v
   if op == "create" or op == "update" then
     next_version = next_version + 1
     v = next_version
   end
   local t0 = now()
-  local res, err
-  if op == "create" then
-    res, err = user:create(make_data(id, v))
-  elseif op == "update" then
-    res, err = user:update(make_data(id, v))
-  elseif op == "get" then
-    res, err = user:get()
-  else
-    res, err = user:delete()
-  end
+  local res, err = send(client:user(id), op, id, v)
   local elapsed = now() - t0
   counts.calls = counts.calls + 1
-
   if res then
-    counts.ok = counts.ok + 1
-    if op == "delete" then
-      state[u] = { 0 }
-    else
-      local got = observed(u, res, op)
-      if got then
-        if op ~= "get" and got ~= v then
-          violation("%s %s: answered version %d, sent %d", op, id, got, v)
-        elseif op == "get" and not has(set, got) then
-          violation("get %s: version %d, possible %s", id, got, set_text(set))
-        end
-        state[u] = { got }
-      end
-    end
+    on_answer(u, op, res, v)
   else
-    bump(counts.errors, op .. ": " .. err_key(err))
-    if err.kind == "api" and err.status == 404 and op ~= "create" then
-      -- get, update and delete all say the user does not exist now
-      if not has(set, 0) then
-        violation("%s %s: 404, possible %s", op, id, set_text(set))
-      end
-      state[u] = { 0 }
-    elseif err.kind == "api" and err.status == 409 and op == "create" then
-      -- the user exists: any state but "absent"; after several attempts the
-      -- first one may have created it
-      local out = {}
-      for i = 1, #set do if set[i] ~= 0 then out[#out + 1] = set[i] end end
-      if (err.attempts or 1) > 1 then add(out, v) end
-      if #out == 0 then violation("create %s: 409, but it cannot exist", id) end
-      state[u] = #out > 0 and out or set
-    elseif op ~= "get" and not refused(err) then
-      -- may or may not have been applied
-      counts.ambiguous = counts.ambiguous + 1
-      if op == "create" then -- applies to an absent user only
-        if has(set, 0) then add(set, v) end
-      elseif op == "delete" then
-        add(set, 0)
-      else -- update: applies to an existing user only
-        local present = false
-        for i = 1, #set do if set[i] ~= 0 then present = true end end
-        if present then add(set, v) end
-      end
-    end
+    on_error(u, op, err, v)
   end
   if (err and (err.kind == "timeout" or err.kind == "transport")) or elapsed >= TIMEOUT then
     settle_at[u] = now() + SETTLE

@@ -178,112 +178,140 @@ local function check_page(res, what, own)
   end
 end
 
-local function call(k, own_list, own)
-  local i = own_list[random(#own_list)]
+local function pick_op()
   local r = random()
-  local op
-  if r < 0.30 then op = "add"
-  elseif r < 0.40 then op = "remove"
-  elseif r < 0.48 then op = "follow"
-  elseif r < 0.53 then op = "unfollow"
-  elseif r < 0.68 then op = "react"
-  elseif r < 0.72 then op = "unreact"
-  elseif r < 0.86 then op = "read enriched"
-  else op = "read" end
-  counts.started = counts.started + 1
-  maybe_fault()
-  local t0 = now()
+  if r < 0.30 then return "add"
+  elseif r < 0.40 then return "remove"
+  elseif r < 0.48 then return "follow"
+  elseif r < 0.53 then return "unfollow"
+  elseif r < 0.68 then return "react"
+  elseif r < 0.72 then return "unreact"
+  elseif r < 0.86 then return "read enriched" end
+  return "read"
+end
+
+-- Each operation on own feed i: OPS[op](i) -> after, res, err, where after() updates the
+-- log from res and err; no after when there is nothing to act on (the call reads instead).
+local OPS = {}
+
+OPS["add"] = function(i)
+  serial = serial + 1
+  local sn = serial
+  local a = { actor = "SU:" .. tag, verb = "post", object = "o:" .. sn, sn = sn }
+  local rec = { feed = i, state = "maybe" }
+  if random() < 0.5 then
+    a.foreign_id = "fs:" .. sn
+    a.time = 1795860000 + sn
+    rec.fid = a.foreign_id
+  end
+  activities[sn] = rec
+  by_feed[i][#by_feed[i] + 1] = sn
+  local res, err = client:feed("user", users[i]):add_activity(a)
+  return function()
+    if res then rec.state = "in"; rec.id = res.id
+    elseif refused(err) then rec.state = "out"
+    else rec.state = "maybe"; counts.maybe = counts.maybe + 1 end
+  end, res, err
+end
+
+OPS["remove"] = function(i)
+  local sn = pick_in(i)
+  if not sn then return nil end
+  local rec = activities[sn]
   local res, err
-  local after   -- function(res, err) updating the log
-  if op == "add" then
-    serial = serial + 1
-    local sn = serial
-    local a = { actor = "SU:" .. tag, verb = "post", object = "o:" .. sn, sn = sn }
-    local rec = { feed = i, state = "maybe" }
-    if random() < 0.5 then
-      a.foreign_id = "fs:" .. sn
-      a.time = 1795860000 + sn
-      rec.fid = a.foreign_id
-    end
-    activities[sn] = rec
-    by_feed[i][#by_feed[i] + 1] = sn
-    res, err = client:feed("user", users[i]):add_activity(a)
-    after = function()
-      if res then rec.state = "in"; rec.id = res.id
-      elseif refused(err) then rec.state = "out"
-      else rec.state = "maybe"; counts.maybe = counts.maybe + 1 end
-    end
-  elseif op == "remove" then
-    local sn = pick_in(i)
-    if not sn then op = "read" else
-      local rec = activities[sn]
-      if rec.fid and random() < 0.5 then
-        res, err = client:feed("user", users[i]):remove_activity({ foreign_id = rec.fid })
-      else
-        res, err = client:feed("user", users[i]):remove_activity(rec.id)
-      end
-      after = function()
-        if res then rec.state = "out"
-        elseif not refused(err) then rec.state = open_state(rec.state); counts.maybe = counts.maybe + 1 end
-      end
-    end
-  elseif op == "follow" or op == "unfollow" then
+  if rec.fid and random() < 0.5 then
+    res, err = client:feed("user", users[i]):remove_activity({ foreign_id = rec.fid })
+  else
+    res, err = client:feed("user", users[i]):remove_activity(rec.id)
+  end
+  return function()
+    if res then rec.state = "out"
+    elseif not refused(err) then rec.state = open_state(rec.state); counts.maybe = counts.maybe + 1 end
+  end, res, err
+end
+
+local function follow_op(op)
+  return function(i)
     local u = random(FEEDS)
     local key = i .. ":" .. u
     local tl = client:feed("timeline", timelines[i])
+    local res, err
     if op == "follow" then
       res, err = tl:follow(client:feed("user", users[u]), { activity_copy_limit = 1000 })
     else
       res, err = tl:unfollow(client:feed("user", users[u]))
     end
-    after = function()
+    return function()
       if res then follows[key] = op == "follow" and "on" or "off"
       elseif not refused(err) then follows[key] = "maybe"; counts.maybe = counts.maybe + 1 end
-    end
-  elseif op == "react" then
-    local sn = pick_in(i)
-    if not sn then op = "read" else
-      local rid = uuid()
-      reactions[sn] = reactions[sn] or {}
-      reactions[sn][rid] = "maybe"
-      res, err = client.reactions:add("like", activities[sn].id, { sn = sn },
-        { id = rid, user_id = tag })
-      after = function()
-        if res then reactions[sn][rid] = "on"
-        elseif refused(err) then reactions[sn][rid] = "off"
-        else counts.maybe = counts.maybe + 1 end
-      end
-    end
-  elseif op == "unreact" then
-    local sn = pick_in(i)
-    local rid
-    for id, st in pairs(sn and reactions[sn] or {}) do if st == "on" then rid = id break end end
-    if not rid then op = "read" else
-      res, err = client.reactions:delete(rid)
-      after = function()
-        if res then reactions[sn][rid] = "off"
-        elseif not refused(err) then reactions[sn][rid] = "maybe"; counts.maybe = counts.maybe + 1 end
-      end
-    end
+    end, res, err
   end
-  if op == "read enriched" then
-    local feed = random() < 0.5 and client:feed("user", users[i]) or client:feed("timeline", timelines[i])
+end
+OPS["follow"], OPS["unfollow"] = follow_op("follow"), follow_op("unfollow")
+
+OPS["react"] = function(i)
+  local sn = pick_in(i)
+  if not sn then return nil end
+  local rid = uuid()
+  reactions[sn] = reactions[sn] or {}
+  reactions[sn][rid] = "maybe"
+  local res, err = client.reactions:add("like", activities[sn].id, { sn = sn }, { id = rid, user_id = tag })
+  return function()
+    if res then reactions[sn][rid] = "on"
+    elseif refused(err) then reactions[sn][rid] = "off"
+    else counts.maybe = counts.maybe + 1 end
+  end, res, err
+end
+
+OPS["unreact"] = function(i)
+  local sn = pick_in(i)
+  local rid
+  for id, st in pairs(sn and reactions[sn] or {}) do if st == "on" then rid = id break end end
+  if not rid then return nil end
+  local res, err = client.reactions:delete(rid)
+  return function()
+    if res then reactions[sn][rid] = "off"
+    elseif not refused(err) then reactions[sn][rid] = "maybe"; counts.maybe = counts.maybe + 1 end
+  end, res, err
+end
+
+-- read(i, own, enriched) -> after, res, err: a page of feed i checked against the log
+local function read(i, own, enriched)
+  local feed, res, err
+  if enriched then
+    feed = random() < 0.5 and client:feed("user", users[i]) or client:feed("timeline", timelines[i])
     res, err = feed:get({ limit = 25, enrich = true, reactions = { counts = true, recent = true } })
-    after = function() if res then check_page(res, "enriched read of " .. feed.id, own) end end
-  elseif op == "read" then
-    local feed = client:feed("user", users[i])
+  else
+    feed = client:feed("user", users[i])
     res, err = feed:get({ limit = 25 })
-    after = function() if res then check_page(res, "read of " .. feed.id, own) end end
+  end
+  local what = (enriched and "enriched read of " or "read of ") .. feed.id
+  return function() if res then check_page(res, what, own) end end, res, err
+end
+
+local function record_latency(op, t0)
+  local kind = op:match("^read") and op or (op == "unreact" and "react" or op == "unfollow"
+    and "follow" or op)
+  latencies[kind] = latencies[kind] or {}
+  local l = latencies[kind]
+  l[#l + 1] = now() - t0
+end
+
+local function call(k, own_list, own)
+  local i = own_list[random(#own_list)]
+  local op = pick_op()
+  counts.started = counts.started + 1
+  maybe_fault()
+  local t0 = now()
+  local after, res, err
+  if OPS[op] then after, res, err = OPS[op](i) end
+  if not after then
+    if op ~= "read enriched" then op = "read" end
+    after, res, err = read(i, own, op == "read enriched")
   end
   bump(counts.ops, op)
   counts.calls = counts.calls + 1
-  if LOAD then
-    local kind = op:match("^read") and op or (op == "unreact" and "react" or op == "unfollow"
-      and "follow" or op)
-    latencies[kind] = latencies[kind] or {}
-    local l = latencies[kind]
-    l[#l + 1] = now() - t0
-  end
+  if LOAD then record_latency(op, t0) end
   if res then counts.ok = counts.ok + 1 else bump(counts.errors, op .. ": " .. err_key(err)) end
   after()
   if (err and (err.kind == "timeout" or err.kind == "transport")) or now() - t0 >= TIMEOUT then

@@ -1,13 +1,15 @@
 -- stream_local.app: the request entry points of the local Stream server.
 --
 -- What it does:
+--   * Assembles the route list once, from the routes each area lists next to its
+--     handlers (M.ROUTES of stream_local.users, feeds, updates, collections, targets,
+--     reactions), in the order of AREAS, and checks every route as it loads.
 --   * handle() (content_by_lua for every path): connection test header, rate-limit
 --     counting and headers, test faults, routing on the raw request path, slash-less
 --     redirects, 404/405, api_key (401), rate limit (429), token and its scope
---     (401/403), then the route's handler (stream_local.users,
---     stream_local.feeds, stream_local.reactions, stream_local.updates,
---     stream_local.targets, stream_local.collections). Everything runs under xpcall: an unexpected Lua error
---     becomes 500 code -1 with a Stream-style body (and a line in the error log).
+--     (401/403), the route's guards, then its handler. Everything runs under xpcall: an
+--     unexpected Lua error becomes 500 code -1 with a Stream-style body (and a line in
+--     the error log).
 --   * nginx_error() (the target of error_page): turns nginx's own error pages
 --     (413 body too large, 400, 414, ...) into Stream-style JSON bodies with the same
 --     headers as every other answer.
@@ -20,126 +22,99 @@ local reply = require "stream_local.reply"
 local ratelimit = require "stream_local.ratelimit"
 local faults = require "stream_local.faults"
 local auth = require "stream_local.auth"
-local users = require "stream_local.users"
-local feeds = require "stream_local.feeds"
-local reactions = require "stream_local.reactions"
-local updates = require "stream_local.updates"
-local targets = require "stream_local.targets"
-local collections = require "stream_local.collections"
 local request = require "stream_local.request"
 local guards = require "stream_local.guards"
 
 -- luacheck: globals ngx
 local ngx = ngx
-local type, ipairs, pairs, xpcall, tonumber, concat = type, ipairs, pairs, xpcall, tonumber, table.concat
+local type, ipairs, pairs, next, xpcall, tonumber, concat = type, ipairs, pairs, next, xpcall, tonumber,
+  table.concat
 local traceback = debug.traceback
 
 local M = {}
 
--- The routes, as data. Each: a PCRE `pattern` over the raw path (no query) whose named
--- captures become ctx.params (percent-decoded); `resource`, the token scope it needs
--- (one name or a list; `*` always covers); `feed_id`, a function of the params giving
--- the feed id a token's `feed_id` claim must cover (the joined id of the route's feed,
--- "*" for routes on no one feed, nil where the handler checks the feeds it is given);
--- every route has one, so a route added later cannot forget it; `guards`, checks run once
+-- The areas, in the order their routes are tried: each is a module stream_local.<name>
+-- that lists its routes (M.ROUTES) next to its handlers; within an area its list's order
+-- holds (reaction lookups before reaction ids, follows before activity ids). A new area
+-- is one line here.
+local AREAS = {
+  "users",
+  "feeds",
+  "updates",
+  "collections",
+  "targets",
+  "reactions",
+}
+
+-- A route, as data: a PCRE `pattern` over the raw path (no query) whose named captures
+-- become ctx.params (percent-decoded); `resource`, the token scope it needs (one name or
+-- a list; `*` always covers); `feed_id`, the rule giving the feed id a token's `feed_id`
+-- claim must cover (stream_local.guards: path_feed, any_feed, named_feeds), which every
+-- route must have, so a route added later cannot forget it; `guards`, checks run once
 -- after authentication and before the handler (stream_local.guards); and `methods`,
 -- METHOD -> handler. Slash-less forms of these paths get a redirect like the real service.
+-- A path two areas list (activities/: reads in feeds, full updates in updates) is one
+-- route with the methods of both, at the place of its first listing; both must name the
+-- same resource, feed_id rule and guards.
 
--- the feed of feed/{slug}/{user}/... as JWT claims name it: "useralice"
-local function path_feed(params)
-  return params.slug .. params.user
-end
+local METHOD_ORDER = { "GET", "POST", "PUT", "DELETE" }
 
--- routes outside one feed whose tokens must carry feed_id "*" (or none): a token scoped
--- to one feed covers that feed's paths only (stream-feeds-api.md section 2)
-local function any_feed()
-  return "*"
-end
-
--- routes whose handler checks the feeds the body or query names against a scoped token
--- (batch calls, activity updates, activities by id): no one feed to pin here
-local function named_feeds()
-  return nil
-end
-
-local FEED = { guards.feed_path }
-local BATCH_USERS = { guards.server_only("batch user endpoints need a server token (resource users or *)") }
-local BATCH_FEEDS = { guards.server_only("batch feed endpoints need a server token") }
-local BATCH_COLLECTIONS = {
-  guards.server_only("batch collection endpoints need a server token (resource collections or *)") }
-
-local ROUTES = {
-  { pattern = [[^/api/v1\.0/user/$]], resource = "users", feed_id = any_feed,
-    methods = { POST = users.add } },
-  { pattern = [[^/api/v1\.0/user/(?<id>[^/]+)/$]], resource = "users", feed_id = any_feed,
-    methods = { GET = users.get, PUT = users.update, DELETE = users.delete } },
-  { pattern = [[^/api/v1\.0/users/$]], resource = "users", feed_id = any_feed, guards = BATCH_USERS,
-    methods = { POST = users.add_many, GET = users.get_many, DELETE = users.delete_many } },
-
-  { pattern = [[^/api/v1\.0/feed/(?<slug>[^/]+)/(?<user>[^/]+)/(?:follows|following)/$]],
-    resource = "follower", feed_id = path_feed, guards = FEED,
-    methods = { GET = feeds.following, POST = feeds.follow } },
-  { pattern = [[^/api/v1\.0/feed/(?<slug>[^/]+)/(?<user>[^/]+)/(?:follows|following)/(?<target>[^/]+)/$]],
-    resource = "follower", feed_id = path_feed, guards = FEED, methods = { DELETE = feeds.unfollow } },
-  { pattern = [[^/api/v1\.0/feed/(?<slug>[^/]+)/(?<user>[^/]+)/followers/$]],
-    resource = "follower", feed_id = path_feed, guards = FEED, methods = { GET = feeds.followers } },
-  { pattern = [[^/api/v1\.0/feed/(?<slug>[^/]+)/(?<user>[^/]+)/$]],
-    resource = "feed", feed_id = path_feed, guards = FEED, methods = { GET = feeds.read, POST = feeds.add } },
-  { pattern = [[^/api/v1\.0/(?<enrich>enrich/)feed/(?<slug>[^/]+)/(?<user>[^/]+)/$]],
-    resource = "feed", feed_id = path_feed, guards = FEED, methods = { GET = feeds.read } },
-  { pattern = [[^/api/v1\.0/feed/(?<slug>[^/]+)/(?<user>[^/]+)/(?<activity_id>[^/]+)/$]],
-    resource = "feed", feed_id = path_feed, guards = FEED, methods = { DELETE = feeds.remove } },
-  { pattern = [[^/api/v1\.0/activities/$]],
-    resource = "activities", feed_id = named_feeds, methods = { GET = feeds.get_activities, POST = updates.full } },
-  { pattern = [[^/api/v1\.0/(?<enrich>enrich/)activities/$]],
-    resource = "activities", feed_id = named_feeds, methods = { GET = feeds.get_activities } },
-  { pattern = [[^/api/v1\.0/activity/$]],
-    resource = "activities", feed_id = named_feeds, methods = { POST = updates.partial } },
-  { pattern = [[^/api/v1\.0/feed/add_to_many/$]],
-    resource = "feed", feed_id = named_feeds, guards = BATCH_FEEDS,
-    methods = { POST = feeds.add_to_many } },
-  { pattern = [[^/api/v1\.0/follow_many/$]],
-    resource = "follower", feed_id = named_feeds, guards = BATCH_FEEDS,
-    methods = { POST = feeds.follow_many } },
-  { pattern = [[^/api/v1\.0/unfollow_many/$]],
-    resource = "follower", feed_id = named_feeds, guards = BATCH_FEEDS,
-    methods = { POST = feeds.unfollow_many } },
-  { pattern = [[^/api/v1\.0/collections/$]], resource = "collections", feed_id = any_feed,
-    guards = BATCH_COLLECTIONS,
-    methods = { POST = collections.upsert_many, GET = collections.select_many, DELETE = collections.delete_many } },
-  { pattern = [[^/api/v1\.0/collections/(?<name>[^/]+)/$]], resource = "collections", feed_id = any_feed,
-    methods = { POST = collections.add } },
-  { pattern = [[^/api/v1\.0/collections/(?<name>[^/]+)/(?<id>[^/]+)/$]], resource = "collections", feed_id = any_feed,
-    methods = { GET = collections.get, PUT = collections.update, DELETE = collections.delete } },
-  -- also without the final slash: the Ruby client calls it so and follows no redirect
-  { pattern = [[^/api/v1\.0/stats/follow/?$]],
-    resource = { "follower", "feed" }, feed_id = any_feed, methods = { GET = feeds.follow_stats } },
-  { pattern = [[^/api/v1\.0/feed_targets/(?<slug>[^/]+)/(?<user>[^/]+)/activity_to_targets/$]],
-    resource = "feed_targets", feed_id = path_feed, guards = FEED, methods = { POST = targets.update } },
-
-  -- reactions (stream_local.reactions); the lookups and get_many come before reaction ids
-  { pattern = [[^/api/v1\.0/reaction/$]], resource = "reactions", feed_id = any_feed,
-    methods = { POST = reactions.add } },
-  { pattern = [[^/api/v1\.0/reaction/get_many/$]], resource = "reactions", feed_id = any_feed,
-    methods = { GET = reactions.get_many } },
-  { pattern = [[^/api/v1\.0/reaction/(?<lookup>activity_id|user_id|reaction_id)/(?<value>[^/]+)/(?:(?<kind>[^/]+)/)?$]],
-    resource = "reactions", feed_id = any_feed, methods = { GET = reactions.filter } },
-  { pattern = [[^/api/v1\.0/reaction/(?<id>[^/]+)/restore/$]], resource = "reactions", feed_id = any_feed,
-    methods = { PUT = reactions.restore } },
-  { pattern = [[^/api/v1\.0/reaction/(?<id>[^/]+)/$]], resource = "reactions", feed_id = any_feed,
-    methods = { GET = reactions.get, PUT = reactions.update, DELETE = reactions.delete } },
-}
-M.ROUTES = ROUTES
-
-for _, r in ipairs(ROUTES) do
+-- the checks every route passes when the server loads
+local function check_route(area, r)
+  local where = "stream_local.app: route " .. tostring(r.pattern) .. " of " .. area
+  assert(type(r.pattern) == "string", where .. ": no pattern")
   assert(r.feed_id, "stream_local.app: a route without a feed_id rule: " .. r.pattern)
-  local names = {}
-  for _, m in ipairs({ "GET", "POST", "PUT", "DELETE" }) do
-    if r.methods[m] then names[#names + 1] = m end
+  assert(r.resource, where .. ": no resource")
+  assert(type(r.methods) == "table" and next(r.methods), where .. ": no methods")
+  for m in pairs(r.methods) do
+    local known = false
+    for _, k in ipairs(METHOD_ORDER) do known = known or k == m end
+    assert(known, where .. ": unknown method " .. tostring(m))
   end
-  r.allow = concat(names, ", ")
-  if type(r.resource) == "string" then r.resource = { r.resource } end
 end
+
+local function same_scope(a, b)
+  local ra = type(a.resource) == "table" and concat(a.resource, ",") or a.resource
+  local rb = type(b.resource) == "table" and concat(b.resource, ",") or b.resource
+  return ra == rb and a.feed_id == b.feed_id and a.guards == b.guards
+end
+
+-- assemble(areas) -> the route list: every area's routes in order, shared paths merged,
+-- each with its Allow header value and its resource as a list
+local function assemble(areas)
+  local list, by_pattern = {}, {}
+  for _, area in ipairs(areas) do
+    for _, r in ipairs(require("stream_local." .. area).ROUTES) do
+      check_route(area, r)
+      local seen = by_pattern[r.pattern]
+      if seen then
+        assert(same_scope(seen, r), "stream_local.app: " .. r.pattern .. " differs in scope between areas")
+        for m, handler in pairs(r.methods) do
+          assert(not seen.methods[m], "stream_local.app: " .. m .. " " .. r.pattern .. " listed twice")
+          seen.methods[m] = handler
+        end
+      else
+        seen = { pattern = r.pattern, resource = r.resource, feed_id = r.feed_id, guards = r.guards,
+          methods = {} }
+        for m, handler in pairs(r.methods) do seen.methods[m] = handler end
+        by_pattern[r.pattern] = seen
+        list[#list + 1] = seen
+      end
+    end
+  end
+  for _, r in ipairs(list) do
+    local names = {}
+    for _, m in ipairs(METHOD_ORDER) do
+      if r.methods[m] then names[#names + 1] = m end
+    end
+    r.allow = concat(names, ", ")
+    if type(r.resource) == "string" then r.resource = { r.resource } end
+  end
+  return list
+end
+
+local ROUTES = assemble(AREAS)
+M.ROUTES = ROUTES
 
 -- route(path) -> route, params | nil
 local function route(path)
@@ -201,7 +176,7 @@ local function dispatch()
   end
 
   local principal, code, exception
-  local feed_id = r.feed_id and r.feed_id(params) or nil
+  local feed_id = r.feed_id(params)
   principal, status, detail, code, exception = auth.authenticate(method, r.resource, feed_id)
   if not principal then return reply.error(status, detail, nil, code, exception) end
 

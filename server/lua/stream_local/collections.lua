@@ -286,5 +286,18 @@ function M.delete_many(ctx)
   return reply.send(200, "{}")
 end
 
+-- routes (assembled by stream_local.app) -----------------------------------------
+
+local BATCH = {
+  guards.server_only("batch collection endpoints need a server token (resource collections or *)") }
+
+M.ROUTES = {
+  { pattern = [[^/api/v1\.0/collections/$]], resource = "collections", feed_id = guards.any_feed, guards = BATCH,
+    methods = { POST = M.upsert_many, GET = M.select_many, DELETE = M.delete_many } },
+  { pattern = [[^/api/v1\.0/collections/(?<name>[^/]+)/$]], resource = "collections", feed_id = guards.any_feed,
+    methods = { POST = M.add } },
+  { pattern = [[^/api/v1\.0/collections/(?<name>[^/]+)/(?<id>[^/]+)/$]], resource = "collections",
+    feed_id = guards.any_feed, methods = { GET = M.get, PUT = M.update, DELETE = M.delete } },
+}
 
 return M

@@ -27,9 +27,9 @@ M.api_key = env("STREAM_API_KEY", "local-api-key")
 M.api_secret = env("STREAM_API_SECRET", "local-api-secret-change-me-0123456789")
 
 -- Requests per api key and minute. nil: not enforced (headers still sent, see below).
-local rl = tonumber(env("STREAM_LOCAL_RATE_LIMIT", ""))
-if rl and rl >= 1 then
-  M.rate_limit = math.floor(rl)
+local per_minute = tonumber(env("STREAM_LOCAL_RATE_LIMIT", ""))
+if per_minute and per_minute >= 1 then
+  M.rate_limit = math.floor(per_minute)
 else
   M.rate_limit = nil
 end

@@ -18,7 +18,7 @@
 -- requests (a user updated later shows its new data).
 
 local json = require "stream_local.json"
-local request = require "stream_local.request"
+local rules = require "stream_local.rules"
 local userstore = require "stream_local.userstore"
 local feedstore = require "stream_local.feedstore"
 local reactionstore = require "stream_local.reactionstore"
@@ -41,8 +41,6 @@ end
 
 -- the names ranked reads send the variables under: rankingVars (the JS client),
 -- ranking_vars (Go, .NET, Java)
-local RANKING_VARS = { "rankingVars", "ranking_vars" }
-
 -- is_object_text(text): does text hold a JSON object, or a JSON string holding one?
 local function is_object_text(text)
   local tree = json.parse(text)
@@ -50,17 +48,20 @@ local function is_object_text(text)
   return tree ~= nil and json.kind(tree) == "object"
 end
 
+local function ranking_vars(v)
+  return is_object_text(v) and v or nil
+end
+
+local RANKING_VARS_RULE = "must be a JSON object, or a string holding one"
+local RANKING_VARS = { { name = "rankingVars", parse = ranking_vars, message = RANKING_VARS_RULE },
+  { name = "ranking_vars", parse = ranking_vars, message = RANKING_VARS_RULE } }
+
 -- check(args, errors): the read options that have a form to check, before anything is
 -- read (stream-feeds-api.md section 6). Ranking is not emulated, so a valid rankingVars
 -- changes nothing; one that is no JSON object is still the service's 400. An empty
 -- value counts as absent.
 function M.check(args, errors)
-  for _, name in ipairs(RANKING_VARS) do
-    local v = request.arg(args, name)
-    if v and v ~= "" and not is_object_text(v) then
-      errors[#errors + 1] = { name, "must be a JSON object, or a string holding one" }
-    end
-  end
+  rules.query(args, RANKING_VARS, errors)
 end
 
 local Enricher = {}

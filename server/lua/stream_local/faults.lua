@@ -296,7 +296,7 @@ local function start_200(length)
 end
 
 -- writes s and waits until it has left; false when the client is gone
-local function out(s)
+local function write_now(s)
   if not ngx.print(s) then return false end
   return ngx.flush(true) and true or false
 end
@@ -349,7 +349,7 @@ end
 function ANSWER.truncate(plan)
   local body = user_body("truncate")
   local n = min(plan.bytes or 0, #body - 1)
-  if start_200(#body) and n > 0 then out(body:sub(1, n)) end
+  if start_200(#body) and n > 0 then write_now(body:sub(1, n)) end
   return ngx.exit(444)
 end
 
@@ -361,7 +361,7 @@ function ANSWER.drip(plan)
   if not start_200(#body) then return ngx.exit(444) end
   for i = 1, pieces do
     ngx.sleep(pause)
-    if not out(body:sub((i - 1) * size + 1, i * size)) then return ngx.exit(444) end
+    if not write_now(body:sub((i - 1) * size + 1, i * size)) then return ngx.exit(444) end
   end
   return true
 end
@@ -378,13 +378,13 @@ function ANSWER.oversize(plan)
     pad, total = 0, #head + #tail
   end
   filler = filler or rep("x", OVERSIZE_CHUNK)
-  if not start_200(total) or not out(head) then return ngx.exit(444) end
+  if not start_200(total) or not write_now(head) then return ngx.exit(444) end
   while pad > 0 do
     local n = min(pad, OVERSIZE_CHUNK)
-    if not out(n == OVERSIZE_CHUNK and filler or filler:sub(1, n)) then return ngx.exit(444) end
+    if not write_now(n == OVERSIZE_CHUNK and filler or filler:sub(1, n)) then return ngx.exit(444) end
     pad = pad - n
   end
-  if not out(tail) then return ngx.exit(444) end
+  if not write_now(tail) then return ngx.exit(444) end
   return true
 end
 

@@ -71,7 +71,7 @@ end
 
 -- policies for user tokens (section 2) ------------------------------------------
 
-local function own(principal, uid)
+local function owns_feeds_of(principal, uid)
   return principal.server or principal.user_id == uid
 end
 
@@ -89,6 +89,17 @@ local FOLLOW_PAGE = { { name = "limit", default = config.default_follow_limit, m
   max = config.max_follow_limit }, rules.PAGE_OFFSET }
 local COPY_LIMIT = { { name = "activity_copy_limit", default = config.default_copy_limit, min = 0,
   max = config.max_copy_limit } }
+
+-- the cursors of a flat feed read: an activity id, kept as its lower-case form and its
+-- sort key; op is the bound's comparison
+local function activity_cursor(v)
+  local sk = ids.sort_key(v)
+  return sk and { id = v:lower(), sk = sk } or nil
+end
+local FLAT_CURSORS = {}
+for i, c in ipairs({ { "id_lt", "<" }, { "id_lte", "<=" }, { "id_gt", ">" }, { "id_gte", ">=" } }) do
+  FLAT_CURSORS[i] = { name = c[1], op = c[2], parse = activity_cursor, message = "must be an activity id (a UUID)" }
+end
 
 local list_arg = request.list
 
@@ -200,14 +211,14 @@ end
 -- prepare(node, feed_id, prefix, errors, slug_errors) -> activity ready for feedstore.add
 -- | nil; validation messages go to errors, groups that are not configured to slug_errors
 local function prepare(node, feed_id, prefix, errors, slug_errors)
-  local n0 = #errors
+  local errors_before = #errors
   local function bad(field, message) errors[#errors + 1] = { prefix .. field, message } end
   if json.kind(node) ~= "object" then
     bad("activity", "must be a JSON object")
     return nil
   end
   local f = fields(node, feed_id, bad, slug_errors)
-  if #errors > n0 then return nil end
+  if #errors > errors_before then return nil end
   local core_text, tail_text = stored_text(node, f)
   -- without a foreign id, the id and the digest come from the content (section 3)
   local canonical = not f.foreign_id and activity.canonical("{" .. core_text:sub(2) .. tail_text .. "}")
@@ -295,6 +306,26 @@ local function next_query(ctx, last_id, limit)
   return request.next_query(ctx.query, { "id_lt=" .. last_id, "limit=" .. limit }, NEXT_DROP)
 end
 
+-- flat_bounds(ctx, errors) -> the bounds of a flat feed's cursors, in their order
+local function flat_bounds(ctx, errors)
+  local cursors = rules.query(ctx.args, FLAT_CURSORS, errors)
+  local bounds = {}
+  for _, rule in ipairs(FLAT_CURSORS) do
+    local c = cursors[rule.name]
+    if c then
+      -- an activity of the feed stands for its place; another id for the time in its
+      -- time fields, whatever its version (the sort key carries that time's 100-ns part,
+      -- so the floored µs loses nothing); a well-formed cursor is never refused
+      bounds[#bounds + 1] = { rule.op, feedstore.place(ctx.feed_id, c.id) or ids.time_of(c.id), c.sk }
+    end
+  end
+  return bounds
+end
+
+local function read_forbidden(ctx)
+  return forbidden("user " .. ctx.principal.user_id .. " may not read the feed " .. ctx.feed_id)
+end
+
 function M.read(ctx)
   local slug, uid, feed_id = ctx.slug, ctx.uid, ctx.feed_id
   local errors = {}
@@ -305,31 +336,12 @@ function M.read(ctx)
   if kind ~= "flat" then
     groups.check(ctx.args, errors)
     if errors[1] then return invalid(errors) end
-    if not may_read(ctx.principal, slug, uid) then
-      return forbidden("user " .. ctx.principal.user_id .. " may not read the feed " .. feed_id)
-    end
+    if not may_read(ctx.principal, slug, uid) then return read_forbidden(ctx) end
     return groups.read(ctx, { slug = slug, uid = uid, id = feed_id, kind = kind, limit = limit, offset = offset })
   end
-  local bounds = {}
-  for _, c in ipairs({ { "id_lt", "<" }, { "id_lte", "<=" }, { "id_gt", ">" }, { "id_gte", ">=" } }) do
-    local v = request.arg(ctx.args, c[1])
-    if v and v ~= "" then
-      local sk = ids.sort_key(v)
-      if not sk then
-        errors[#errors + 1] = { c[1], "must be an activity id (a UUID)" }
-      else
-        -- an activity of the feed stands for its place; another id for the time in its
-        -- time fields, whatever its version (the sort key carries that time's 100-ns part,
-        -- so the floored µs loses nothing); a well-formed cursor is never refused
-        local id = v:lower()
-        bounds[#bounds + 1] = { c[2], feedstore.place(feed_id, id) or ids.time_of(id), sk }
-      end
-    end
-  end
+  local bounds = flat_bounds(ctx, errors)
   if errors[1] then return invalid(errors) end
-  if not may_read(ctx.principal, slug, uid) then
-    return forbidden("user " .. ctx.principal.user_id .. " may not read the feed " .. feed_id)
-  end
+  if not may_read(ctx.principal, slug, uid) then return read_forbidden(ctx) end
   local rows = feedstore.read(feed_id, bounds, limit + 1, offset)
   local enricher = ctx.params.enrich and enrich.new(ctx)
   local out = {}
@@ -349,7 +361,7 @@ end
 function M.remove(ctx)
   local uid, feed_id = ctx.uid, ctx.feed_id
   local target = ctx.params.activity_id
-  if not own(ctx.principal, uid) then
+  if not owns_feeds_of(ctx.principal, uid) then
     return forbidden("user " .. ctx.principal.user_id .. " may not remove activities from the feed " .. feed_id)
   end
   if request.flag(ctx.args, "foreign_id") then
@@ -432,7 +444,7 @@ local function rows_json(rows)
 end
 
 local function own_or_403(ctx, uid, feed_id, what)
-  if own(ctx.principal, uid) then return true end
+  if owns_feeds_of(ctx.principal, uid) then return true end
   forbidden("user " .. ctx.principal.user_id .. " may not " .. what .. " of the feed " .. feed_id)
   return false
 end
@@ -680,5 +692,39 @@ function M.follow_stats(ctx)
   return reply.send(200, '{"results":{' .. concat(parts, ",") .. "}}")
 end
 
+-- routes (assembled by stream_local.app); follows before activity ids -------------
+
+local FEED = { guards.feed_path }
+local BATCH = { guards.server_only("batch feed endpoints need a server token") }
+local path_feed, any_feed, named_feeds = guards.path_feed, guards.any_feed, guards.named_feeds
+
+M.ROUTES = {
+  { pattern = [[^/api/v1\.0/feed/(?<slug>[^/]+)/(?<user>[^/]+)/(?:follows|following)/$]],
+    resource = "follower", feed_id = path_feed, guards = FEED, methods = { GET = M.following, POST = M.follow } },
+  { pattern = [[^/api/v1\.0/feed/(?<slug>[^/]+)/(?<user>[^/]+)/(?:follows|following)/(?<target>[^/]+)/$]],
+    resource = "follower", feed_id = path_feed, guards = FEED, methods = { DELETE = M.unfollow } },
+  { pattern = [[^/api/v1\.0/feed/(?<slug>[^/]+)/(?<user>[^/]+)/followers/$]],
+    resource = "follower", feed_id = path_feed, guards = FEED, methods = { GET = M.followers } },
+  { pattern = [[^/api/v1\.0/feed/(?<slug>[^/]+)/(?<user>[^/]+)/$]],
+    resource = "feed", feed_id = path_feed, guards = FEED, methods = { GET = M.read, POST = M.add } },
+  { pattern = [[^/api/v1\.0/(?<enrich>enrich/)feed/(?<slug>[^/]+)/(?<user>[^/]+)/$]],
+    resource = "feed", feed_id = path_feed, guards = FEED, methods = { GET = M.read } },
+  { pattern = [[^/api/v1\.0/feed/(?<slug>[^/]+)/(?<user>[^/]+)/(?<activity_id>[^/]+)/$]],
+    resource = "feed", feed_id = path_feed, guards = FEED, methods = { DELETE = M.remove } },
+  -- POST here is stream_local.updates' full update
+  { pattern = [[^/api/v1\.0/activities/$]],
+    resource = "activities", feed_id = named_feeds, methods = { GET = M.get_activities } },
+  { pattern = [[^/api/v1\.0/(?<enrich>enrich/)activities/$]],
+    resource = "activities", feed_id = named_feeds, methods = { GET = M.get_activities } },
+  { pattern = [[^/api/v1\.0/feed/add_to_many/$]],
+    resource = "feed", feed_id = named_feeds, guards = BATCH, methods = { POST = M.add_to_many } },
+  { pattern = [[^/api/v1\.0/follow_many/$]],
+    resource = "follower", feed_id = named_feeds, guards = BATCH, methods = { POST = M.follow_many } },
+  { pattern = [[^/api/v1\.0/unfollow_many/$]],
+    resource = "follower", feed_id = named_feeds, guards = BATCH, methods = { POST = M.unfollow_many } },
+  -- also without the final slash: the Ruby client calls it so and follows no redirect
+  { pattern = [[^/api/v1\.0/stats/follow/?$]],
+    resource = { "follower", "feed" }, feed_id = any_feed, methods = { GET = M.follow_stats } },
+}
 
 return M

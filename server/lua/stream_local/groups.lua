@@ -30,6 +30,7 @@
 local json = require "stream_local.json"
 local reply = require "stream_local.reply"
 local request = require "stream_local.request"
+local rules = require "stream_local.rules"
 local config = require "stream_local.config"
 local ids = require "stream_local.ids"
 local db = require "stream_local.db"
@@ -145,15 +146,19 @@ end
 local CURSORS = { { "id_lt", "after", 1 }, { "id_lte", "after", 0 }, { "id_gt", "before", 1 },
   { "id_gte", "before", 0 } }
 
+-- the cursors' form as query rules: `<uuid>` or `<uuid>.<group>`
+local function group_cursor(v)
+  return ids.sort_key(v:match("^([^.]*)")) and v or nil
+end
+local CURSOR_RULES = {}
+for i, c in ipairs(CURSORS) do
+  CURSOR_RULES[i] = { name = c[1], parse = group_cursor, message = "must be a group id" }
+end
+
 -- check(args, errors): the cursors' form, before anything is read (a value that is not
 -- `<uuid>` or `<uuid>.<group>` is 400 naming the parameter)
 function M.check(args, errors)
-  for _, c in ipairs(CURSORS) do
-    local v = request.arg(args, c[1])
-    if v and v ~= "" and not ids.sort_key(v:match("^([^.]*)")) then
-      errors[#errors + 1] = { c[1], "must be a group id" }
-    end
-  end
+  rules.query(args, CURSOR_RULES, errors)
 end
 
 -- window(list, args, errors) -> first, last index the cursors allow

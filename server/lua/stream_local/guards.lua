@@ -8,6 +8,8 @@
 --     ctx.uid and ctx.feed_id ("slug:id") for the handler.
 --   * run(list, ctx) -> true | false after one of the route's guards answered; stream_local.app
 --     runs a route's guards once, after authentication and before its handler.
+--   * path_feed, any_feed, named_feeds: the feed_id rules a route names (the feed id a
+--     token's `feed_id` claim must cover, as a function of the path's params).
 --   * not_configured(slug): the answer for a feed group this app does not have.
 --   * data_json(node, field, errors, rule) -> the compact JSON of a `data` object, the
 --     one rule users, reactions and collections share, with its differences as data.
@@ -23,6 +25,25 @@ local ids = require "stream_local.ids"
 local ipairs, format = ipairs, string.format
 
 local M = {}
+
+-- feed_id rules ------------------------------------------------------------------
+
+-- the feed of feed/{slug}/{user}/... as JWT claims name it: "useralice"
+function M.path_feed(params)
+  return params.slug .. params.user
+end
+
+-- routes outside one feed whose tokens must carry feed_id "*" (or none): a token scoped
+-- to one feed covers that feed's paths only (stream-feeds-api.md section 2)
+function M.any_feed()
+  return "*"
+end
+
+-- routes whose handler checks the feeds the body or query names against a scoped token
+-- (batch calls, activity updates, activities by id): no one feed to pin here
+function M.named_feeds()
+  return nil
+end
 
 -- route guards -------------------------------------------------------------------
 

@@ -22,18 +22,24 @@
 -- filter).
 
 local request = require "stream_local.request"
+local rules = require "stream_local.rules"
 local json = require "stream_local.json"
 local reactionstore = require "stream_local.reactionstore"
 local db = require "stream_local.db"
 
 -- luacheck: globals ngx
 local ngx = ngx
-local ipairs, tonumber, type, concat = ipairs, tonumber, type, table.concat
+local ipairs, type, concat = ipairs, type, table.concat
 local quote = json.quote
 
 local M = {}
 
 M.DEFAULT_LIMIT, M.MAX_LIMIT = 5, 25
+
+-- recentReactionsLimit only tunes a read: a value out of range reads as the default
+-- (or, above the most, as the most), never an error
+local RECENT_LIMIT = { { name = "recentReactionsLimit", default = M.DEFAULT_LIMIT, min = 1, max = M.MAX_LIMIT,
+  lenient = true } }
 
 local function kinds_filter(args)
   local v = args.reactionKindsFilter
@@ -50,24 +56,21 @@ end
 -- parse(ctx) -> flags | nil
 function M.parse(ctx)
   local args = ctx.args
-  local f = {
+  local flags = {
     own = request.flag(args, "withOwnReactions"),
     recent = request.flag(args, "withRecentReactions"),
     counts = request.flag(args, "withReactionCounts"),
   }
-  if not (f.own or f.recent or f.counts) then return nil end
-  local n = tonumber(request.arg(args, "recentReactionsLimit") or "")
-  if not n or n ~= math.floor(n) or n < 1 then n = M.DEFAULT_LIMIT end
-  if n > M.MAX_LIMIT then n = M.MAX_LIMIT end
-  f.limit = n
-  f.kinds = kinds_filter(args)
-  f.own_children = request.flag(args, "withOwnChildren")
+  if not (flags.own or flags.recent or flags.counts) then return nil end
+  flags.limit = rules.query(args, RECENT_LIMIT, {}).recentReactionsLimit
+  flags.kinds = kinds_filter(args)
+  flags.own_children = request.flag(args, "withOwnChildren")
   local uid = request.arg(args, "user_id") or request.arg(args, "withUserId")
   if uid == "" then uid = nil end
-  f.user = uid or ctx.principal.user_id
+  flags.user = uid or ctx.principal.user_id
   local host = ngx.var.http_host or (ngx.var.server_addr .. ":" .. ngx.var.server_port)
-  f.base = ngx.var.scheme .. "://" .. host .. "/api/v1.0/"
-  return f
+  flags.base = ngx.var.scheme .. "://" .. host .. "/api/v1.0/"
+  return flags
 end
 
 -- all flags on, as with_activity_data of reaction filters asks for

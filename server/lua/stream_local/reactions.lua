@@ -432,4 +432,22 @@ function M.get_many(ctx)
   return reply.send(200, '{"reactions":[' .. concat(out, ",") .. "]}")
 end
 
+-- routes (assembled by stream_local.app); the lookups and get_many come before
+-- reaction ids ------------------------------------------------------------------------
+
+local any_feed = guards.any_feed
+
+M.ROUTES = {
+  { pattern = [[^/api/v1\.0/reaction/$]], resource = "reactions", feed_id = any_feed,
+    methods = { POST = M.add } },
+  { pattern = [[^/api/v1\.0/reaction/get_many/$]], resource = "reactions", feed_id = any_feed,
+    methods = { GET = M.get_many } },
+  { pattern = [[^/api/v1\.0/reaction/(?<lookup>activity_id|user_id|reaction_id)/(?<value>[^/]+)/(?:(?<kind>[^/]+)/)?$]],
+    resource = "reactions", feed_id = any_feed, methods = { GET = M.filter } },
+  { pattern = [[^/api/v1\.0/reaction/(?<id>[^/]+)/restore/$]], resource = "reactions", feed_id = any_feed,
+    methods = { PUT = M.restore } },
+  { pattern = [[^/api/v1\.0/reaction/(?<id>[^/]+)/$]], resource = "reactions", feed_id = any_feed,
+    methods = { GET = M.get, PUT = M.update, DELETE = M.delete } },
+}
+
 return M

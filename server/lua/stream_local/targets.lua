@@ -240,4 +240,12 @@ function M.update(ctx)
   return reply.error(res.status, res.detail, res.fields)
 end
 
+-- routes (assembled by stream_local.app) -----------------------------------------
+
+M.ROUTES = {
+  { pattern = [[^/api/v1\.0/feed_targets/(?<slug>[^/]+)/(?<user>[^/]+)/activity_to_targets/$]],
+    resource = "feed_targets", feed_id = guards.path_feed, guards = { guards.feed_path },
+    methods = { POST = M.update } },
+}
+
 return M

@@ -202,8 +202,8 @@ local function rewrite(a, tree)
   return head, body
 end
 
--- run(fn, ...): fn inside one transaction; a Rejection is answered, true on success
-local function run(fn, ...)
+-- in_transaction(fn, ...): fn inside one transaction; a Rejection is answered, true on success
+local function in_transaction(fn, ...)
   local ok, err = pcall(db.write, fn, ...)
   if ok then return true end
   if getmetatable(err) == Rejection then
@@ -332,7 +332,7 @@ function M.partial(ctx)
   end
   if errors[1] then return invalid(errors) end
   local out
-  local ok = run(function() out = partial_tx(ctx.principal, changes) end)
+  local ok = in_transaction(function() out = partial_tx(ctx.principal, changes) end)
   if not ok then return end
   if single then return reply.send(201, out[1]) end
   return reply.send(201, '{"activities":[' .. concat(out, ",") .. "]}")
@@ -442,8 +442,18 @@ function M.full(ctx)
     end
   end
   if errors[1] then return invalid(errors) end
-  if not run(full_tx, ctx.principal, acts) then return end
+  if not in_transaction(full_tx, ctx.principal, acts) then return end
   return reply.send(201, "{}")
 end
+
+-- routes (assembled by stream_local.app) -----------------------------------------
+
+M.ROUTES = {
+  -- GET here is stream_local.feeds' activities by id
+  { pattern = [[^/api/v1\.0/activities/$]],
+    resource = "activities", feed_id = guards.named_feeds, methods = { POST = M.full } },
+  { pattern = [[^/api/v1\.0/activity/$]],
+    resource = "activities", feed_id = guards.named_feeds, methods = { POST = M.partial } },
+}
 
 return M

@@ -254,4 +254,17 @@ function M.delete_many(ctx)
   return reply.send(200, '{"deleted_user_ids":[' .. concat(out, ",") .. "]}")
 end
 
+-- routes (assembled by stream_local.app) -----------------------------------------
+
+local BATCH = { guards.server_only("batch user endpoints need a server token (resource users or *)") }
+
+M.ROUTES = {
+  { pattern = [[^/api/v1\.0/user/$]], resource = "users", feed_id = guards.any_feed,
+    methods = { POST = M.add } },
+  { pattern = [[^/api/v1\.0/user/(?<id>[^/]+)/$]], resource = "users", feed_id = guards.any_feed,
+    methods = { GET = M.get, PUT = M.update, DELETE = M.delete } },
+  { pattern = [[^/api/v1\.0/users/$]], resource = "users", feed_id = guards.any_feed, guards = BATCH,
+    methods = { POST = M.add_many, GET = M.get_many, DELETE = M.delete_many } },
+}
+
 return M
