@@ -11,8 +11,8 @@
  *                        max_response_bytes=, max_header_bytes=,
  *                        headers={"K: v", ...},
  *                        body_headers={"Content-Type: ...", ...}}
- *   res, err = http:request(method, url [, body [, timeout [, once]]])
- *   req = http:submit(method, url [, body [, timeout [, once]]])  -- returns at once
+ *   res, err = http:request(method, url [, body [, timeout [, once [, headers]]]])
+ *   req = http:submit(method, url [, body [, timeout [, once [, headers]]]])  -- returns at once
  *   running = http:perform(wait_seconds)  -- drives transfers, waits at most that long
  *   running, n = http:perform(wait_seconds, done)  -- also puts the submitted
  *       requests that finished since the last such call in done[1..n]
@@ -27,7 +27,14 @@
  * (1xx blocks included); without it only libcurl's own limits apply. The
  * header lists are libcurl's "Name: value" strings (the curl transport
  * builds them from the client's name/value map); `body_headers` are added
- * for requests with a body. There is no per-request header list.
+ * for requests with a body. A call's `headers` (a list of such strings) is
+ * instead the whole header list of that one request: libcurl's list made
+ * from it belongs to the request, is anchored with it while in flight, and
+ * is freed when its transfer ends, the client closes or the request is
+ * collected (its easy handle goes back to the pool with the shared list
+ * set again). Without it a call allocates no list at all. The body is any
+ * bytes, NUL included: its length is given to libcurl, never taken with
+ * strlen.
  *
  * Success is {status=, body=, headers=} (headers maps lower-cased names to
  * values, the last one winning). Only error paths read the headers, so the
@@ -98,6 +105,7 @@ typedef struct request_s request_t;
 #define ST_POSTFIELDS 2         /* a copied body */
 #define ST_READ 4               /* a `once` body's read callback */
 #define ST_CUSTOM 8             /* CURLOPT_CUSTOMREQUEST */
+#define ST_OWN_HEADERS 16       /* CURLOPT_HTTPHEADER is the request's own list */
 
 /* One easy handle, configured once when made (the options every request
  * shares) and pooled with what its last request left set, so the next one
@@ -115,6 +123,8 @@ struct request_s {
     easy_t *easy;               /* NULL unless in flight */
     membuf body, head;
     membuf upload;              /* a `once` body, read by on_read */
+    struct curl_slist *headers; /* the request's own header list, or NULL */
+    int own_headers;            /* sent with `headers` (even when empty), not the shared lists */
     size_t upload_pos;
     size_t max_bytes, max_head;
     size_t head_total;          /* header bytes of every block so far */
@@ -159,6 +169,7 @@ typedef struct {
     size_t blen;
     long timeout_ms;
     int once;                   /* the body must never be sent twice */
+    int headers;                /* stack index of the call's own header list, or 0 */
 } call_t;
 
 static int curl_ready = 0;
@@ -407,6 +418,9 @@ static void easy_free(easy_t *ez)
     free(ez);
 }
 
+/* Detaches the request from its transfer (the easy handle back to the
+ * pool) and frees its own header list, which nothing points at after that:
+ * a pooled handle is given the shared list again. Idempotent. */
 static void request_release(request_t *r)
 {
     http_t *h = r->http;
@@ -418,13 +432,21 @@ static void request_release(request_t *r)
         }
         r->in_multi = 0;
         ez->req = NULL;
-        if (ez->e != NULL && h != NULL && h->multi != NULL && h->npool < h->pool_cap)
+        if (ez->e != NULL && h != NULL && h->multi != NULL && h->npool < h->pool_cap) {
+            if (ez->state & ST_OWN_HEADERS) {
+                curl_easy_setopt(ez->e, CURLOPT_HTTPHEADER, h->base);
+                ez->state &= ~(ST_OWN_HEADERS | ST_BODY_HEADERS);
+            }
             h->pool[h->npool++] = ez;
-        else
+        } else {
             easy_free(ez);
+        }
         r->easy = NULL;
     }
     r->http = NULL;
+    curl_slist_free_all(r->headers);
+    r->headers = NULL;
+    r->own_headers = 0;
 }
 
 /* Whether any byte of the request was written (libcurl counts the bytes of
@@ -505,7 +527,7 @@ static void collect(lua_State *L, int http_idx, http_t *h)
 
 /* --------------------------------------------------------------- requests */
 
-/* Method, URL, body and timeout from the stack (2..5). */
+/* Method, URL, body, timeout, once and the own header list from the stack (2..7). */
 static void read_call(lua_State *L, http_t *h, call_t *c)
 {
     lua_Number tmo;
@@ -516,6 +538,23 @@ static void read_call(lua_State *L, http_t *h, call_t *c)
     tmo = luaL_optnumber(L, 5, 0);
     c->timeout_ms = tmo > 0 ? seconds_ms(tmo) : h->timeout_ms;
     c->once = lua_toboolean(L, 6);
+    c->headers = 0;
+    if (!lua_isnoneornil(L, 7)) {
+        luaL_checktype(L, 7, LUA_TTABLE);
+        c->headers = 7;
+    }
+}
+
+/* The call's own header list, made into the request's (which frees it
+ * whatever happens next: the list is never a bare allocation across a call
+ * that can raise). */
+static void own_headers(lua_State *L, request_t *r, const call_t *c)
+{
+    if (c->headers == 0)
+        return;
+    r->own_headers = 1;
+    if (!append_headers(L, c->headers, &r->headers))
+        luaL_error(L, "stream.http: headers must be a list of strings");
 }
 
 /* A new easy handle with the options every request of this client shares;
@@ -562,6 +601,22 @@ static easy_t *easy_new(http_t *h)
     return ez;
 }
 
+/* The header list of one transfer: the request's own, or the shared one
+ * for requests with or without a body. The new state. */
+static int set_header_list(http_t *h, request_t *r, easy_t *ez, int st, int body_headers)
+{
+    if (r->own_headers) {
+        /* request_release sets the shared list again */
+        curl_easy_setopt(ez->e, CURLOPT_HTTPHEADER, r->headers);
+        return (st & ~ST_BODY_HEADERS) | ST_OWN_HEADERS;
+    }
+    if ((st & ST_OWN_HEADERS) || (st & ST_BODY_HEADERS) != body_headers) {
+        curl_easy_setopt(ez->e, CURLOPT_HTTPHEADER, body_headers ? h->base_body : h->base);
+        return (st & ~(ST_OWN_HEADERS | ST_BODY_HEADERS)) | body_headers;
+    }
+    return st;
+}
+
 /* Sets what one transfer needs beyond easy_new's options, and undoes what
  * the handle's previous request set that this one must not carry: after
  * this, the handle is configured as a fresh one given the same call. */
@@ -576,10 +631,7 @@ static void configure(http_t *h, request_t *r, easy_t *ez, const call_t *c)
         curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, c->timeout_ms);
         ez->timeout_ms = c->timeout_ms;
     }
-    if ((st & ST_BODY_HEADERS) != body_headers) {
-        curl_easy_setopt(e, CURLOPT_HTTPHEADER, body_headers ? h->base_body : h->base);
-        st ^= ST_BODY_HEADERS;
-    }
+    st = set_header_list(h, r, ez, st, body_headers);
     if (c->body == NULL) {
         if (st & (ST_POSTFIELDS | ST_READ)) {
             curl_easy_setopt(e, CURLOPT_POSTFIELDS, (char *)NULL);
@@ -661,6 +713,7 @@ static request_t *submit_call(lua_State *L, http_t *h, const call_t *c)
 {
     request_t *r = new_request(L);
     int ridx = lua_gettop(L);
+    own_headers(L, r, c);
     start_call(L, h, r, c);
     anchor(L, 1, r, ridx);
     return r;
@@ -825,9 +878,10 @@ static int l_http_request(lua_State *L)
     request_t *r;
     call_t c;
     int n;
-    lua_settop(L, 6);
+    lua_settop(L, 7);
     read_call(L, h, &c);
     r = blocking_slot(h);
+    own_headers(L, r, &c);
     start_call(L, h, r, &c);
     while (!r->done && h->multi != NULL) {
         drive(L, 1, h, BLOCKING_POLL_MS);
@@ -850,7 +904,7 @@ static int l_http_submit(lua_State *L)
 {
     http_t *h = check_http(L, 1);
     call_t c;
-    lua_settop(L, 6);
+    lua_settop(L, 7);
     read_call(L, h, &c);
     submit_call(L, h, &c)->listed = 1;
     return 1;
@@ -972,18 +1026,11 @@ static int l_http_tostring(lua_State *L)
     return 1;
 }
 
-static int l_http_new(lua_State *L)
+/* The http userdata, "closed" (no multi handle yet), with its uservalue
+ * table holding the empty done list. */
+static http_t *new_http(lua_State *L)
 {
-    http_t *h;
-    int t;
-    if (lua_isnoneornil(L, 1))
-        lua_newtable(L);
-    else
-        luaL_checktype(L, 1, LUA_TTABLE);
-    t = 1;
-    if (lua_gettop(L) > 1)
-        lua_settop(L, 1);
-    h = stream_newuserdata(L, sizeof(http_t));
+    http_t *h = stream_newuserdata(L, sizeof(http_t));
     memset(h, 0, sizeof(*h));        /* closed: multi == NULL */
     luaL_setmetatable(L, HTTP_MT);
     lua_newtable(L);
@@ -996,7 +1043,24 @@ static int l_http_new(lua_State *L)
 #else
     lua_setfenv(L, -2);
 #endif
+    return h;
+}
 
+/* Whether the option `key` is given; *n its number (0 when not a number). */
+static int opt_number(lua_State *L, int t, const char *key, lua_Number *n)
+{
+    int given;
+    lua_getfield(L, t, key);
+    given = !lua_isnil(L, -1);
+    *n = lua_type(L, -1) == LUA_TNUMBER ? lua_tonumber(L, -1) : 0;
+    lua_pop(L, 1);
+    return given;
+}
+
+/* The numbers and flags of the options table at t (no resource yet). */
+static void read_options(lua_State *L, int t, http_t *h)
+{
+    lua_Number n;
     h->timeout_ms = opt_ms(L, t, "timeout");
     h->connect_timeout_ms = opt_ms(L, t, "connect_timeout");
     h->verify = 1;
@@ -1004,59 +1068,78 @@ static int l_http_new(lua_State *L)
     if (lua_type(L, -1) == LUA_TBOOLEAN)
         h->verify = lua_toboolean(L, -1);
     lua_pop(L, 1);
-    lua_getfield(L, t, "max_response_bytes");
-    {
-        lua_Number n = lua_type(L, -1) == LUA_TNUMBER ? lua_tonumber(L, -1) : 0;
-        if (!(n >= 1) || n > 2147483647.0)
-            return luaL_error(L, "stream.http: option 'max_response_bytes' must be a number of bytes in [1, 2^31)");
-        h->max_response = (long)n;
-    }
-    lua_pop(L, 1);
-    lua_getfield(L, t, "max_header_bytes");
-    if (!lua_isnil(L, -1)) {
-        lua_Number n = lua_type(L, -1) == LUA_TNUMBER ? lua_tonumber(L, -1) : 0;
+    opt_number(L, t, "max_response_bytes", &n);
+    if (!(n >= 1) || n > 2147483647.0)
+        luaL_error(L, "stream.http: option 'max_response_bytes' must be a number of bytes in [1, 2^31)");
+    h->max_response = (long)n;
+    if (opt_number(L, t, "max_header_bytes", &n)) {
         if (!(n >= 1))
-            return luaL_error(L, "stream.http: option 'max_header_bytes' must be a number of bytes");
+            luaL_error(L, "stream.http: option 'max_header_bytes' must be a number of bytes");
         h->max_header = n < 1e15 ? (size_t)n : (size_t)1e15;
     }
-    lua_pop(L, 1);
-    lua_getfield(L, t, "max_connections");
     h->pool_cap = POOL_DEFAULT;
+    lua_getfield(L, t, "max_connections");
     if (!lua_isnil(L, -1)) {
-        lua_Number n = luaL_checknumber(L, -1);
+        n = luaL_checknumber(L, -1);
         if (!(n >= 1) || n > 10000)
-            return luaL_error(L, "stream.http: option 'max_connections' must be in [1, 10000]");
+            luaL_error(L, "stream.http: option 'max_connections' must be in [1, 10000]");
         h->pool_cap = (int)n;
     }
     lua_pop(L, 1);
+}
 
-    /* Acquire resources only now that the userdata can release them. */
-    h->pool = calloc((size_t)h->pool_cap, sizeof(easy_t *));
-    h->multi = h->pool != NULL ? curl_multi_init() : NULL;
-    if (h->multi == NULL)
-        return luaL_error(L, "stream.http: cannot create a curl multi handle");
-    h->ca_file = opt_str(L, t, "ca_file");
-    h->proxy = opt_str(L, t, "proxy");
-    h->user_agent = opt_str(L, t, "user_agent");
+/* The shared header lists: `headers` on every request, `body_headers`
+ * after them on requests with a body. */
+static void read_header_lists(lua_State *L, int t, http_t *h)
+{
     lua_getfield(L, t, "headers");
     if (!append_headers(L, lua_gettop(L), &h->base)
         || !append_headers(L, lua_gettop(L), &h->base_body))
-        return luaL_error(L, "stream.http: option 'headers' must be a list of strings");
+        luaL_error(L, "stream.http: option 'headers' must be a list of strings");
     lua_pop(L, 1);
     lua_getfield(L, t, "body_headers");
     if (!append_headers(L, lua_gettop(L), &h->base_body))
-        return luaL_error(L, "stream.http: option 'body_headers' must be a list of strings");
+        luaL_error(L, "stream.http: option 'body_headers' must be a list of strings");
     lua_pop(L, 1);
+}
+
+/* What the userdata owns and releases on close, acquired only now that it
+ * can release them: the pool, the multi handle, strings, header lists. */
+static void acquire(lua_State *L, int t, http_t *h)
+{
+    h->pool = calloc((size_t)h->pool_cap, sizeof(easy_t *));
+    h->multi = h->pool != NULL ? curl_multi_init() : NULL;
+    if (h->multi == NULL)
+        luaL_error(L, "stream.http: cannot create a curl multi handle");
+    h->ca_file = opt_str(L, t, "ca_file");
+    h->proxy = opt_str(L, t, "proxy");
+    h->user_agent = opt_str(L, t, "user_agent");
+    read_header_lists(L, t, h);
     lua_getfield(L, t, "max_connections");
     if (!lua_isnil(L, -1)) {
         curl_multi_setopt(h->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)h->pool_cap);
         curl_multi_setopt(h->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)h->pool_cap);
     }
+    lua_pop(L, 1);
     /* The cache holds every connection the client may have open: libcurl's
      * default (4 x the transfers added at the moment) shrinks, closing
      * kept-alive connections, whenever the transfers in flight drain. */
     curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS, (long)h->pool_cap);
-    lua_pop(L, 1);
+}
+
+static int l_http_new(lua_State *L)
+{
+    http_t *h;
+    if (lua_isnoneornil(L, 1)) {
+        lua_settop(L, 0);
+        lua_newtable(L);
+    } else {
+        luaL_checktype(L, 1, LUA_TTABLE);
+        lua_settop(L, 1);
+    }
+    h = new_http(L);
+    read_options(L, 1, h);
+    acquire(L, 1, h);
     return 1;
 }
 

@@ -9,7 +9,8 @@
 --       max_connections, ca_file, verify,
 --       proxy, headers = {Name = value} (every request), body_headers =
 --       {Name = value} (requests with a body)
---   t:request(req)  req = {method =, url =, body =, timeout =, idempotent =}
+--   t:request(req)  req = {method =, url =, body =, timeout =, idempotent =,
+--                          headers =}
 --       -> {status =, body =, headers = {lower-cased name = value}}
 --       |  nil, {kind =, message =, sent =, reason =}
 --          kind: "transport", "timeout" or "invalid" (refused before any I/O);
@@ -17,10 +18,23 @@
 --          reason: "connect", "limit" (answer over max_response_bytes or
 --          its headers over max_header_bytes), "malformed" (an answer
 --          that breaks HTTP: status, Content-Length, framing), "closed",
---          "phase" (ngx only), "transfer"
+--          "header" (req.headers refused: kind "invalid"), "phase" (ngx
+--          only), "transfer"
 --       `timeout` bounds the attempt from its start to the answer's last
 --       byte, however slowly the bytes come; a POST or PUT without a body
 --       carries "Content-Length: 0" (as every official client sends it).
+--       `body` is any bytes (NUL included), sent as they are with their
+--       Content-Length.
+--       `headers` (nil, or a map name -> string value): this request's own
+--       headers, sent besides settings.headers (and body_headers when it
+--       has a body); one whose name one of those carries, in any case,
+--       replaces it (a multipart Content-Type replaces application/json),
+--       never doubles it. A name that is not an HTTP token, a value with a
+--       control character (CR, LF, NUL, ...) other than tab, a name given
+--       twice (names ignore case), or Host, Content-Length or
+--       Transfer-Encoding (the transport writes those) makes the request
+--       fail as kind "invalid", reason "header", sent = false: nothing is
+--       sent. An empty value sends the header empty.
 --   t:submit(req)                 -> handle with :done() and :result() (as request)
 --   t:perform(wait_seconds [, done]) -> number of transfers still running
 --       [, n]: given a table, a transport may also put the handles of
@@ -37,9 +51,13 @@
 -- and an empty "Expect:" stops libcurl from holding POST bodies back for a
 -- "100 Continue" (only in the list of requests with a body: libcurl reads
 -- every line of the list on every request, about 100 instructions a byte).
+-- A request without headers of its own goes out with those two lists, made
+-- once; one with them gets a list of its own (http1.lua's header rules),
+-- which the C core keeps for that transfer only.
 
 local check = require "stream.check"
 local config = require "stream.config"
+local http1 = require "stream.transport.http1"
 
 local M = {}
 M.__index = M
@@ -49,9 +67,20 @@ local function header_lines(map, what)
   return check.header_lines(map, "stream.curl", what)
 end
 
+-- A request's own header as libcurl's line: "Name;" is how libcurl is
+-- told to send a header with an empty value ("Name:" would remove it).
+local function field_line(name, value)
+  if value == "" then return name .. ";" end
+  return name .. ": " .. value
+end
+
 function M.new(core, settings)
+  local lines = header_lines(settings.headers, "headers")
   local body_lines = header_lines(settings.body_headers, "body_headers")
   body_lines[#body_lines + 1] = "Expect:"
+  local fixed = http1.named_lines(lines)
+  local fixed_body = http1.named_lines(lines)
+  for _, l in ipairs(http1.named_lines(body_lines)) do fixed_body[#fixed_body + 1] = l end
   local http = core.http_new({
     timeout = settings.timeout,
     connect_timeout = settings.connect_timeout,
@@ -62,26 +91,66 @@ function M.new(core, settings)
     ca_file = settings.ca_file,
     verify = settings.verify,
     proxy = settings.proxy,
-    headers = header_lines(settings.headers, "headers"),
+    headers = lines,
     body_headers = body_lines,
   })
-  return setmetatable({ http = http, core = core }, M)
+  return setmetatable({ http = http, core = core, _fixed = fixed, _fixed_body = fixed_body }, M)
 end
 
 -- Methods whose request has a body by definition: without one, libcurl
 -- would send no Content-Length at all, which servers may wait on or refuse.
 local EMPTY_BODY = { POST = "", PUT = "", PATCH = "" }
 
+-- The whole header list of a request with headers of its own, body the
+-- one it is sent with: lines | nil, failure (refused, nothing sent).
+local function own_lines(self, headers, body)
+  local fields, problem = http1.header_fields(headers)
+  if not fields then
+    return nil, { kind = "invalid", message = problem, sent = false, reason = "header" }
+  end
+  return http1.merge_lines(body and self._fixed_body or self._fixed, fields, field_line)
+end
+
 -- A body that must not be sent twice (req.idempotent false) goes to
 -- libcurl in a way it cannot re-send by itself (see csrc/http.c, `once`).
 function M:request(req)
-  return self.http:request(req.method, req.url, req.body or EMPTY_BODY[req.method], req.timeout,
-    not req.idempotent)
+  local body = req.body or EMPTY_BODY[req.method]
+  if req.headers == nil then
+    return self.http:request(req.method, req.url, body, req.timeout, not req.idempotent)
+  end
+  local lines, failure = own_lines(self, req.headers, body)
+  if not lines then return nil, failure end
+  return self.http:request(req.method, req.url, body, req.timeout, not req.idempotent, lines)
+end
+
+-- What submit hands back for a request refused before any I/O: finished
+-- at once, and listed by the next perform (so a scheduler waiting for it
+-- hears of it as of any other).
+local Refused = {}
+Refused.__index = Refused
+
+function Refused.done()
+  return true
+end
+
+function Refused:result()
+  return nil, self.failure
 end
 
 function M:submit(req)
-  return self.http:submit(req.method, req.url, req.body or EMPTY_BODY[req.method], req.timeout,
-    not req.idempotent)
+  local body = req.body or EMPTY_BODY[req.method]
+  if req.headers == nil then
+    return self.http:submit(req.method, req.url, body, req.timeout, not req.idempotent)
+  end
+  local lines, failure = own_lines(self, req.headers, body)
+  if lines then
+    return self.http:submit(req.method, req.url, body, req.timeout, not req.idempotent, lines)
+  end
+  local h = setmetatable({ failure = failure }, Refused)
+  local refused = self._refused or {}
+  refused[#refused + 1] = h
+  self._refused = refused
+  return h
 end
 
 function M:now()
@@ -92,11 +161,26 @@ function M:sleep(seconds)
   self.core.sleep(seconds)
 end
 
+-- Refused submissions are listed after the transfers that finished.
+local function list_refused(self, running, n, done)
+  local refused = self._refused
+  self._refused = nil
+  if not n then return running end
+  for i = 1, #refused do done[n + i] = refused[i] end
+  return running, n + #refused
+end
+
 function M:perform(wait, done)
+  if self._refused then
+    -- one of them is finished already: no waiting
+    local running, n = self.http:perform(0, done)
+    return list_refused(self, running, n, done)
+  end
   return self.http:perform(wait, done)
 end
 
 function M:timeout()
+  if self._refused then return 0 end
   return self.http:timeout()
 end
 

@@ -44,13 +44,18 @@ local function too_large(max)
   return fail("transport", "response larger than max_response_bytes (" .. max .. ")", "limit")
 end
 
+-- Whether the request is sent with a body (and so with the body headers):
+-- a POST or PUT without one is sent as one with an empty body
+-- ("Content-Length: 0"), as the curl transport and the official clients do.
+function http1.has_body(method, body)
+  return body ~= nil or not NO_BODY_METHOD[method]
+end
+
 -- The request as text. head: the header lines of every request; head_body:
 -- those for requests with a body; extra: lines for this one (proxy auth).
--- A POST or PUT without a body is sent as one with an empty body
--- ("Content-Length: 0"), as the curl transport and the official clients do.
 function http1.request_text(method, target, host_header, head, head_body, body, extra)
   local lines = { method, " ", target, " HTTP/1.1\r\nHost: ", host_header, "\r\n", extra or "" }
-  if body == nil and not NO_BODY_METHOD[method] then body = "" end
+  if body == nil and http1.has_body(method, body) then body = "" end
   if body then
     lines[#lines + 1] = head_body
     lines[#lines + 1] = "Content-Length: " .. #body .. "\r\n\r\n"
@@ -62,10 +67,79 @@ function http1.request_text(method, target, host_header, head, head_body, body, 
   return table.concat(lines)
 end
 
--- Header lines "Name: value\r\n" of a name -> value map, in name order.
--- Raises for a line break in a name or value (check.lua).
+-- Header lines "Name: value\r\n" of a name -> value map, in name order:
+-- text, the list of its lines. Raises for a line break in a name or value
+-- (check.lua).
 function http1.header_text(map, what)
-  return table.concat(check.header_lines(map, "stream.ngx", what, "\r\n"))
+  local lines = check.header_lines(map, "stream.ngx", what, "\r\n")
+  return table.concat(lines), lines
+end
+
+---------------------------------------------------------------- header fields
+-- The header rules both transports share (the curl one requires this file
+-- for them alone): a request's own headers, checked and merged over the
+-- transport's fixed ones.
+
+-- Names the transport writes itself: the request's framing and target.
+local OWN_FIELDS = { host = true, ["content-length"] = true, ["transfer-encoding"] = true }
+-- Bytes a value may not hold: control characters but tab (NUL, CR, LF, DEL).
+local BAD_VALUE = "[%z\1-\8\10-\31\127]"
+-- A name is a token (RFC 9110, 5.1 and 5.6.2).
+local TOKEN = "^[A-Za-z0-9!#$%%&'*+%-.^_`|~]+$"
+
+local function by_name(a, b)
+  return a[1] < b[1]
+end
+
+-- A request's own headers (a map name -> value) against HTTP's field
+-- syntax, in name order: fields, a list of {name, value} whose `names` is
+-- the set of their lower-case names | nil, problem. Never raises: a value
+-- may come from outside, and the caller refuses the request before any I/O.
+-- Problems never quote a value (it may be a credential).
+function http1.header_fields(map)
+  if type(map) ~= "table" then return nil, "headers must be a table of names to values" end
+  local list, names = {}, {}
+  for name, value in pairs(map) do
+    if type(name) ~= "string" or not name:find(TOKEN) then
+      return nil, "a header name must be a token (letters, digits and !#$%&'*+-.^_`|~)"
+    end
+    local lname = name:lower()
+    if type(value) ~= "string" or value:find(BAD_VALUE) then
+      return nil, "header " .. name .. ": its value must be a string without line breaks"
+        .. " or other control characters"
+    end
+    if OWN_FIELDS[lname] then return nil, "header " .. name .. " is the transport's to write" end
+    if names[lname] then return nil, "header " .. name .. " is given twice (names ignore case)" end
+    names[lname] = true
+    list[#list + 1] = { name, value }
+  end
+  table.sort(list, by_name)
+  list.names = names
+  return list
+end
+
+-- Lines "Name: value..." as {lower-case name, line}, for merge_lines.
+function http1.named_lines(lines)
+  local out = {}
+  for i, line in ipairs(lines) do
+    out[i] = { (line:match("^[^:;]*")):lower(), line }
+  end
+  return out
+end
+
+-- The lines of one request: the fixed ones (named_lines) whose names its
+-- own fields do not carry, then its fields as line(name, value) makes them.
+-- A field replaces a fixed header of the same name (in any case), never
+-- doubles it.
+function http1.merge_lines(fixed, fields, line)
+  local out, names = {}, fields.names
+  for _, f in ipairs(fixed) do
+    if not names[f[1]] then out[#out + 1] = f[2] end
+  end
+  for _, f in ipairs(fields) do
+    out[#out + 1] = line(f[1], f[2])
+  end
+  return out
 end
 
 ---------------------------------------------------------------- reader

@@ -39,7 +39,9 @@
 --   its timeout passes, then fails with reason "closed";
 -- - host names are looked up in /etc/hosts first (read once per worker),
 --   then by nginx's `resolver`;
--- - an http:// proxy (absolute-form requests; CONNECT for https targets).
+-- - an http:// proxy (absolute-form requests; CONNECT for https targets);
+-- - a request's own headers (req.headers) in its text, each replacing a
+--   fixed header of the same name (http1.lua's header rules, as curl's).
 --
 -- What it deliberately does not do: gzip (no Accept-Encoding is sent),
 -- HTTP/2, redirects, per-client CA files, SOCKS proxies. It refuses to run
@@ -213,8 +215,13 @@ function M.new(core, settings)
     _requests = 0, _connects = 0, _in_flight = 0, _closed = false,
   }, M)
   self._origins, self._norigins = {}, 0
-  self._head = http1.header_text(settings.headers, "headers")
-  self._head_body = self._head .. http1.header_text(settings.body_headers, "body_headers")
+  local head, lines = http1.header_text(settings.headers, "headers")
+  local body_head, body_lines = http1.header_text(settings.body_headers, "body_headers")
+  self._head, self._head_body = head, head .. body_head
+  -- the same lines by name, for requests with headers of their own
+  self._fixed = http1.named_lines(lines)
+  for i = 1, #body_lines do lines[#lines + 1] = body_lines[i] end
+  self._fixed_body = http1.named_lines(lines)
   if settings.proxy then self._proxy = parse_proxy(settings.proxy) end
   if settings.ca_file and not warned_ca[settings.ca_file] then
     warned_ca[settings.ca_file] = true
@@ -394,12 +401,31 @@ local function stale(req, reused, how)
   return idempotent
 end
 
+local function field_line(name, value)
+  return name .. ": " .. value .. "\r\n"
+end
+
+-- The header text of a request: the transport's own (head, head_body), or
+-- with req.headers, the one of them this request uses with its headers
+-- merged in (http1.merge_lines) | nil, problem.
+local function request_head(self, req)
+  if req.headers == nil then return self._head, self._head_body end
+  local fields, problem = http1.header_fields(req.headers)
+  if not fields then return nil, problem end
+  if http1.has_body(req.method, req.body) then
+    return "", table.concat(http1.merge_lines(self._fixed_body, fields, field_line))
+  end
+  return table.concat(http1.merge_lines(self._fixed, fields, field_line)), ""
+end
+
 -- The whole request: connection, exchange, keep-alive. Never raises for
 -- run-time problems.
 local function perform_request(self, req)
   local problem = phase_problem()
   if problem then return unsent("invalid", problem, "phase") end
   local method, url, body = req.method, req.url, req.body
+  local head, head_body = request_head(self, req)
+  if not head then return unsent("invalid", head_body, "header") end
   local scheme, host, port, host_header, target, pool = parse_request_url(self, url)
   if not scheme then return unsent("transport", host .. ": " .. url:gsub("%?.*$", "")) end
   self._requests = self._requests + 1
@@ -407,7 +433,7 @@ local function perform_request(self, req)
   local p = self._proxy
   local via_proxy = p and scheme == "http"
   local request = http1.request_text(method, via_proxy and (scheme .. "://" .. host_header .. target) or target,
-    host_header, self._head, self._head_body, body, via_proxy and p.auth or nil)
+    host_header, head, head_body, body, via_proxy and p.auth or nil)
   if not acquire(self, deadline) then
     return unsent("timeout", "timed out waiting for one of max_connections (" .. self._max_connections .. ")")
   end
