@@ -36,6 +36,7 @@ build = {
     ["stream.config"] = "lua/stream/config.lua",
     ["stream.errors"] = "lua/stream/errors.lua",
     ["stream.feeds"] = "lua/stream/feeds.lua",
+    ["stream.handles"] = "lua/stream/handles.lua",
     ["stream.paging"] = "lua/stream/paging.lua",
     ["stream.reactions"] = "lua/stream/reactions.lua",
     ["stream.request"] = "lua/stream/request.lua",

@@ -23,19 +23,20 @@
 local errors = require "stream.errors"
 local check = require "stream.check"
 local rules = require "stream.rules"
+local handles = require "stream.handles"
+local request = require "stream.request"
 
 local activities = {}
 
 activities.MAX_BYTES = rules.OBJECT_BYTES
 local MAX_DEPTH = 1000
 
--- metatable -> function(handle) -> reference string, or nil, err
-local ref_of = setmetatable({}, { __mode = "k" })
+-- metatable -> function(handle) -> reference string, or nil, err: the
+-- handle types of handles.lua (user, feed, collection entry).
+local ref_of = handles.refs
 
 -- Lets a module declare a handle type whose values are sent as references.
-function activities.register_ref(mt, fn)
-  ref_of[mt] = fn
-end
+activities.register_ref = handles.register_ref
 
 -- Returns v with every handle replaced by its reference; tables without a
 -- handle below them come back as they are (same table). A cycle or a table
@@ -115,7 +116,7 @@ function activities.encode(client, activity, field, info)
       if not v.time then return nil, err end
     end
   end
-  local text, msg = client._core.json_encode(v, field)
+  local text, msg = client.pipeline:encode(v, field)
   if not text then return nil, errors.invalid(msg, field, info) end
   if text:byte(1) ~= 123 then -- "{"
     return nil, errors.invalid(field .. " must be a table with string keys, not a list", field, info)
@@ -250,6 +251,42 @@ end
 local BY_ID_KEYS = { ids = true, foreign_id_times = true }
 local MAX_BY_ID = 100
 
+-- The ids of get_activities into query.ids; an error, or nil. A wrong
+-- type raises at the caller of the public method (two calls up).
+local function ids_query(list, query, fname, info)
+  for i = 1, #list do
+    if type(list[i]) ~= "string" then
+      error(fname .. ": ids[" .. i .. "] must be a string, got " .. type(list[i]), 4)
+    end
+    local err = rules.activity_id(list[i], "ids", info, "ids[" .. i .. "]")
+    if err then return err end
+  end
+  query.ids = table.concat(list, ",")
+end
+
+-- The foreign_id_times of get_activities into query.foreign_ids and
+-- query.timestamps; an error, or nil (raises as ids_query).
+local function fid_times_query(list, query, fname, info)
+  local fids, times = {}, {}
+  for i = 1, #list do
+    local e = list[i]
+    if type(e) ~= "table" or type(e.foreign_id) ~= "string" or e.time == nil then
+      error(fname .. ": foreign_id_times[" .. i .. "] must be {foreign_id = \"...\", time = ...}", 4)
+    end
+    local field = "foreign_id_times[" .. i .. "]"
+    local bad = rules.foreign_id(e.foreign_id, field, info, field .. ".foreign_id")
+    if bad then return bad end
+    local t, err = activities.time_value(e.time, field .. ".time", info)
+    if not t then return err end
+    if t:find(",", 1, true) then
+      return errors.invalid(field .. ".time must hold no ','", field, info)
+    end
+    fids[i], times[i] = e.foreign_id, t
+  end
+  query.foreign_ids = table.concat(fids, ",")
+  query.timestamps = table.concat(times, ",")
+end
+
 -- client:get_activities({ids = {...}} | {foreign_id_times = {{foreign_id =, time =}, ...}} [, opts])
 function activities.get_activities(client, which, opts)
   local fname = "client:get_activities"
@@ -275,36 +312,14 @@ function activities.get_activities(client, which, opts)
     return nil, errors.invalid(string.format("between 1 and %d activities may be asked for, got %d",
       MAX_BY_ID, #list), which.ids and "ids" or "foreign_id_times", info)
   end
+  local err
   if which.ids then
-    for i = 1, #list do
-      if type(list[i]) ~= "string" then
-        error(fname .. ": ids[" .. i .. "] must be a string, got " .. type(list[i]), 3)
-      end
-      local err = rules.activity_id(list[i], "ids", info, "ids[" .. i .. "]")
-      if err then return nil, err end
-    end
-    query.ids = table.concat(list, ",")
+    err = ids_query(list, query, fname, info)
   else
-    local fids, times = {}, {}
-    for i = 1, #list do
-      local e = list[i]
-      if type(e) ~= "table" or type(e.foreign_id) ~= "string" or e.time == nil then
-        error(fname .. ": foreign_id_times[" .. i .. "] must be {foreign_id = \"...\", time = ...}", 3)
-      end
-      local field = "foreign_id_times[" .. i .. "]"
-      local bad = rules.foreign_id(e.foreign_id, field, info, field .. ".foreign_id")
-      if bad then return nil, bad end
-      local t, err = activities.time_value(e.time, field .. ".time", info)
-      if not t then return nil, err end
-      if t:find(",", 1, true) then
-        return nil, errors.invalid(field .. ".time must hold no ','", field, info)
-      end
-      fids[i], times[i] = e.foreign_id, t
-    end
-    query.foreign_ids = table.concat(fids, ",")
-    query.timestamps = table.concat(times, ",")
+    err = fid_times_query(list, query, fname, info)
   end
-  return client:_request({ method = "GET", path = path, query = query, idempotent = true })
+  if err then return nil, err end
+  return client.pipeline:send({ method = "GET", path = path, query = query, idempotent = true })
 end
 
 ---------------------------------------------------------------- updates
@@ -313,99 +328,122 @@ local MAX_CHANGES = 100
 local CHANGE_KEYS = { id = true, foreign_id = true, time = true, set = true, unset = true }
 
 -- One change as JSON text, or nil, err. `field` names it ("changes[2]").
--- change_json runs four calls below the caller of the public method.
+-- change_json runs four calls below the caller of the public method; the
+-- helpers it calls one more.
 local LEVEL = 5
 
-local function change_json(client, change, fname, field, info)
+-- Raises unless the change is a table of known keys that names its
+-- activity one way.
+local function check_change(change, fname, field)
+  local level = LEVEL + 1
   if type(change) ~= "table" then
-    error(fname .. ": " .. field .. " must be a table, got " .. type(change), LEVEL)
+    error(fname .. ": " .. field .. " must be a table, got " .. type(change), level)
   end
   for k in pairs(change) do
     if not CHANGE_KEYS[k] then
-      error(fname .. ": unknown key '" .. tostring(k) .. "' in " .. field, LEVEL)
+      error(fname .. ": unknown key '" .. tostring(k) .. "' in " .. field, level)
     end
   end
-  local by_id = change.id ~= nil
-  local by_fid = change.foreign_id ~= nil or change.time ~= nil
-  if by_id == by_fid then
-    error(fname .. ": " .. field .. " must name the activity by id, or by foreign_id and time", LEVEL)
+  if (change.id ~= nil) == (change.foreign_id ~= nil or change.time ~= nil) then
+    error(fname .. ": " .. field .. " must name the activity by id, or by foreign_id and time", level)
   end
-  local parts = {}
-  if by_id then
-    if type(change.id) ~= "string" then error(fname .. ": " .. field .. ".id must be a string", LEVEL) end
+  if change.id ~= nil and type(change.id) ~= "string" then
+    error(fname .. ": " .. field .. ".id must be a string", level)
+  end
+  if change.id == nil and (type(change.foreign_id) ~= "string" or change.time == nil) then
+    error(fname .. ": " .. field .. " needs both foreign_id (a string) and time", level)
+  end
+end
+
+-- The JSON text of the id, or of the foreign_id and the time, that name
+-- the changed activity (one of them nil); nil, nil, nil, err when bad.
+local function change_key(pipe, change, field, info)
+  if change.id ~= nil then
     local err = rules.activity_id(change.id, "id", info)
     if err then
       err.detail = field .. ": " .. err.detail
-      return nil, err
+      return nil, nil, nil, err
     end
-    parts[1] = '"id":"' .. change.id .. '"'
-  else
-    if type(change.foreign_id) ~= "string" or change.time == nil then
-      error(fname .. ": " .. field .. " needs both foreign_id (a string) and time", LEVEL)
-    end
-    local fid = client._core.json_encode(change.foreign_id)
-    if not fid then
-      return nil, errors.invalid(field .. ".foreign_id is not valid UTF-8", "foreign_id", info)
-    end
-    local t, err = activities.time_value(change.time, field .. ".time", info)
-    if not t then return nil, err end
-    parts[1] = '"foreign_id":' .. fid
-    parts[2] = '"time":' .. client._core.json_encode(t)
+    return pipe:encode(change.id)
   end
+  local fid = pipe:encode(change.foreign_id)
+  if not fid then
+    return nil, nil, nil, errors.invalid(field .. ".foreign_id is not valid UTF-8", "foreign_id", info)
+  end
+  local t, err = activities.time_value(change.time, field .. ".time", info)
+  if not t then return nil, nil, nil, err end
+  return nil, fid, pipe:encode(t)
+end
+
+-- `set` as a JSON object (handles as references, an epoch `time` as
+-- text), or nil, err.
+local function set_json(pipe, set, fname, field, info)
+  if type(set) ~= "table" then
+    error(fname .. ": " .. field .. ".set must be a table, got " .. type(set), LEVEL + 1)
+  end
+  local ok, v = pcall(replace, set, 1, {})
+  if not ok then
+    if errors.is_error(v) then
+      v.detail = field .. ".set: " .. v.detail
+      return nil, v
+    end
+    error(v, 0)
+  end
+  if type(v.time) == "number" then
+    local copy = {}
+    for k, x in pairs(v) do copy[k] = x end
+    local err
+    copy.time, err = activities.time_value(v.time, field .. ".set.time", info)
+    if not copy.time then return nil, err end
+    v = copy
+  end
+  local text, msg = pipe:encode(v, field .. ".set")
+  if not text then return nil, errors.invalid(msg, "set", info) end
+  if text == "[]" then return "{}" end
+  if text:byte(1) ~= 123 then -- "{"
+    return nil, errors.invalid(field .. ".set must map keys to values, not be a list", "set", info)
+  end
+  return text
+end
+
+-- `unset` as a list of JSON strings, or nil, err.
+local function unset_json(pipe, u, fname, field, info)
+  if type(u) ~= "table" then
+    error(fname .. ": " .. field .. ".unset must be a list of strings, got " .. type(u), LEVEL + 1)
+  end
+  for i = 1, #u do
+    if type(u[i]) ~= "string" then
+      error(fname .. ": " .. field .. ".unset[" .. i .. "] must be a string", LEVEL + 1)
+    end
+  end
+  local quoted = {}
+  for i = 1, #u do
+    local q = pipe:encode(u[i])
+    if not q then
+      return nil, errors.invalid(field .. ".unset[" .. i .. "] is not valid UTF-8", "unset", info)
+    end
+    quoted[i] = q
+  end
+  return quoted
+end
+
+local function change_json(pipe, change, fname, field, info)
+  check_change(change, fname, field)
+  local id, fid, t, err = change_key(pipe, change, field, info)
+  if err then return nil, err end
   if change.set == nil and change.unset == nil then
     error(fname .. ": " .. field .. " changes nothing (give set and/or unset)", LEVEL)
   end
+  local set, unset
   if change.set ~= nil then
-    if type(change.set) ~= "table" then
-      error(fname .. ": " .. field .. ".set must be a table, got " .. type(change.set), LEVEL)
-    end
-    local ok, v = pcall(replace, change.set, 1, {})
-    if not ok then
-      if errors.is_error(v) then
-        v.detail = field .. ".set: " .. v.detail
-        return nil, v
-      end
-      error(v, 0)
-    end
-    if type(v.time) == "number" then
-      local copy = {}
-      for k, x in pairs(v) do copy[k] = x end
-      local err
-      copy.time, err = activities.time_value(v.time, field .. ".set.time", info)
-      if not copy.time then return nil, err end
-      v = copy
-    end
-    local text, msg = client._core.json_encode(v, field .. ".set")
-    if not text then return nil, errors.invalid(msg, "set", info) end
-    if text:byte(1) ~= 123 then
-      if text == "[]" then text = "{}" else
-        return nil, errors.invalid(field .. ".set must map keys to values, not be a list", "set", info)
-      end
-    end
-    parts[#parts + 1] = '"set":' .. text
+    set, err = set_json(pipe, change.set, fname, field, info)
+    if not set then return nil, err end
   end
   if change.unset ~= nil then
-    local u = change.unset
-    if type(u) ~= "table" then
-      error(fname .. ": " .. field .. ".unset must be a list of strings, got " .. type(u), LEVEL)
-    end
-    for i = 1, #u do
-      if type(u[i]) ~= "string" then
-        error(fname .. ": " .. field .. ".unset[" .. i .. "] must be a string", LEVEL)
-      end
-    end
-    local quoted = {}
-    for i = 1, #u do
-      local q = client._core.json_encode(u[i])
-      if not q then
-        return nil, errors.invalid(field .. ".unset[" .. i .. "] is not valid UTF-8", "unset", info)
-      end
-      quoted[i] = q
-    end
-    local text = "[" .. table.concat(quoted, ",") .. "]"
-    parts[#parts + 1] = '"unset":' .. text
+    unset, err = unset_json(pipe, change.unset, fname, field, info)
+    if not unset then return nil, err end
   end
-  return "{" .. table.concat(parts, ",") .. "}"
+  return request.object("id", id, "foreign_id", fid, "time", t, "set", set, "unset", unset)
 end
 
 local function changes_request(client, list, fname)
@@ -414,16 +452,17 @@ local function changes_request(client, list, fname)
     return nil, errors.invalid(string.format("between 1 and %d changes may be sent at once, got %d",
       MAX_CHANGES, #list), "changes", info)
   end
+  local pipe = client.pipeline
   local parts = {}
   for i = 1, #list do
-    local text, err = change_json(client, list[i], fname,
+    local text, err = change_json(pipe, list[i], fname,
       #list == 1 and fname:find("activity_partial") and "change" or ("changes[" .. i .. "]"), info)
     if not text then return nil, err end
     parts[i] = text
   end
   -- setting the same fields again changes nothing: safe to repeat
-  return client:_request({ method = "POST", path = "activity/", idempotent = true,
-    body = '{"changes":[' .. table.concat(parts, ",") .. "]}" })
+  return pipe:send({ method = "POST", path = "activity/", idempotent = true,
+    body = request.object("changes", parts) })
 end
 
 -- client:activity_partial_update({id = | foreign_id =, time =, set =, unset =})
@@ -476,8 +515,8 @@ function activities.update_all(client, list)
     if not text then return nil, err end
     parts[i] = text
   end
-  return client:_request({ method = "POST", path = "activities/", idempotent = true,
-    body = '{"activities":[' .. table.concat(parts, ",") .. "]}" })
+  return client.pipeline:send({ method = "POST", path = "activities/", idempotent = true,
+    body = request.object("activities", parts) })
 end
 
 return activities

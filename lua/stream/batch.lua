@@ -3,7 +3,7 @@
 -- unfollows in bulk, and changes to the `to` targets of a stored activity.
 --
 -- What it does: checks every feed named (a feed handle or a "slug:id"
--- string, through feeds.target_id, so a feed is accepted or refused here
+-- string, through handles.target_id, so a feed is accepted or refused here
 -- exactly as by feed:follow or an activity's `to`), encodes activities like
 -- feed:add_activity, builds the body and describes one request. A bad id,
 -- slug or list length is an `invalid` error and nothing is sent; a wrong
@@ -22,8 +22,9 @@
 local errors = require "stream.errors"
 local check = require "stream.check"
 local rules = require "stream.rules"
-local feeds = require "stream.feeds"
+local handles = require "stream.handles"
 local activities = require "stream.activities"
+local request = require "stream.request"
 
 local batch = {}
 
@@ -32,7 +33,7 @@ batch.MAX_FEEDS = 100
 
 local raise = check.raise
 
--- The feeds of a list as quoted JSON strings, or nil, err. `what` names the
+-- The feeds of a list as "slug:id" strings, or nil, err. `what` names the
 -- list in messages ("feeds"); `level` is where a wrong type is reported,
 -- counted (as error() counts) from the function that calls this one.
 local function feed_ids(list, fname, what, info, level)
@@ -42,9 +43,9 @@ local function feed_ids(list, fname, what, info, level)
   end
   local out = {}
   for i = 1, #list do
-    local id, err = feeds.target_id(list[i], fname, info, level + 2, what .. "[" .. i .. "]")
+    local id, err = handles.target_id(list[i], fname, info, level + 2, what .. "[" .. i .. "]")
     if not id then return nil, err end
-    out[i] = '"' .. id .. '"'
+    out[i] = id
   end
   return out
 end
@@ -74,9 +75,10 @@ function batch.add_to_many(client, activity, list)
   local text
   text, err = activities.encode(client, activity, "activity", info)
   if not text then return nil, err end
-  return client:_request({
+  local pipe = client.pipeline
+  return pipe:send({
     method = "POST", path = info.path,
-    body = '{"activity":' .. text .. ',"feeds":[' .. table.concat(ids, ",") .. "]}",
+    body = request.object("activity", text, "feeds", pipe:encode(ids)),
     idempotent = activities.replaceable(activity),
   })
 end
@@ -89,7 +91,7 @@ local UNFOLLOW_KEYS = { source = true, target = true, keep_history = true }
 -- One {source =, target = [, keep_history =]} item as JSON text, or nil,
 -- err; raises (at the caller of the public method: `level` 5 from here)
 -- for a non-table, an unknown key or a keep_history that is no boolean.
-local function relation_json(item, i, keys, fname, info)
+local function relation_json(pipe, item, i, keys, fname, info)
   local where = "follows[" .. i .. "]"
   if type(item) ~= "table" then
     raise(fname .. ": " .. where .. " must be a table {source =, target =}, got " .. type(item), 5)
@@ -101,18 +103,18 @@ local function relation_json(item, i, keys, fname, info)
   if kh ~= nil and type(kh) ~= "boolean" then
     raise(fname .. ": " .. where .. ".keep_history must be a boolean", 5)
   end
-  local source, err = feeds.target_id(item.source, fname, info, 6, where .. ".source")
+  local source, err = handles.target_id(item.source, fname, info, 6, where .. ".source")
   if not source then return nil, err end
   local target
-  target, err = feeds.target_id(item.target, fname, info, 6, where .. ".target")
+  target, err = handles.target_id(item.target, fname, info, 6, where .. ".target")
   if not target then return nil, err end
   -- keep_history only on the items that set it, as the official clients send it
-  return '{"source":"' .. source .. '","target":"' .. target .. '"'
-    .. (kh ~= nil and (',"keep_history":' .. tostring(kh)) or "") .. "}"
+  return request.object("source", pipe:encode(source), "target", pipe:encode(target),
+    "keep_history", kh ~= nil and tostring(kh) or nil)
 end
 
 -- The bare JSON array of a follow list, or nil, err.
-local function relations_body(list, keys, fname, info)
+local function relations_body(pipe, list, keys, fname, info)
   if type(list) ~= "table" then
     raise(fname .. ": expected a list of {source =, target =} tables, got " .. type(list), 4)
   end
@@ -121,11 +123,11 @@ local function relations_body(list, keys, fname, info)
   end
   local parts = {}
   for i = 1, #list do
-    local text, err = relation_json(list[i], i, keys, fname, info)
+    local text, err = relation_json(pipe, list[i], i, keys, fname, info)
     if not text then return nil, err end
     parts[i] = text
   end
-  return "[" .. table.concat(parts, ",") .. "]"
+  return request.array(parts)
 end
 
 local FOLLOW_MANY_OPTS = { activity_copy_limit = true }
@@ -139,10 +141,10 @@ function batch.follow_many(client, list, opts)
     raise(fname .. ": activity_copy_limit must be an integer in [0, 1000]", 3)
   end
   local info = { method = "POST", path = "follow_many/" }
-  local body, err = relations_body(list, FOLLOW_KEYS, fname, info)
+  local body, err = relations_body(client.pipeline, list, FOLLOW_KEYS, fname, info)
   if not body then return nil, err end
   -- the copy limit travels in the query, as every official client sends it
-  return client:_request({
+  return client.pipeline:send({
     method = "POST", path = info.path, body = body, idempotent = true,
     query = n and { activity_copy_limit = n } or nil,
   })
@@ -151,9 +153,9 @@ end
 -- client:unfollow_many({{source =, target = [, keep_history = true]}, ...})
 function batch.unfollow_many(client, list)
   local info = { method = "POST", path = "unfollow_many/" }
-  local body, err = relations_body(list, UNFOLLOW_KEYS, "client:unfollow_many", info)
+  local body, err = relations_body(client.pipeline, list, UNFOLLOW_KEYS, "client:unfollow_many", info)
   if not body then return nil, err end
-  return client:_request({ method = "POST", path = info.path, body = body, idempotent = true })
+  return client.pipeline:send({ method = "POST", path = info.path, body = body, idempotent = true })
 end
 
 ---------------------------------------------------------------- targets
@@ -190,28 +192,29 @@ local function check_target_change(change, fname)
   end
 end
 
--- The "id" or "foreign_id","time" members of the body, or nil, err.
-local function activity_key(client, change, info)
+-- The JSON text of the id, or of the foreign_id and the time, that name
+-- the activity (one of them nil); nil, nil, nil, err when bad.
+local function activity_key(pipe, change, info)
   if change.id ~= nil then
     local err = rules.activity_id(change.id, "id", info)
-    if err then return nil, err end
-    return '"id":"' .. change.id .. '"'
+    if err then return nil, nil, nil, err end
+    return pipe:encode(change.id)
   end
   if change.foreign_id == "" then
-    return nil, errors.invalid("foreign_id must not be empty", "foreign_id", info)
+    return nil, nil, nil, errors.invalid("foreign_id must not be empty", "foreign_id", info)
   end
-  local fid = client._core.json_encode(change.foreign_id)
+  local fid = pipe:encode(change.foreign_id)
   if not fid then
-    return nil, errors.invalid("foreign_id is not valid UTF-8", "foreign_id", info)
+    return nil, nil, nil, errors.invalid("foreign_id is not valid UTF-8", "foreign_id", info)
   end
   local t, err = activities.time_value(change.time, "time", info)
-  if not t then return nil, err end
-  return '"foreign_id":' .. fid .. ',"time":' .. client._core.json_encode(t)
+  if not t then return nil, nil, nil, err end
+  return nil, fid, pipe:encode(t)
 end
 
--- Each given list as ids (id -> true) and JSON members; nil, err for a bad
--- feed, a list over the limit or a feed both added and removed.
-local function target_members(change, fname, info)
+-- Each given non-empty list as JSON text (list name -> text); nil, err for
+-- a bad feed, a list over the limit or a feed both added and removed.
+local function target_members(pipe, change, fname, info)
   local members, sets, any = {}, {}, false
   for _, key in ipairs(TARGET_LISTS) do
     local list = change[key]
@@ -226,7 +229,7 @@ local function target_members(change, fname, info)
       for _, q in ipairs(ids) do sets[key][q] = true end
       -- Stream reads an empty list as no list at all: it is left out
       if #ids > 0 then
-        members[#members + 1] = '"' .. key .. '":[' .. table.concat(ids, ",") .. "]"
+        members[key] = pipe:encode(ids)
         any = true
       end
     end
@@ -236,7 +239,7 @@ local function target_members(change, fname, info)
   end
   for q in pairs(sets.added_targets or {}) do
     if sets.removed_targets and sets.removed_targets[q] then
-      return nil, errors.invalid(q .. " is in both added_targets and removed_targets",
+      return nil, errors.invalid(string.format("%q is in both added_targets and removed_targets", q),
         "removed_targets", info)
     end
   end
@@ -249,17 +252,20 @@ function batch.update_to_targets(feed, change)
   check_target_change(change, fname)
   local path = "feed_targets/" .. feed.slug .. "/" .. feed.user_id .. "/activity_to_targets/"
   local info = { method = "POST", path = path }
-  local err = feeds.problem(feed.slug, feed.user_id, info)
+  local err = handles.feed_problem(feed.slug, feed.user_id, info)
   if err then return nil, err end
-  local key, members
-  key, err = activity_key(feed.client, change, info)
-  if not key then return nil, err end
-  members, err = target_members(change, fname, info)
-  if not members then return nil, err end
+  local pipe = feed.client.pipeline
+  local id, fid, t
+  id, fid, t, err = activity_key(pipe, change, info)
+  if err then return nil, err end
+  local m
+  m, err = target_members(pipe, change, fname, info)
+  if not m then return nil, err end
   -- the same targets set again change nothing: safe to repeat
-  return feed.client:_request({
+  return pipe:send({
     method = "POST", path = path, idempotent = true,
-    body = "{" .. key .. "," .. table.concat(members, ",") .. "}",
+    body = request.object("id", id, "foreign_id", fid, "time", t, "new_targets", m.new_targets,
+      "added_targets", m.added_targets, "removed_targets", m.removed_targets),
   })
 end
 

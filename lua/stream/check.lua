@@ -137,11 +137,12 @@ end
 -- what JSON cannot hold, an array, or more than `limit` bytes once
 -- `overhead` bytes of the enclosing object are added. `what` names the
 -- object in the size message ("user object"); the error names `field`.
-function check.object(core, data, field, info, limit, overhead, what)
+-- `codec` encodes (codec:encode(value, field): the client's pipeline).
+function check.object(codec, data, field, info, limit, overhead, what)
   local text = "{}"
   if data ~= nil then
     local msg
-    text, msg = core.json_encode(data, field)
+    text, msg = codec:encode(data, field)
     if not text then return nil, errors.invalid(msg, field, info) end
     if text:byte(1) ~= 123 then -- "{"
       return nil, errors.invalid(field .. " must be a JSON object, not an array", field, info)

@@ -1,7 +1,8 @@
 -- stream.client: one connection to Stream. Holds the credentials, the
--- resolved options, the transport and the scheduler; API modules send
--- through Client:_request, whose pipeline (URL, retries, deadline, decoding,
--- errors) is request.lua.
+-- resolved options, the transport and the scheduler, and builds the
+-- pipeline (request.lua: URL, retries, deadline, decoding, errors) that the
+-- API modules send through: `client.pipeline`, a public field. The modules
+-- use only it and the client's public fields and methods.
 --
 -- Credentials live in a private weak table, never in a field of the client
 -- object, so dumping a client (pairs, inspect, tostring) shows no secret.
@@ -70,9 +71,43 @@ local function check_outside(self, fname)
   end
 end
 
+-- The base URL of each service a request description may name: "api" is
+-- the client's base_url; settings.services may add others (name -> URL).
+local function services_of(settings)
+  local out = { api = settings.base_url }
+  for name, url in pairs(settings.services or {}) do
+    if name ~= "api" then out[name] = url end
+  end
+  return out
+end
+
+-- What the transport is made with: the resolved options it needs and the
+-- headers every request carries (Content-Type for requests with a body).
+local function transport_settings(o, auth)
+  return {
+    timeout = o.timeout,
+    connect_timeout = o.connect_timeout,
+    max_response_bytes = o.max_response_bytes,
+    max_header_bytes = o.max_header_bytes,
+    max_connections = o.max_connections,
+    ca_file = o.ca_file,
+    verify = o.verify,
+    proxy = o.proxy,
+    headers = {
+      ["Authorization"] = auth,
+      ["stream-auth-type"] = "jwt",
+      ["X-Stream-Client"] = CLIENT_NAME,
+      ["Accept"] = "application/json",
+      ["User-Agent"] = o.user_agent,
+    },
+    body_headers = { ["Content-Type"] = "application/json" },
+  }
+end
+
 -- settings (from stream.connect, already checked): api_key, secret or
--- token (+ claims), app_id, base_url, options; for the unit specs also
--- epoch (a wall clock) and random (a [0, 1) source).
+-- token (+ claims), app_id, base_url, options; optionally services (more
+-- base URLs by name); for the unit specs also epoch (a wall clock) and
+-- random (a [0, 1) source).
 function Client.new(core, settings, transport_mod)
   local self = setmetatable({}, Client)
   local p = { hidden = {} }
@@ -96,30 +131,18 @@ function Client.new(core, settings, transport_mod)
   self.api_key = settings.api_key
   self.app_id = settings.app_id
   self.base_url = settings.base_url
-  self._key_query = "?api_key=" .. check.escape(settings.api_key)
   local o = config.resolve(settings.options or {})
-  self._settings = o
-  self._epoch = settings.epoch or os.time
-  self._random = settings.random or math.random
-  self._transport = transport_mod.new(core, {
-    timeout = o.timeout,
-    connect_timeout = o.connect_timeout,
-    max_response_bytes = o.max_response_bytes,
-    max_header_bytes = o.max_header_bytes,
-    max_connections = o.max_connections,
-    ca_file = o.ca_file,
-    verify = o.verify,
-    proxy = o.proxy,
-    headers = {
-      ["Authorization"] = auth,
-      ["stream-auth-type"] = "jwt",
-      ["X-Stream-Client"] = CLIENT_NAME,
-      ["Accept"] = "application/json",
-      ["User-Agent"] = o.user_agent,
-    },
-    body_headers = { ["Content-Type"] = "application/json" },
-  })
+  self._transport = transport_mod.new(core, transport_settings(o, auth))
   self._sched = scheduler.new(self._transport)
+  self.pipeline = request.new({
+    core = core, sched = self._sched, transport = self._transport, settings = o,
+    services = services_of(settings),
+    key_query = "?api_key=" .. check.escape(settings.api_key),
+    scrub = function(text) return self:_scrub(text) end,
+    epoch = settings.epoch or os.time, random = settings.random or math.random,
+    sign = p.secret and function(payload) return core.hs256(p.secret, payload) end,
+    holds = self.auth_mode:gsub("_", " "),
+  })
   self.users = users.collection(self)
   self.reactions = reactions.collection(self)
   self.collections = collections.new(self)
@@ -131,11 +154,10 @@ function Client.new(core, settings, transport_mod)
 end
 
 -- Sends a request description (request.lua says what it holds) and
--- returns the decoded answer, or nil, err. The one way API modules talk
--- to Stream.
+-- returns the decoded answer, or nil, err: client.pipeline:send, kept for
+-- callers that used this name. The API modules send through the pipeline.
 function Client:_request(desc)
-  if self._closed then check_open(self, desc.method .. " " .. desc.path, 3) end
-  return request.perform(self, desc)
+  return self.pipeline:send(desc)
 end
 
 function Client:user(id)
@@ -272,17 +294,6 @@ function Client:create_user_token(user_id, extra_claims, opts)
   return self._core.hs256(p.secret, payload)
 end
 
--- Signs a JWT payload (JSON text) with the API secret, for API modules that
--- hand out scoped tokens (feed:token). Raises at the caller of the method
--- that called this when the client holds a token instead of the secret.
-function Client:_sign(payload, fname)
-  local p = private[self]
-  if not p or not p.secret then
-    error(fname .. " needs the API secret; this client holds a " .. self.auth_mode:gsub("_", " "), 3)
-  end
-  return self._core.hs256(p.secret, payload)
-end
-
 ---------------------------------------------------------------- concurrency
 
 local PARALLEL_OPTS = { max_in_flight = true }
@@ -373,6 +384,7 @@ function Client:close()
   check.self(self, Client, "client:close")
   if not self._closed then
     self._closed = true
+    if self.pipeline then self.pipeline:close() end
     if self._sched then self._sched:close() end
     self._transport:close()
   end

@@ -14,7 +14,8 @@
 local errors = require "stream.errors"
 local check = require "stream.check"
 local rules = require "stream.rules"
-local activities = require "stream.activities"
+local handles = require "stream.handles"
+local request = require "stream.request"
 
 local collections = {}
 
@@ -38,15 +39,13 @@ local function self_check(self, fname)
 end
 
 -- name and id problems as one `invalid` error, or nil.
-local function names_problem(name, id, info)
-  return check.id(name, "collection", info) or (id and check.id(id, "id", info))
-end
+local names_problem = handles.entry_problem
 
-local function data_json(core, data, fname, info, level)
+local function data_json(pipe, data, fname, info, level)
   if type(data) ~= "table" then
     check.raise(fname .. ": data must be a table, got " .. type(data), level)
   end
-  local text, err = check.object(core, data, "data", info, MAX_BYTES, 0, "data")
+  local text, err = check.object(pipe, data, "data", info, MAX_BYTES, 0, "data")
   if not text then return nil, err end
   if text == "{}" then
     return nil, errors.invalid("data must not be empty", "data", info)
@@ -68,9 +67,10 @@ end
 
 ---------------------------------------------------------------- entry handle
 
-local Entry = {}
-Entry.__index = Entry
-Entry.__name = "stream.collection_entry"
+-- The handle type is handles.lua's (inside an activity an entry handle is
+-- its "SO:" reference); its methods are here.
+local Entry = handles.Entry
+local entry_ref = handles.refs[Entry]
 
 function Entry.__tostring(e)
   return "stream.collection_entry " .. e.collection .. ":" .. e.id
@@ -79,9 +79,8 @@ end
 -- "SO:<collection>:<id>", or nil, err when a name breaks the rules.
 function Entry:ref()
   check.self(self, Entry, "entry:ref")
-  local err = names_problem(self.collection, self.id)
-  if err then return nil, err end
-  return "SO:" .. self.collection .. ":" .. self.id
+  local ref, err = entry_ref(self)
+  return ref, err
 end
 
 function Entry:get()
@@ -102,15 +101,12 @@ function Entry:delete()
   return res, err
 end
 
--- Inside an activity an entry handle is its "SO:" reference.
-activities.register_ref(Entry, function(e) return e:ref() end)
-
 -- collections:entry(name, id) -> handle (sends nothing)
 function Collections:entry(name, id)
   self_check(self, "collections:entry")
   name = check.id_arg(name, "collections:entry", 2, "collection name")
   id = check.id_arg(id, "collections:entry", 2)
-  return setmetatable({ client = self.client, collection = name, id = id }, Entry)
+  return handles.entry(self.client, name, id)
 end
 
 ---------------------------------------------------------------- one entry
@@ -127,28 +123,25 @@ function Collections:add(name, data, opts)
   local info = { method = "POST", path = "collections/" }
   local err = names_problem(name, nil, info)
   if err then return nil, err end
+  local pipe = self.client.pipeline
   local text
-  text, err = data_json(self.client._core, data, fname, info, 3)
+  text, err = data_json(pipe, data, fname, info, 3)
   if not text then return nil, err end
-  local parts = {}
   local id
   if opts.id ~= nil then
     id = check.id_arg(opts.id, fname, 2, "option 'id'")
     err = check.id(id, "id", info)
     if err then return nil, err end
-    parts[#parts + 1] = '"id":"' .. id .. '"'
   end
-  parts[#parts + 1] = '"data":' .. text
   local u
   u, err = rules.user_option(opts.user_id, "user_id", fname, info, 2)
   if err then return nil, err end
-  if u then parts[#parts + 1] = '"user_id":"' .. u .. '"' end
   local res
-  res, err = self.client:_request({ method = "POST", path = path, idempotent = id ~= nil,
-    body = "{" .. table.concat(parts, ",") .. "}" })
+  res, err = pipe:send({ method = "POST", path = path, idempotent = id ~= nil,
+    body = request.object("id", id and pipe:encode(id), "data", text, "user_id", u and pipe:encode(u)) })
   if res == nil and id and err.kind == "api" and err.status == 409 and (err.attempts or 1) > 1 then
-    local got = self.client:_request({ method = "GET", path = path .. id .. "/", idempotent = true })
-    if type(got) == "table" and same(got.data, self.client._core.json_decode(text)) then
+    local got = pipe:send({ method = "GET", path = path .. id .. "/", idempotent = true })
+    if type(got) == "table" and same(got.data, pipe:decode(text)) then
       return got
     end
   end
@@ -160,7 +153,7 @@ local function one(self, fname, method, name, id, body)
   id = check.id_arg(id, fname, 3)
   local err = names_problem(name, id, { method = method, path = "collections/" })
   if err then return nil, err end
-  return self.client:_request({ method = method, path = "collections/" .. name .. "/" .. id .. "/",
+  return self.client.pipeline:send({ method = method, path = "collections/" .. name .. "/" .. id .. "/",
     body = body, idempotent = true })
 end
 
@@ -173,11 +166,11 @@ end
 -- collections:update(name, id, data): replaces the entry's data
 function Collections:update(name, id, data)
   self_check(self, "collections:update")
-  local text, err = data_json(self.client._core, data, "collections:update",
+  local text, err = data_json(self.client.pipeline, data, "collections:update",
     { method = "PUT", path = "collections/" }, 3)
   if not text then return nil, err end
   local res
-  res, err = one(self, "collections:update", "PUT", name, id, '{"data":' .. text .. "}")
+  res, err = one(self, "collections:update", "PUT", name, id, request.object("data", text))
   return res, err
 end
 
@@ -208,7 +201,7 @@ function Collections:upsert(name, items)
   local info = { method = "POST", path = "collections/" }
   local err = names_problem(name, nil, info) or batch_size(#items, info)
   if err then return nil, err end
-  local core = self.client._core
+  local pipe = self.client.pipeline
   local parts = {}
   for i = 1, #items do
     local item = items[i]
@@ -219,13 +212,13 @@ function Collections:upsert(name, items)
     err = check.id(id, "items[" .. i .. "].id", info)
     if err then return nil, err end
     local text
-    text, err = check.object(core, item, "items[" .. i .. "]", info, MAX_BYTES)
+    text, err = check.object(pipe, item, "items[" .. i .. "]", info, MAX_BYTES)
     if not text then return nil, err end
     parts[i] = text
   end
   local res
-  res, err = self.client:_request({ method = "POST", path = "collections/", idempotent = true,
-    body = '{"data":{"' .. name .. '":[' .. table.concat(parts, ",") .. "]}}" })
+  res, err = pipe:send({ method = "POST", path = "collections/", idempotent = true,
+    body = request.object("data", request.object(name, parts)) })
   return res, err
 end
 
@@ -249,7 +242,7 @@ function Collections:select(name, ids)
   local fids = {}
   for i, id in ipairs(list) do fids[i] = name .. ":" .. id end
   local res
-  res, err = self.client:_request({ method = "GET", path = "collections/", idempotent = true,
+  res, err = self.client.pipeline:send({ method = "GET", path = "collections/", idempotent = true,
     query = { foreign_ids = table.concat(fids, ",") } })
   return res, err
 end
@@ -265,7 +258,7 @@ function Collections:delete_many(name, ids)
   list, err = ids_list(ids, "collections:delete_many", info)
   if not list then return nil, err end
   local res
-  res, err = self.client:_request({ method = "DELETE", path = "collections/", idempotent = true,
+  res, err = self.client.pipeline:send({ method = "DELETE", path = "collections/", idempotent = true,
     query = { collection_name = name, ids = table.concat(list, ",") } })
   return res, err
 end

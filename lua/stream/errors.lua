@@ -9,7 +9,8 @@
 -- reached the server: a failed write with it certainly did not happen.
 -- (`reason` says why a transport failed: "connect", "limit" (an answer over
 -- max_response_bytes or max_header_bytes), "malformed" (an answer that
--- breaks HTTP), "closed", "phase", "transfer".)
+-- breaks HTTP), "closed", "phase", "transfer", "header" (a request's own
+-- headers refused before any I/O, kind "invalid").)
 --
 -- The one place where text from outside is cleaned: from_response and
 -- from_transport take the client's scrubber (`info.scrub`, a function) and

@@ -3,7 +3,7 @@
 -- targets (described in batch.lua); and tokens scoped to the feed.
 --
 -- Every method checks what it was given and describes one request for the
--- client's pipeline (client:_request); sending, retries, decoding and errors
+-- client's pipeline (client.pipeline:send); sending, retries, decoding and errors
 -- are the pipeline's. Retry safety is part of each description: reads,
 -- removes, follows, unfollows and target updates may be repeated; an add
 -- only when it carries both foreign_id and time (Stream then replaces
@@ -18,73 +18,33 @@ local check = require "stream.check"
 local rules = require "stream.rules"
 local activities = require "stream.activities"
 local paging = require "stream.paging"
-local users = require "stream.users"
+local handles = require "stream.handles"
+local batch = require "stream.batch"
+local request = require "stream.request"
 
 local feeds = {}
 
-local Feed = {}
-Feed.__index = Feed
-Feed.__name = "stream.feed"
+-- The handle type is handles.lua's (inside an activity a feed handle is its
+-- "slug:id", as in `to`); its methods are here.
+local Feed = handles.Feed
 
 function Feed.__tostring(f)
   return "stream.feed " .. f.id
 end
 
--- Inside an activity a user handle is its "SU:<id>" reference, a feed
--- handle its "slug:id" (as in `to`).
-activities.register_ref(users.User, function(u) return users.ref(u.id) end)
-activities.register_ref(Feed, function(f)
-  local err = feeds.problem(f.slug, f.user_id)
-  if err then return nil, err end
-  return f.id
-end)
-
 -- nil when slug and id are fine, else an "invalid" error.
-function feeds.problem(slug, id, info)
-  return check.slug(slug, "feed slug", info) or check.id(id, "feed id", info)
-end
+feeds.problem = handles.feed_problem
 
 local function self_check(self, fname)
   check.self(self, Feed, fname, 3)
 end
 
 -- client:feed("user", "alice") or client:feed("user:alice")
-function feeds.handle(client, slug, id, fname)
-  fname = fname or "client:feed"
-  if id == nil and type(slug) == "string" and slug:find(":", 1, true) then
-    slug, id = slug:match("^([^:]*):(.*)$")
-  end
-  slug = check.id_arg(slug, fname, 3, "slug")
-  if id == nil then
-    error(fname .. ": expected (slug, id) or \"slug:id\", got only " .. string.format("%q", slug), 3)
-  end
-  id = check.id_arg(id, fname, 3, "id")
-  return setmetatable({ client = client, slug = slug, user_id = id, id = slug .. ":" .. id }, Feed)
-end
+feeds.handle = handles.feed
 
 -- A feed named by a handle or a "slug:id" string, as "slug:id"; nil, err
--- when its names break the rules. Another type raises at `level` (default:
--- the caller of the public method that called this one). `what` names the
--- argument in messages ("target", "target_feeds[2]").
-function feeds.target_id(target, fname, info, level, what)
-  what = what or "target"
-  local slug, id
-  if getmetatable(target) == Feed then
-    slug, id = target.slug, target.user_id
-  elseif type(target) == "string" then
-    slug, id = target:match("^([^:]*):(.*)$")
-    if not slug then
-      return nil, errors.invalid(string.format("%s %s must be a feed handle or \"slug:id\"",
-        what, check.shown(target)), what:match("^[%w_]+"), info)
-    end
-  else
-    check.raise(fname .. ": " .. what .. " must be a feed handle or a \"slug:id\" string, got "
-      .. type(target), level or 3)
-  end
-  local err = feeds.problem(slug, id, info)
-  if err then return nil, err end
-  return slug .. ":" .. id
-end
+-- (handles.target_id).
+feeds.target_id = handles.target_id
 local target_id = feeds.target_id
 
 -- Options of a public method, checked from the method itself: a problem
@@ -123,7 +83,7 @@ function Feed:add_activity(activity)
   local body
   body, err = activities.encode(self.client, activity, "activity", { method = "POST", path = path })
   if not body then return nil, err end
-  return self.client:_request({
+  return self.client.pipeline:send({
     method = "POST", path = path, body = body,
     idempotent = activities.replaceable(activity),
   })
@@ -152,9 +112,8 @@ function Feed:add_activities(list)
     parts[i] = text
     idempotent = idempotent and activities.replaceable(a)
   end
-  return self.client:_request({
-    method = "POST", path = path,
-    body = '{"activities":[' .. table.concat(parts, ",") .. "]}",
+  return self.client.pipeline:send({
+    method = "POST", path = path, body = request.object("activities", parts),
     idempotent = idempotent,
   })
 end
@@ -180,7 +139,7 @@ function Feed:remove_activity(which)
   err = rules.activity_id(key, query and "foreign_id" or "id", { method = "DELETE", path = path },
     query and "foreign_id" or "activity id")
   if err then return nil, err end
-  return self.client:_request({
+  return self.client.pipeline:send({
     method = "DELETE", path = path .. key .. "/", query = query, idempotent = true,
   })
 end
@@ -204,39 +163,40 @@ function Feed:get(opts)
   self_check(self, "feed:get")
   local desc, err = read_desc(self, opts, "feed:get")
   if not desc then return nil, err end
-  return self.client:_request(desc)
+  return self.client.pipeline:send(desc)
 end
 
-local function follow_link(client)
+local function follow_link(pipe)
   return function(path, raw)
-    return client:_request({ method = "GET", path = path, raw_query = raw, idempotent = true })
+    return pipe:send({ method = "GET", path = path, raw_query = raw, idempotent = true })
   end
+end
+
+-- The pages of a read (desc, or nil, err from read_desc): the first
+-- request, then the server's next links.
+local function walk(self, desc, err)
+  local client = self.client
+  local pipe = client.pipeline
+  local first = function()
+    if not desc then return nil, err end
+    return pipe:send(desc)
+  end
+  return paging.pages(client, first, follow_link(pipe),
+    { method = "GET", path = desc and desc.path or self:_path() })
 end
 
 -- for page, err in feed:pages([opts]) do ... end
 function Feed:pages(opts)
   self_check(self, "feed:pages")
   local desc, err = read_desc(self, opts, "feed:pages")
-  local client = self.client
-  local first = function()
-    if not desc then return nil, err end
-    return client:_request(desc)
-  end
-  return paging.pages(client, first, follow_link(client),
-    { method = "GET", path = desc and desc.path or self:_path() })
+  return walk(self, desc, err)
 end
 
 -- for activity, err in feed:each([opts]) do ... end
 function Feed:each(opts)
   self_check(self, "feed:each")
   local desc, err = read_desc(self, opts, "feed:each")
-  local client = self.client
-  local first = function()
-    if not desc then return nil, err end
-    return client:_request(desc)
-  end
-  return paging.each(paging.pages(client, first, follow_link(client),
-    { method = "GET", path = desc and desc.path or self:_path() }))
+  return paging.each(walk(self, desc, err))
 end
 
 ---------------------------------------------------------------- follows
@@ -260,10 +220,10 @@ function Feed:follow(target, opts)
   local t
   t, err = target_id(target, "feed:follow", { method = "POST", path = path })
   if not t then return nil, err end
-  local body = '{"target":"' .. t .. '"'
-  if n then body = body .. ',"activity_copy_limit":' .. string.format("%d", n) end
-  return self.client:_request({
-    method = "POST", path = path, body = body .. "}", idempotent = true,
+  local pipe = self.client.pipeline
+  return pipe:send({
+    method = "POST", path = path, idempotent = true,
+    body = request.object("target", pipe:encode(t), "activity_copy_limit", n and string.format("%d", n)),
   })
 end
 
@@ -279,7 +239,7 @@ function Feed:unfollow(target, opts)
   local t
   t, err = target_id(target, "feed:unfollow", { method = "DELETE", path = path })
   if not t then return nil, err end
-  return self.client:_request({
+  return self.client.pipeline:send({
     method = "DELETE", path = path .. t .. "/",
     query = opts.keep_history and { keep_history = 1 } or nil, idempotent = true,
   })
@@ -302,7 +262,7 @@ function Feed:followers(opts)
   local q, bad = list_query(opts, "feed:followers", { method = "GET", path = path })
   if not path then return nil, err end
   if not q then return nil, bad end
-  return self.client:_request({ method = "GET", path = path, query = q, idempotent = true })
+  return self.client.pipeline:send({ method = "GET", path = path, query = q, idempotent = true })
 end
 
 -- feed:following([{limit =, offset =, filter = {"user:bob", ...}}])
@@ -326,7 +286,7 @@ function Feed:following(opts)
     end
     if #list > 0 then q.filter = table.concat(list, ",") end
   end
-  return self.client:_request({ method = "GET", path = path, query = q, idempotent = true })
+  return self.client.pipeline:send({ method = "GET", path = path, query = q, idempotent = true })
 end
 
 local function slug_list(list, key, fname, info)
@@ -363,7 +323,7 @@ function Feed:follow_stats(opts)
       if v ~= "" then q[key] = v end
     end
   end
-  return self.client:_request({ method = "GET", path = "stats/follow/", query = q, idempotent = true })
+  return self.client.pipeline:send({ method = "GET", path = "stats/follow/", query = q, idempotent = true })
 end
 
 ---------------------------------------------------------------- targets and tokens
@@ -372,8 +332,7 @@ end
 --   | added_targets =, removed_targets =}) -> {activity =, added =, removed =}
 function Feed:update_activity_to_targets(change)
   self_check(self, "feed:update_activity_to_targets")
-  -- batch.lua needs this module: required on use
-  local res, err = require("stream.batch").update_to_targets(self, change)
+  local res, err = batch.update_to_targets(self, change)
   return res, err
 end
 
@@ -400,10 +359,11 @@ function Feed:token(opts)
   end
   local err = feeds.problem(self.slug, self.user_id)
   if err then return nil, err end
-  local payload = '{"resource":"*","action":"' .. (opts.read_only and "read" or "*")
-    .. '","feed_id":"' .. self.slug .. self.user_id .. '"'
-  if e then payload = payload .. ',"exp":' .. string.format("%d", math.floor(client._epoch() + e)) end
-  local token = client:_sign(payload .. "}", "feed:token")
+  local pipe = client.pipeline
+  local payload = request.object("resource", '"*"', "action", opts.read_only and '"read"' or '"*"',
+    "feed_id", pipe:encode(self.slug .. self.user_id),
+    "exp", e and string.format("%d", math.floor(pipe:epoch() + e)))
+  local token = pipe:sign(payload, "feed:token")
   return token
 end
 

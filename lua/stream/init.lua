@@ -14,6 +14,7 @@ local core = require "stream.core"
 local config = require "stream.config"
 local Client = require "stream.client"
 local errors = require "stream.errors"
+local activities = require "stream.activities"
 
 local stream = {
   _VERSION = "lua-stream " .. Client.VERSION,
@@ -26,7 +27,7 @@ local stream = {
   },
   core = core,
   is_error = errors.is_error,
-  is_missing = require("stream.activities").is_missing,
+  is_missing = activities.is_missing,
 }
 
 -- Inside nginx (lua-nginx-module: an `ngx` global with get_phase) the

@@ -118,9 +118,16 @@ function paging.is_failure(v)
   return failures[v] ~= nil
 end
 
+-- The client's scrubber as a function (nil for a client without a pipeline).
+local function scrubber(client)
+  local pipe = client.pipeline
+  return pipe and function(t) return pipe:scrub(t) end
+end
+
 -- An iterator over pages: first(), then follow(path, raw_query) for every
 -- non-empty `next`. Yields each answer; a failed request yields
--- failure(err), err once, then the iteration ends.
+-- failure(err), err once, then the iteration ends. Links are resolved
+-- against client.base_url, refused ones cleaned by the client's pipeline.
 function paging.pages(client, first, follow, info)
   local state = "first"
   local link
@@ -129,9 +136,7 @@ function paging.pages(client, first, follow, info)
     if state == "first" then
       res, err = first()
     elseif state == "more" then
-      local path, raw = paging.resolve(client.base_url, link, info, client._scrub and function(t)
-        return client:_scrub(t)
-      end)
+      local path, raw = paging.resolve(client.base_url, link, info, scrubber(client))
       if not path then
         res, err = nil, raw
       else

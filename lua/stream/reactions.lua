@@ -18,9 +18,12 @@ local errors = require "stream.errors"
 local check = require "stream.check"
 local rules = require "stream.rules"
 local paging = require "stream.paging"
-local feeds = require "stream.feeds"
+local handles = require "stream.handles"
+local request = require "stream.request"
 
 local reactions = {}
+
+local unpack = table.unpack or unpack -- luacheck: ignore 143
 
 local MAX_TARGET_FEEDS = 20
 
@@ -55,8 +58,8 @@ local function kind_problem(kind, info)
   return check.id(kind, "kind", info)
 end
 
--- target_feeds -> JSON list text of "slug:id", or nil, err.
-local function target_feeds_json(list, fname, info, level)
+-- target_feeds -> a list of "slug:id" as JSON strings, or nil, err.
+local function target_feeds_json(pipe, list, fname, info, level)
   if type(list) ~= "table" then
     check.raise(fname .. ": option 'target_feeds' must be a list of feed handles or \"slug:id\"", level)
   end
@@ -66,36 +69,45 @@ local function target_feeds_json(list, fname, info, level)
   end
   local out = {}
   for i = 1, #list do
-    local t, err = feeds.target_id(list[i], fname, info, level + 1, "target_feeds[" .. i .. "]")
+    local t, err = handles.target_id(list[i], fname, info, level + 1, "target_feeds[" .. i .. "]")
     if not t then return nil, err end
-    out[i] = '"' .. t .. '"'
+    out[i] = pipe:encode(t)
   end
-  return "[" .. table.concat(out, ",") .. "]"
+  return out
+end
+
+-- Appends the member `name` with JSON text `value` to a body's members
+-- (name, value, name, value, ...: request.object's arguments, in order).
+local function member(members, name, value)
+  members[#members + 1] = name
+  members[#members + 1] = value
 end
 
 -- The body fields shared by add and update: data, target_feeds,
--- target_feeds_extra_data. Appends `"key":value` parts to `parts`. `level`
--- as check.raise counts it from here.
-local function common_fields(client, parts, data, opts, fname, info, level)
-  local text, err = check.object(client._core, data, "data", info)
+-- target_feeds_extra_data, appended to `members`. `level` as check.raise
+-- counts it from here.
+local function common_fields(pipe, members, data, opts, fname, info, level)
+  local text, err = check.object(pipe, data, "data", info)
   if not text then return nil, err end
-  parts[#parts + 1] = '"data":' .. text
+  member(members, "data", text)
   if opts.target_feeds ~= nil then
-    text, err = target_feeds_json(opts.target_feeds, fname, info, level + 1)
-    if not text then return nil, err end
-    parts[#parts + 1] = '"target_feeds":' .. text
+    local list
+    list, err = target_feeds_json(pipe, opts.target_feeds, fname, info, level + 1)
+    if not list then return nil, err end
+    member(members, "target_feeds", list)
   end
   if opts.target_feeds_extra_data ~= nil then
     check.data_arg(opts.target_feeds_extra_data, fname, level, "target_feeds_extra_data")
-    text, err = check.object(client._core, opts.target_feeds_extra_data, "target_feeds_extra_data", info)
+    text, err = check.object(pipe, opts.target_feeds_extra_data, "target_feeds_extra_data", info)
     if not text then return nil, err end
-    parts[#parts + 1] = '"target_feeds_extra_data":' .. text
+    member(members, "target_feeds_extra_data", text)
   end
   return true
 end
 
-local function body_of(parts, info)
-  local body = "{" .. table.concat(parts, ",") .. "}"
+-- The body of its members, checked against the reaction size limit.
+local function body_of(members, info)
+  local body = request.object(unpack(members, 1, #members))
   local err = rules.fits(body, "the reaction", "data", info)
   if err then return nil, err end
   return body
@@ -105,8 +117,8 @@ local ADD_OPTS = { user_id = true, target_feeds = true, target_feeds_extra_data 
 
 -- The reaction stored under a caller-given id, when it is the one this add
 -- meant (same kind, activity or parent, user): the answer after a repeat.
-local function stored_twin(client, id, want)
-  local got = client:_request({ method = "GET", path = "reaction/" .. id .. "/", idempotent = true })
+local function stored_twin(pipe, id, want)
+  local got = pipe:send({ method = "GET", path = "reaction/" .. id .. "/", idempotent = true })
   if type(got) ~= "table" or got.kind ~= want.kind then return nil end
   if want.parent and got.parent ~= want.parent then return nil end
   if want.activity_id and got.activity_id ~= want.activity_id then return nil end
@@ -126,12 +138,13 @@ local function add(self, fname, kind, link_key, link, data, opts)
   local link_rule = link_key == "activity_id" and rules.activity_id or check.id
   local err = kind_problem(kind, info) or link_rule(link, link_key, info)
   if err then return nil, err end
-  local parts = { '"kind":"' .. kind .. '"', '"' .. link_key .. '":"' .. link .. '"' }
+  local pipe = client.pipeline
+  local members = { "kind", pipe:encode(kind), link_key, pipe:encode(link) }
   local user_id
   if opts.user_id ~= nil then
     user_id, err = rules.user_option(opts.user_id, "user_id", fname, info, 3)
     if err then return nil, err end
-    parts[#parts + 1] = '"user_id":"' .. user_id .. '"'
+    member(members, "user_id", pipe:encode(user_id))
   elseif client.auth_mode ~= "user_token" then
     return nil, errors.invalid("user_id is required: a server-side client must say which user "
       .. "reacts (option user_id)", "user_id", info)
@@ -142,20 +155,20 @@ local function add(self, fname, kind, link_key, link, data, opts)
     local id = check.id_arg(opts.id, fname, 3, "option 'id'")
     err = check.id(id, "id", info)
     if err then return nil, err end
-    parts[#parts + 1] = '"id":"' .. id .. '"'
+    member(members, "id", pipe:encode(id))
   end
   local ok
-  ok, err = common_fields(client, parts, data, opts, fname, info, 4)
+  ok, err = common_fields(pipe, members, data, opts, fname, info, 4)
   if not ok then return nil, err end
   local body
-  body, err = body_of(parts, info)
+  body, err = body_of(members, info)
   if not body then return nil, err end
   local res
-  res, err = client:_request({ method = "POST", path = "reaction/", body = body,
+  res, err = pipe:send({ method = "POST", path = "reaction/", body = body,
     idempotent = opts.id ~= nil })
   if res == nil and opts.id ~= nil and err.kind == "api" and err.status == 409
       and (err.attempts or 1) > 1 then
-    local twin = stored_twin(client, opts.id, {
+    local twin = stored_twin(pipe, opts.id, {
       kind = kind, [link_key] = link, user_id = user_id,
     })
     if twin then return twin end
@@ -182,7 +195,7 @@ local function one(self, fname, id, method, suffix, query, body)
   local path = "reaction/" .. id .. "/" .. (suffix or "")
   local err = check.id(id, "id", rules.info(method, "reaction", id))
   if err then return nil, err end
-  return self.client:_request({ method = method, path = path, query = query, body = body,
+  return self.client.pipeline:send({ method = method, path = path, query = query, body = body,
     idempotent = true })
 end
 
@@ -203,11 +216,11 @@ function Reactions:update(id, data, opts)
   check.data_arg(data, "reactions:update", 2)
   opts = check.opts(opts, UPDATE_OPTS, "reactions:update", 2)
   local info = { method = "PUT", path = "reaction/" }
-  local parts = {}
-  local ok, err = common_fields(self.client, parts, data, opts, "reactions:update", info, 3)
+  local members = {}
+  local ok, err = common_fields(self.client.pipeline, members, data, opts, "reactions:update", info, 3)
   if not ok then return nil, err end
   local body
-  body, err = body_of(parts, info)
+  body, err = body_of(members, info)
   if not body then return nil, err end
   local res
   res, err = one(self, "reactions:update", id, "PUT", nil, nil, body)
@@ -258,7 +271,7 @@ local function filter_desc(conditions, fname)
   if not lookup then
     check.raise(fname .. ": give exactly one of activity_id, user_id, reaction_id", 3)
   end
-  value = rules.user_of(value) or value
+  value = handles.user_of(value) or value
   value = ref_arg(value, lookup, fname)
   local rule = lookup == "activity_id" and rules.activity_id or check.id
   local err = rule(value, lookup, rules.info("GET", "reaction", lookup, value))
@@ -293,7 +306,7 @@ function Reactions:filter(conditions)
   local desc, err = filter_desc(conditions, "reactions:filter")
   if not desc then return nil, err end
   local res
-  res, err = self.client:_request(desc)
+  res, err = self.client.pipeline:send(desc)
   return res, err
 end
 
@@ -302,11 +315,12 @@ function Reactions:pages(conditions)
   self_check(self, "reactions:pages")
   local desc, err = filter_desc(conditions, "reactions:pages")
   local client = self.client
+  local pipe = client.pipeline
   return paging.pages(client, function()
     if not desc then return nil, err end
-    return client:_request(desc)
+    return pipe:send(desc)
   end, function(path, raw)
-    return client:_request({ method = "GET", path = path, raw_query = raw, idempotent = true })
+    return pipe:send({ method = "GET", path = path, raw_query = raw, idempotent = true })
   end, { method = "GET", path = desc and desc.path or "reaction/" })
 end
 
@@ -323,7 +337,7 @@ function Reactions:get_many(ids, opts)
   local q = { ids = table.concat(list, ",") }
   if opts.include_deleted then q.include_deleted = true end
   local res
-  res, err = self.client:_request({ method = "GET", path = "reaction/get_many/", query = q,
+  res, err = self.client.pipeline:send({ method = "GET", path = "reaction/get_many/", query = q,
     idempotent = true })
   return res, err
 end

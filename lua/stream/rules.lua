@@ -24,6 +24,7 @@
 
 local errors = require "stream.errors"
 local check = require "stream.check"
+local handles = require "stream.handles"
 
 local rules = {}
 
@@ -86,18 +87,9 @@ function rules.foreign_id(fid, field, info, label)
   end
 end
 
--- The user handle metatable, registered by users.lua (rules is a leaf:
--- it requires no area).
-local user_mt
-function rules.set_user_handle(mt) user_mt = mt end
-
--- The id a user reference names: a string as it is, a handle's id; nil
--- for anything else.
-function rules.user_of(v)
-  if type(v) == "string" then return v end
-  if user_mt and getmetatable(v) == user_mt then return v.id end
-  return nil
-end
+-- The id a user reference names: a string as it is, a user handle's id;
+-- nil for anything else (handles.lua knows the handle types).
+rules.user_of = handles.user_of
 
 -- A `user_id`-like option (`key` names it): the checked id, nil when the
 -- option is absent, or nil, err for a bad id. Another type raises at
@@ -165,8 +157,8 @@ end
 -- The JSON text of `data` as an object (nil gives "{}"), or nil, err for
 -- what JSON cannot hold, an array, or more than OBJECT_BYTES once
 -- `overhead` bytes of the enclosing object are added (`what` names it).
-function rules.object(core, data, field, info, overhead, what)
-  return check.object(core, data, field, info, rules.OBJECT_BYTES, overhead or 0, what)
+function rules.object(codec, data, field, info, overhead, what)
+  return check.object(codec, data, field, info, rules.OBJECT_BYTES, overhead or 0, what)
 end
 
 -- nil when an encoded body fits OBJECT_BYTES, else an error naming `what`.

@@ -6,12 +6,14 @@
 -- request target), data must be a JSON object that fits the 10240-byte
 -- user object limit (the rules are check.lua's). Such problems return
 -- nil, err (kind "invalid"); wrong argument types raise. Each operation
--- then describes its request and hands it to client:_request (request.lua
--- sends, retries, decodes and builds errors).
+-- then describes its request and hands it to the client's pipeline
+-- (request.lua sends, retries, decodes and builds errors).
 
 local errors = require "stream.errors"
 local check = require "stream.check"
 local rules = require "stream.rules"
+local handles = require "stream.handles"
+local request = require "stream.request"
 
 local users = {}
 
@@ -19,11 +21,19 @@ local MAX_USER_BYTES = rules.OBJECT_BYTES
 -- Bytes a user object adds around its id and data: {"id":"","data":}
 local USER_WRAP = #'{"id":"","data":}'
 
--- The JSON text of one user object, checked against the size limit.
-local function user_json(core, id, data)
-  local d, err = check.object(core, data, "data", nil, MAX_USER_BYTES, USER_WRAP + #id, "user object")
+-- The JSON text of a user's data, checked against the size limit of the
+-- user object it goes in; nil, err.
+local function user_data(pipe, id, data)
+  return check.object(pipe, data, "data", nil, MAX_USER_BYTES, USER_WRAP + #id, "user object")
+end
+
+-- The JSON text of one user object ({"id":..., "data":...}, the data
+-- encoded once), or nil, err.
+local function user_json(pipe, id, data)
+  local d, err = check.object(pipe, data, "data", nil, MAX_USER_BYTES, USER_WRAP + #id, "user object")
   if not d then return nil, err end
-  return '{"id":"' .. id .. '","data":' .. d .. '}', d
+  -- the id passed check.id: none of its characters is escaped in JSON
+  return request.pair("id", '"' .. id .. '"', "data", d)
 end
 
 local function user_path(id)
@@ -51,10 +61,11 @@ local ops = {}
 function ops.create(client, id, data, get_or_create)
   local err = check.id(id, "id")
   if err then return refused(err, "POST", "user/") end
+  local pipe = client.pipeline
   local body
-  body, err = user_json(client._core, id, data)
+  body, err = user_json(pipe, id, data)
   if not body then return refused(err, "POST", "user/") end
-  return client:_request({
+  return pipe:send({
     method = "POST", path = "user/", body = body,
     query = get_or_create and { get_or_create = true } or nil,
     -- a get-or-create never changes a user that exists: safe to repeat
@@ -65,7 +76,7 @@ end
 function ops.get(client, id, with_follow_counts)
   local err = check.id(id, "id")
   if err then return refused(err, "GET", shown_path(id)) end
-  return client:_request({
+  return client.pipeline:send({
     method = "GET", path = user_path(id), idempotent = true,
     query = with_follow_counts and { with_follow_counts = true } or nil,
   })
@@ -74,24 +85,22 @@ end
 function ops.update(client, id, data)
   local err = check.id(id, "id")
   if err then return refused(err, "PUT", shown_path(id)) end
-  local _, d = user_json(client._core, id, data)
-  if not _ then return refused(d, "PUT", user_path(id)) end
-  return client:_request({
-    method = "PUT", path = user_path(id), body = '{"data":' .. d .. '}', idempotent = true,
+  local pipe = client.pipeline
+  local d
+  d, err = user_data(pipe, id, data)
+  if not d then return refused(err, "PUT", user_path(id)) end
+  return pipe:send({
+    method = "PUT", path = user_path(id), body = request.object("data", d), idempotent = true,
   })
 end
 
 function ops.delete(client, id)
   local err = check.id(id, "id")
   if err then return refused(err, "DELETE", shown_path(id)) end
-  return client:_request({ method = "DELETE", path = user_path(id), idempotent = true })
+  return client.pipeline:send({ method = "DELETE", path = user_path(id), idempotent = true })
 end
 
-function ops.ref(id)
-  local err = check.id(id, "id")
-  if err then return nil, err end
-  return "SU:" .. id
-end
+ops.ref = handles.user_ref
 
 -- ids joined for the query; nil, err when the list is empty or an id is bad.
 local function ids_query(list, info)
@@ -102,19 +111,15 @@ end
 
 ---------------------------------------------------------------- user handle
 
-local User = {}
-User.__index = User
-User.__name = "stream.user"
+local User = handles.User
 
 function User.__tostring(u)
   return "stream.user " .. u.id
 end
 
--- level: where a bad id type is reported (as error() counts from the caller)
-function users.handle(client, id, level)
-  id = check.id_arg(id, "client:user", (level or 1) + 1)
-  return setmetatable({ client = client, id = id }, User)
-end
+-- users.handle(client, id [, level]): level is where a bad id type is
+-- reported (as error() counts from the caller)
+users.handle = handles.user
 
 local CREATE_OPTS = { get_or_create = true }
 local GET_OPTS = { with_follow_counts = true }
@@ -145,7 +150,7 @@ function User:get(opts)
       self._get_desc = { method = "GET", path = user_path(id), idempotent = true }
       self._get_id = id
     end
-    return self.client:_request(self._get_desc)
+    return self.client.pipeline:send(self._get_desc)
   end
   opts = check.opts(opts, GET_OPTS, "user:get")
   return ops.get(self.client, self.id, opts.with_follow_counts)
@@ -177,7 +182,7 @@ end
 -- user:feed("timeline") -> the feed handle timeline:<this user's id>
 function User:feed(slug)
   check.self(self, User, "user:feed")
-  local feed = require("stream.feeds").handle(self.client, slug, self.id, "user:feed")
+  local feed = handles.feed(self.client, slug, self.id, "user:feed")
   return feed
 end
 
@@ -240,7 +245,7 @@ function Users:add_many(list, opts)
   if #list == 0 then
     return nil, errors.invalid("the list of users must not be empty", "users", info)
   end
-  local core = self.client._core
+  local pipe = self.client.pipeline
   local parts, fields, problems = {}, {}, {}
   for i = 1, #list do
     local u = list[i]
@@ -256,7 +261,7 @@ function Users:add_many(list, opts)
       check.data_arg(u.data, "users:add_many: " .. where, 2)
       err = check.id(id, "id")
       if not err then
-        local text, bad = user_json(core, id, u.data)
+        local text, bad = user_json(pipe, id, u.data)
         if text then parts[i] = text else err = bad end
       end
     end
@@ -275,10 +280,9 @@ function Users:add_many(list, opts)
     e.fields = fields
     return nil, e
   end
-  local body = '{"users":[' .. table.concat(parts, ",") .. '],"override":'
-      .. (opts.override and "true" or "false") .. '}'
+  local body = request.object("users", parts, "override", opts.override and "true" or "false")
   -- a batch may have been stored in part: never sent twice
-  return self.client:_request({ method = "POST", path = "users/", body = body, idempotent = false })
+  return pipe:send({ method = "POST", path = "users/", body = body, idempotent = false })
 end
 
 function Users:get_many(ids)
@@ -286,7 +290,7 @@ function Users:get_many(ids)
   local list = check.ids_arg(ids, "users:get_many")
   local q, err = ids_query(list, { method = "GET", path = "users/" })
   if not q then return nil, err end
-  return self.client:_request({ method = "GET", path = "users/", query = q, idempotent = true })
+  return self.client.pipeline:send({ method = "GET", path = "users/", query = q, idempotent = true })
 end
 
 function Users:delete_many(ids)
@@ -294,15 +298,14 @@ function Users:delete_many(ids)
   local list = check.ids_arg(ids, "users:delete_many")
   local q, err = ids_query(list, { method = "DELETE", path = "users/" })
   if not q then return nil, err end
-  return self.client:_request({ method = "DELETE", path = "users/", query = q, idempotent = true })
+  return self.client.pipeline:send({ method = "DELETE", path = "users/", query = q, idempotent = true })
 end
 
 users.ref = ops.ref
 
 -- The id a `user_id` argument names: a string as it is, a user handle's id;
 -- nil for anything else (the caller raises, naming its option).
-users.id_of = rules.user_of
-rules.set_user_handle(User)
+users.id_of = handles.user_of
 users.User = User
 users.Users = Users
 users.MAX_USER_BYTES = MAX_USER_BYTES

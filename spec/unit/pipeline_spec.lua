@@ -295,3 +295,122 @@ describe("user:get on one handle", function()
     assert.equal(3, #clock.sent)
   end)
 end)
+
+describe("the client's pipeline", function()
+  local function with_services(script, services)
+    local T, clock = fake(script)
+    local c = Client.new(core, {
+      api_key = "k", secret = "a-secret-for-the-unit-specs-0123", base_url = "http://h/api/v1.0/",
+      services = services, options = {}, epoch = function() return 1000 end,
+    }, T)
+    return c, clock
+  end
+
+  it("is a public field of the client, and client:_request sends through it", function()
+    local c, clock = client({ { status = 200 }, { status = 200 } })
+    assert.equal("stream.pipeline", tostring(c.pipeline))
+    assert(c.pipeline:send({ method = "GET", path = "a/", idempotent = true }))
+    assert(c:_request({ method = "GET", path = "b/", idempotent = true }))
+    assert.equal("http://h/api/v1.0/b/?api_key=key%20one", clock.sent[2].url)
+  end)
+
+  it("sends to the base URL of the description's service; api is the default", function()
+    local c, clock = with_services({ { status = 200 }, { status = 200 } },
+      { personalization = "http://p/personalization/v1.0/" })
+    assert(c.pipeline:send({ method = "GET", path = "a/", service = "personalization", idempotent = true }))
+    assert(c.pipeline:send({ method = "GET", path = "b/", service = "api", idempotent = true }))
+    assert.equal("http://p/personalization/v1.0/a/?api_key=k", clock.sent[1].url)
+    assert.equal("http://h/api/v1.0/b/?api_key=k", clock.sent[2].url)
+  end)
+
+  it("raises for an unknown service: a bug in an area", function()
+    local c, clock = client({})
+    assert.has_error(function() c.pipeline:send({ method = "GET", path = "a/", service = "nope" }) end,
+      "stream.request: unknown service 'nope'")
+    assert.equal(0, #clock.sent)
+  end)
+
+  it("gives the transport no header map for the common request", function()
+    local c, clock = client({ { status = 200 } })
+    assert(c.pipeline:send({ method = "POST", path = "a/", body = "{}" }))
+    assert.is_nil(clock.sent[1].headers)
+  end)
+
+  it("gives the transport the description's headers, and Content-Type for raw bytes", function()
+    local c, clock = client({ { status = 200 }, { status = 200 } })
+    assert(c.pipeline:send({ method = "POST", path = "a/", headers = { ["X-One"] = "1" }, body = "{}" }))
+    assert.same({ ["X-One"] = "1" }, clock.sent[1].headers)
+    local extra = { ["X-One"] = "1" }
+    assert(c.pipeline:send({ method = "POST", path = "files/", content_type = "image/png",
+      headers = extra, body = "\137PNG\r\n\0" }))
+    assert.same({ ["X-One"] = "1", ["Content-Type"] = "image/png" }, clock.sent[2].headers)
+    assert.equal("\137PNG\r\n\0", clock.sent[2].body)
+    assert.same({ ["X-One"] = "1" }, extra) -- the description's table is left as it was
+  end)
+
+  it("encodes a table body with the core's codec", function()
+    local c, clock = client({ { status = 200 } })
+    assert(c.pipeline:send({ method = "POST", path = "a/", body = { ids = { "x", "y" } } }))
+    assert.equal('{"ids":["x","y"]}', clock.sent[1].body)
+  end)
+
+  it("answers a table body JSON cannot hold with an invalid error naming the field, sending nothing", function()
+    local c, clock = client({})
+    local res, err = c.pipeline:send({ method = "POST", path = "a/", body = { data = { f = print } } })
+    assert.is_nil(res)
+    assert.equal("invalid", err.kind)
+    assert.matches("^data%.f: ", err.detail)
+    assert.is_table(err.fields.data)
+    assert.same({ "POST", "a/", false }, { err.method, err.path, err.sent })
+    assert.equal(0, #clock.sent)
+  end)
+
+  it("raises for a body it cannot send", function()
+    local c = client({})
+    assert.has_error(function() c.pipeline:send({ method = "POST", path = "a/", body = 1 }) end)
+    assert.has_error(function()
+      c.pipeline:send({ method = "POST", path = "a/", body = {}, content_type = "image/png" })
+    end)
+    assert.has_error(function() c.pipeline:send({ method = "POST", path = "a/", headers = "X: 1" }) end)
+  end)
+
+  it("raises once the client is closed", function()
+    local c = client({})
+    c:close()
+    assert.has_error(function() c.pipeline:send({ method = "GET", path = "user/a/" }) end,
+      "stream: GET user/a/ on a closed client")
+  end)
+
+  it("lends the areas the codec, the wall clock, the scrubber and signing", function()
+    local c = client({})
+    assert.equal('{"a":[1,2]}', c.pipeline:encode({ a = { 1, 2 } }))
+    assert.same({ a = 1 }, c.pipeline:decode('{"a":1}'))
+    assert.equal(1000, c.pipeline:epoch())
+    assert.equal("x [redacted] y", c.pipeline:scrub("x a-secret-for-the-unit-specs-0123 y"))
+    local payload = '{"resource":"*"}'
+    assert.equal(core.hs256("a-secret-for-the-unit-specs-0123", payload), c.pipeline:sign(payload, "f"))
+  end)
+
+  it("refuses to sign for a client that holds a token", function()
+    local T = fake({})
+    local token = core.hs256("s", '{"user_id":"alice"}')
+    local c = Client.new(core, { api_key = "k", token = token, claims = { user_id = "alice" },
+      base_url = "http://h/api/v1.0/", options = {} }, T)
+    assert.has_error(function() c.pipeline:sign("{}", "feed:token") end,
+      "feed:token needs the API secret; this client holds a user token")
+  end)
+end)
+
+describe("request.object", function()
+  it("joins members in the order given, lists as arrays, leaving nil members out", function()
+    assert.equal('{"id":"a","data":{"x":1},"users":["1","2"],"override":false}',
+      request.object("id", '"a"', "data", '{"x":1}', "skip", nil, "users", { '"1"', '"2"' },
+        "override", "false"))
+    assert.equal('{"list":[]}', request.object("list", {}))
+    assert.equal('{"b":"x"}', request.object("a", nil, "b", '"x"'))
+    assert.equal('{"a":"x"}', request.object("a", '"x"', "b", nil))
+    assert.equal('{"a":1,"b":2}', request.object("a", "1", "b", "2"))
+    assert.equal('{"a":1}', request.object("a", "1"))
+    assert.equal("{}", request.object())
+  end)
+end)
