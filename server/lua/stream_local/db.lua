@@ -110,6 +110,7 @@ function M.prepare_file()
       if lib.sqlite3_exec(db, u.probe, nil, nil, nil) ~= OK then exec_script(db, u.apply) end
     end
     exec_script(db, schema.INDEXES)
+    exec_script(db, schema.grouped_slugs_sql(config.feed_groups))
   end)
   lib.sqlite3_close_v2(db)
   if not ok then error(err, 0) end

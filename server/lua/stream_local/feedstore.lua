@@ -34,9 +34,10 @@
 --   * get(id): the stored activity (id, head, body, feed_id = one feed it was added to,
 --     "" for none, foreign_id, sk, time_us); homes(id): every feed it was added to;
 --     held_by(id, joined): whether a feed, named as token claims name it, holds it.
---   * items(feed_id), marks(feed_id), set_marks(feed_id, flag, list): what an aggregated
---     or notification read groups (every row of the feed with its arrival time and the
---     activity), and the read/seen marks of its groups (stream_local.groups).
+--   * marks(feed_id), set_marks(feed_id, flag, list): the read/seen marks of a
+--     notification feed's groups (stream_local.groups).
+--   * Every write ends with stream_local.groupstore.settle in its transaction, so the
+--     groups of aggregated and notification feeds follow each change of their rows.
 --   * follow/unfollow/followers/following/follow_count: follows rows; a follow copies
 --     the target's own newest activities (origin NULL there) with origin = the target; an
 --     unfollow without keep_history removes the copies that came from the target, but
@@ -53,11 +54,23 @@
 
 local db = require "stream_local.db"
 local clock = require "stream_local.clock"
+local groupstore = require "stream_local.groupstore"
 
 local concat = table.concat
 local ipairs = ipairs
 
 local M = {}
+
+-- write(fn, ...): fn in one write transaction, whose changes to feed rows regroup the
+-- aggregated and notification feeds they touch before it commits
+local function settled(fn, ...)
+  local a, b = fn(...)
+  groupstore.settle()
+  return a, b
+end
+local function write(fn, ...)
+  return db.write(settled, fn, ...)
+end
 
 local INSERT_ACTIVITY = [[INSERT OR REPLACE INTO activities (id, sk, feed_id, foreign_id, time_us, digest, head, body)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?)]]
@@ -165,13 +178,13 @@ end
 
 -- add(feed_id, list of prepared activities) -> list of stored { id, sk, head, body }
 function M.add(feed_id, list)
-  return db.write(add_tx, feed_id, list)
+  return write(add_tx, feed_id, list)
 end
 
 -- add_to_many(feed_ids, activity) -> stored: one activity delivered to every listed
 -- feed (and their followers), all in one transaction; each listed feed is a home of it
 function M.add_to_many(feed_ids, a)
-  return db.write(function()
+  return write(function()
     local stored
     for _, f in ipairs(feed_ids) do stored = add_tx(f, { a })[1] end
     return stored
@@ -207,14 +220,6 @@ function M.place(feed_id, id)
   return row and row[1]
 end
 
--- items(feed_id) -> rows { id, sk, added_us, origin, head, body, time_us }, newest
--- (by place) first: every activity of the feed
-function M.items(feed_id)
-  return db.rows([[SELECT a.id, fi.sk, fi.added_us, fi.origin, a.head, a.body, a.time_us
-    FROM feed_items fi JOIN activities a ON a.id = fi.activity_id WHERE fi.feed_id = ?
-    ORDER BY fi.time_us DESC, fi.sk DESC]], feed_id)
-end
-
 -- marks(feed_id) -> { [group] = { read = us | nil, seen = us | nil } }; group "" is the
 -- whole feed; nil: never marked
 function M.marks(feed_id)
@@ -234,7 +239,7 @@ local SET_MARK = {
     ON CONFLICT (feed_id, grp) DO UPDATE SET seen_us = max(coalesce(seen_us, 0), excluded.seen_us)]],
 }
 function M.set_marks(feed_id, flag, list)
-  return db.write(function()
+  return write(function()
     for _, m in ipairs(list) do db.exec(SET_MARK[flag], feed_id, m[1], m[2]) end
   end)
 end
@@ -255,7 +260,7 @@ end
 -- in no feed (feed_id ""): reads by id find it; an add of the same id later gives it
 -- the feed it is added to
 function M.insert_alone(a)
-  return db.write(function()
+  return write(function()
     db.exec(INSERT_ACTIVITY, a.id, a.sk, "", a.foreign_id or "", a.time_us, a.digest, a.head, a.body)
   end)
 end
@@ -263,7 +268,7 @@ end
 -- rewrite(id, head, body, digest): an activity's new stored body (an update); its id,
 -- sort key and deliveries stay, so every feed holding it shows the new body
 function M.rewrite(id, head, body, digest)
-  return db.write(function()
+  return write(function()
     db.exec("UPDATE activities SET head = ?, body = ?, digest = ? WHERE id = ?", head, body, digest, id)
   end)
 end
@@ -290,7 +295,7 @@ local function retarget_tx(home, a, added, removed)
 end
 
 function M.retarget(home, a, added, removed)
-  return db.write(retarget_tx, home, a, added, removed)
+  return write(retarget_tx, home, a, added, removed)
 end
 
 -- home_targets(id, feed_id) -> the `to` targets (sorted) of the activity's add into
@@ -355,18 +360,18 @@ end
 
 -- remove(feed_id, activity_id)
 function M.remove(feed_id, activity_id)
-  return db.write(remove_one, feed_id, activity_id)
+  return write(remove_one, feed_id, activity_id)
 end
 
 -- remove_all(activity_id): the activity from every feed it is in (a reaction's
 -- target_feeds activity when the reaction goes)
 function M.remove_all(activity_id)
-  return db.write(purge, activity_id)
+  return write(purge, activity_id)
 end
 
 -- remove_foreign(feed_id, foreign_id): every activity of the feed with that foreign id
 function M.remove_foreign(feed_id, foreign_id)
-  return db.write(function()
+  return write(function()
     local rows = db.rows([[SELECT a.id FROM feed_items fi JOIN activities a ON a.id = fi.activity_id
       WHERE fi.feed_id = ? AND a.foreign_id = ?]], feed_id, foreign_id)
     for _, r in ipairs(rows) do remove_one(feed_id, r[1]) end
@@ -397,7 +402,7 @@ local function follow_tx(feed_id, target_id, copy_limit)
 end
 
 function M.follow(feed_id, target_id, copy_limit)
-  return db.write(follow_tx, feed_id, target_id, copy_limit)
+  return write(follow_tx, feed_id, target_id, copy_limit)
 end
 
 -- unfollow: the copies that came from the target go, unless the feed still gets the
@@ -410,19 +415,19 @@ local function unfollow_tx(feed_id, target_id, keep_history)
 end
 
 function M.unfollow(feed_id, target_id, keep_history)
-  return db.write(unfollow_tx, feed_id, target_id, keep_history)
+  return write(unfollow_tx, feed_id, target_id, keep_history)
 end
 
 -- follow_many({ {source, target}, ... }, copy_limit) / unfollow_many({ {source, target,
 -- keep_history}, ... }): every pair in one transaction
 function M.follow_many(pairs, copy_limit)
-  return db.write(function()
+  return write(function()
     for _, p in ipairs(pairs) do follow_tx(p[1], p[2], copy_limit) end
   end)
 end
 
 function M.unfollow_many(pairs)
-  return db.write(function()
+  return write(function()
     for _, p in ipairs(pairs) do unfollow_tx(p[1], p[2], p[3]) end
   end)
 end

@@ -14,7 +14,9 @@
 --                time to the microsecond, then id), and `origin` (NULL in the
 --                feed it was added to and in `to` targets, the source feed id in copies
 --                made by following), `added_us` (when the activity arrived in that
---                feed: the times of aggregated and notification groups).
+--                feed: the times of aggregated and notification groups), and in
+--                aggregated and notification feeds `grp` (the row's group key under the
+--                feed group's format) and `actor` (its activity's actor, "" for none).
 --   direct       where each activity sits directly (origin NULL), and why: (activity_id,
 --                feed_id, home): `home` is a feed it was added to (feed_id = home for that
 --                feed's own row, a `to` target of that add otherwise). Every feed an
@@ -37,6 +39,16 @@
 --                a group is read (seen) while its mark is at least the arrival time of
 --                its newest arrival (NULL: never marked); group "" is the feed-wide
 --                mark of mark_read=true / mark_seen=true.
+--   feed_groups  one row per group of an aggregated or notification feed, kept at write
+--                time (stream_local.groupstore): (feed_id, grp), the newest activity (by
+--                place) and its sort key, its verb, activity and distinct actor counts,
+--                first and last arrival (µs); read newest update first.
+--   grouped_feeds  the format (with stream_local.groupstore's VERSION) a feed's `grp`
+--                keys and groups were made under; a feed without it, or with another,
+--                is regrouped whole before it is read or written.
+--   group_pending, group_dirty  filled by the triggers below inside a write, emptied
+--                by stream_local.groupstore.settle before it commits: rows to key again
+--                (arrived, moved, their activity rewritten) and groups that lost a row.
 --
 -- Sort key: `sk` is 15 hex digits of the 60-bit time inside the activity id, then its
 -- remaining 8 bytes in hex, so text order is (time, rest) order; ids themselves are
@@ -44,9 +56,11 @@
 -- only, so feeds order by (time_us, sk): activities added within one millisecond read
 -- back in time order.
 --
--- Aggregated and notification feeds are not stored apart: they are feed_items rows
--- like flat feeds, grouped at read time (stream_local.groups), so updates, removals and
--- unfollows change them with no extra bookkeeping; only their marks have a table.
+-- Aggregated and notification feeds are feed_items rows like flat feeds; their groups
+-- are kept beside them at write time (feed_groups), so a read costs its page. Triggers
+-- note every change of a feed's rows or of an activity's body or time, whichever write
+-- makes it (adds, fan-out, follows, removals, resettles, updates, target updates), and
+-- stream_local.groupstore settles them in the same transaction.
 
 local M = {}
 
@@ -79,6 +93,8 @@ CREATE TABLE IF NOT EXISTS feed_items (
   origin TEXT,
   added_us INTEGER NOT NULL DEFAULT 0,
   time_us INTEGER NOT NULL DEFAULT 0,
+  grp TEXT,
+  actor TEXT,
   PRIMARY KEY (feed_id, activity_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS feed_items_by_activity ON feed_items (activity_id);
@@ -135,6 +151,30 @@ CREATE TABLE IF NOT EXISTS group_marks (
   seen_us INTEGER,
   PRIMARY KEY (feed_id, grp)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS feed_groups (
+  feed_id TEXT NOT NULL,
+  grp TEXT NOT NULL,
+  newest_id TEXT NOT NULL,
+  newest_sk TEXT NOT NULL,
+  verb TEXT NOT NULL,
+  activity_count INTEGER NOT NULL,
+  actor_count INTEGER NOT NULL,
+  created_us INTEGER NOT NULL,
+  updated_us INTEGER NOT NULL,
+  PRIMARY KEY (feed_id, grp)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS feed_groups_by_place ON feed_groups (feed_id, updated_us, newest_sk, grp);
+CREATE TABLE IF NOT EXISTS grouped_feeds (feed_id TEXT PRIMARY KEY, state TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS group_pending (
+  feed_id TEXT NOT NULL,
+  activity_id TEXT NOT NULL,
+  PRIMARY KEY (feed_id, activity_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS group_dirty (
+  feed_id TEXT NOT NULL,
+  grp TEXT NOT NULL,
+  PRIMARY KEY (feed_id, grp)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '1');
 ]]
@@ -160,11 +200,64 @@ INSERT OR IGNORE INTO direct (activity_id, feed_id, home)
   SELECT fi.activity_id, fi.feed_id, a.feed_id FROM feed_items fi JOIN activities a ON a.id = fi.activity_id
   WHERE fi.origin IS NULL AND a.feed_id <> '';
 COMMIT;]] },
+  { probe = "SELECT grp, actor FROM feed_items LIMIT 0",
+    apply = [[ALTER TABLE feed_items ADD COLUMN grp TEXT;
+ALTER TABLE feed_items ADD COLUMN actor TEXT;]] },
 }
 
--- Indexes over columns an upgrade may have added: created after the upgrades ran.
+-- Indexes and triggers over columns an upgrade may have added: created after the
+-- upgrades ran. The triggers record what stream_local.groupstore.settle regroups, for
+-- the feeds of grouped (aggregated and notification) feed groups only: a flat feed's
+-- writes pay one lookup in grouped_slugs and no group index (its rows have no grp), which M.grouped_slugs_sql refills from the
+-- configuration at every start (the triggers are made anew each time, too).
 M.INDEXES = [[
 CREATE INDEX IF NOT EXISTS feed_items_by_place ON feed_items (feed_id, time_us, sk);
+DROP INDEX IF EXISTS feed_items_by_group;
+CREATE INDEX IF NOT EXISTS feed_items_in_group ON feed_items (feed_id, grp, time_us, sk, added_us, actor)
+  WHERE grp IS NOT NULL;
+CREATE TABLE IF NOT EXISTS grouped_slugs (slug TEXT PRIMARY KEY) WITHOUT ROWID;
+DROP TRIGGER IF EXISTS feed_items_arrive;
+DROP TRIGGER IF EXISTS feed_items_move;
+DROP TRIGGER IF EXISTS feed_items_leave;
+DROP TRIGGER IF EXISTS activities_stored;
+DROP TRIGGER IF EXISTS activities_changed;
+CREATE TRIGGER feed_items_arrive AFTER INSERT ON feed_items
+WHEN substr(new.feed_id, 1, instr(new.feed_id, ':') - 1) IN (SELECT slug FROM grouped_slugs) BEGIN
+  INSERT OR IGNORE INTO group_pending (feed_id, activity_id) VALUES (new.feed_id, new.activity_id);
+END;
+CREATE TRIGGER feed_items_move AFTER UPDATE OF time_us, sk, added_us ON feed_items
+WHEN substr(new.feed_id, 1, instr(new.feed_id, ':') - 1) IN (SELECT slug FROM grouped_slugs) BEGIN
+  INSERT OR IGNORE INTO group_pending (feed_id, activity_id) VALUES (new.feed_id, new.activity_id);
+END;
+CREATE TRIGGER feed_items_leave AFTER DELETE ON feed_items WHEN old.grp IS NOT NULL BEGIN
+  INSERT OR IGNORE INTO group_dirty (feed_id, grp) VALUES (old.feed_id, old.grp);
+END;
+CREATE TRIGGER activities_stored AFTER INSERT ON activities BEGIN
+  INSERT OR IGNORE INTO group_pending (feed_id, activity_id)
+    SELECT feed_id, activity_id FROM feed_items
+    WHERE activity_id = new.id AND substr(feed_id, 1, instr(feed_id, ':') - 1) IN (SELECT slug FROM grouped_slugs);
+END;
+CREATE TRIGGER activities_changed AFTER UPDATE OF head, body, time_us ON activities BEGIN
+  INSERT OR IGNORE INTO group_pending (feed_id, activity_id)
+    SELECT feed_id, activity_id FROM feed_items
+    WHERE activity_id = new.id AND substr(feed_id, 1, instr(feed_id, ':') - 1) IN (SELECT slug FROM grouped_slugs);
+END;
 ]]
+
+-- grouped_slugs_sql(feed_groups) -> the SQL that makes grouped_slugs hold exactly the
+-- feed groups (name -> type, stream_local.config) whose type is aggregated or
+-- notification
+function M.grouped_slugs_sql(feed_groups)
+  local names = {}
+  for name, kind in pairs(feed_groups) do
+    if kind == "aggregated" or kind == "notification" then
+      names[#names + 1] = "('" .. name:gsub("'", "''") .. "')"
+    end
+  end
+  table.sort(names)
+  local sql = "DELETE FROM grouped_slugs;"
+  if names[1] then sql = sql .. "INSERT INTO grouped_slugs (slug) VALUES " .. table.concat(names, ",") .. ";" end
+  return sql
+end
 
 return M
