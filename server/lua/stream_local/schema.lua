@@ -208,8 +208,9 @@ ALTER TABLE feed_items ADD COLUMN actor TEXT;]] },
 -- Indexes and triggers over columns an upgrade may have added: created after the
 -- upgrades ran. The triggers record what stream_local.groupstore.settle regroups, for
 -- the feeds of grouped (aggregated and notification) feed groups only: a flat feed's
--- writes pay one lookup in grouped_slugs and no group index (its rows have no grp), which M.grouped_slugs_sql refills from the
--- configuration at every start (the triggers are made anew each time, too).
+-- writes pay one lookup in grouped_slugs and no group index (their rows have no grp).
+-- M.grouped_slugs_sql refills grouped_slugs from the configuration at every start, and
+-- the triggers are made anew each time.
 M.INDEXES = [[
 CREATE INDEX IF NOT EXISTS feed_items_by_place ON feed_items (feed_id, time_us, sk);
 DROP INDEX IF EXISTS feed_items_by_group;
