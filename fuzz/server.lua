@@ -1,6 +1,8 @@
 -- fuzz/server.lua: hostile requests against the local server. Each request
 -- is a seed from fuzz/corpus/server/ (one per endpoint: users, feeds,
--- follows, activities, reactions, collections, updates, notification reads)
+-- follows, activities, reactions, collections, updates, notification reads,
+-- personalization, analytics, moderation; a target starting with "/" is a
+-- path outside /api/v1.0/)
 -- with its placeholders filled in and then mutated: path segments, query
 -- values, auth and other headers, the method, and the JSON body (values of
 -- other types, huge and deep values, removed and added keys, cut and
@@ -20,7 +22,8 @@
 -- stalled connection), its status is below 500, its body is JSON, and an
 -- error (4xx) is a Stream error body (detail, status_code equal to the
 -- status, code, exception), and so is a redirect (301 for a path without its
--- trailing slash). Every body the seeds write carries a marker
+-- trailing slash; a 302, the analytics redirect, names an http(s) location in
+-- its JSON body instead). Every body the seeds write carries a marker
 -- ("fz" in activities, reactions' data and entries, "up" in updates); after
 -- the run every activity in the seeded feeds and every reaction on the seeded
 -- activities is read back (with the real client), and each marker found must
@@ -64,6 +67,8 @@ local random = math.random
 local hs256 = stream.core.hs256
 local SERVER_TOKEN = hs256(API_SECRET, '{"resource":"*","action":"*","feed_id":"*"}')
 local USER_TOKEN = hs256(API_SECRET, '{"user_id":"fz-u0"}')
+-- the analytics redirect's token, a query value ({T} in a seed)
+local REDIRECT_TOKEN = hs256(API_SECRET, '{"resource":"redirect_and_track","action":"*","user_id":"*"}')
 
 ---------------------------------------------------------------- seeds
 
@@ -320,6 +325,7 @@ end
 local fill = {
   U = "fz-u0", U2 = "fz-u1", F = "fz-f0", F2 = "fz-f1", C = "c1",
   A = "0b0b0b0b-0000-4000-8000-000000000001", R = "0b0b0b0b-0000-4000-8000-000000000002",
+  T = REDIRECT_TOKEN,
 }
 local FEEDS = { "fz-f0", "fz-f1", "fz-f2" }
 local ACTIVITIES, REACTIONS = {}, {}
@@ -380,8 +386,9 @@ local function build(seed, marker, mutations)
     if line:lower():find("^content%-type") then has_type = true end
   end
   if body ~= "" and not has_type then headers[#headers + 1] = "Content-Type: application/json" end
-  return method, "/api/v1.0/" .. path:gsub("^/+", "") .. "?" .. table.concat(parts, "&"), headers,
-    body
+  -- a seed's target starting with "/" is a path of its own (/personalization/, /analytics/)
+  local full = seed.target:sub(1, 1) == "/" and "/" .. path:gsub("^/+", "") or "/api/v1.0/" .. path:gsub("^/+", "")
+  return method, full .. "?" .. table.concat(parts, "&"), headers, body
 end
 
 ---------------------------------------------------------------- checks
@@ -406,6 +413,13 @@ local function check_answer(res, method)
   if method == "HEAD" then return nil end
   local ok, doc = pcall(json.decode, res.body)
   if not ok then return "status " .. res.status .. " with a body that is not JSON: " .. res.body:sub(1, 120) end
+  if res.status == 302 then
+    -- the analytics redirect: a JSON body naming where it leads
+    if type(doc) ~= "table" or type(doc.location) ~= "string" or not doc.location:find("^[Hh][Tt][Tt][Pp][Ss]?://") then
+      return "302 without an http(s) location in its body: " .. res.body:sub(1, 160)
+    end
+    return nil
+  end
   if res.status >= 300 then
     if type(doc) ~= "table" or type(doc.detail) ~= "string" or doc.status_code ~= res.status
         or type(doc.code) ~= "number" or type(doc.exception) ~= "string" then

@@ -5,7 +5,8 @@
 --   local s = server.start({ faults = true, rate_limit = nil, workers = 2,
 --                            api_key = ..., api_secret = ...,
 --                            feed_groups = "user,timeline", db = path, memory = "64m",
---                            aggregation_formats = '{"agg":"{{ actor }}"}' })
+--                            aggregation_formats = '{"agg":"{{ actor }}"}',
+--                            personalization = '{"popular": [...]}' })
 --   -- feed_groups: the STREAM_LOCAL_FEED_GROUPS text ("user,notification:notification"),
 --   -- or a list of its items ({ "user", "timeline", "notification:notification" });
 --   -- unset, the server's default groups
@@ -103,6 +104,7 @@ function M.start(opts)
       "STREAM_LOCAL_AGGREGATION_FORMATS=" .. q(opts.aggregation_formats or ""),
       "STREAM_LOCAL_DB=" .. q(opts.db or ""),
       "STREAM_LOCAL_MEMORY=" .. q(opts.memory or ""),
+      "STREAM_LOCAL_PERSONALIZATION=" .. q(opts.personalization or ""),
     }
     local errf = os.tmpname()
     local cmd = "env " .. table.concat(env, " ") .. " " .. q(M.root .. "/server/start")

@@ -44,6 +44,9 @@ local AREAS = {
   "collections",
   "targets",
   "reactions",
+  "personalization",
+  "analytics",
+  "moderation",
 }
 
 -- A route, as data: a PCRE `pattern` over the raw path (no query) whose named captures
@@ -52,7 +55,9 @@ local AREAS = {
 -- claim must cover (stream_local.guards: path_feed, any_feed, named_feeds), which every
 -- route must have, so a route added later cannot forget it; `guards`, checks run once
 -- after authentication and before the handler (stream_local.guards); and `methods`,
--- METHOD -> handler. Slash-less forms of these paths get a redirect like the real service.
+-- METHOD -> handler; `token = false` for the few routes whose credential is not in the
+-- headers (the analytics redirect's JWT is a query value; the local test aids need the
+-- api_key only): their handler checks it. Slash-less forms of these paths get a redirect like the real service.
 -- A path two areas list (activities/: reads in feeds, full updates in updates) is one
 -- route with the methods of both, at the place of its first listing; both must name the
 -- same resource, feed_id rule and guards.
@@ -76,7 +81,7 @@ end
 local function same_scope(a, b)
   local ra = type(a.resource) == "table" and concat(a.resource, ",") or a.resource
   local rb = type(b.resource) == "table" and concat(b.resource, ",") or b.resource
-  return ra == rb and a.feed_id == b.feed_id and a.guards == b.guards
+  return ra == rb and a.feed_id == b.feed_id and a.guards == b.guards and a.token == b.token
 end
 
 -- assemble(areas) -> the route list: every area's routes in order, shared paths merged,
@@ -95,7 +100,7 @@ local function assemble(areas)
         end
       else
         seen = { pattern = r.pattern, resource = r.resource, feed_id = r.feed_id, guards = r.guards,
-          methods = {} }
+          token = r.token, methods = {} }
         for m, handler in pairs(r.methods) do seen.methods[m] = handler end
         by_pattern[r.pattern] = seen
         list[#list + 1] = seen
@@ -176,9 +181,10 @@ local function dispatch()
   end
 
   local principal, code, exception
-  local feed_id = r.feed_id(params)
-  principal, status, detail, code, exception = auth.authenticate(method, r.resource, feed_id)
-  if not principal then return reply.error(status, detail, nil, code, exception) end
+  if r.token ~= false then
+    principal, status, detail, code, exception = auth.authenticate(method, r.resource, r.feed_id(params))
+    if not principal then return reply.error(status, detail, nil, code, exception) end
+  end
 
   local ctx = { method = method, args = args, principal = principal, params = params,
     id = params.id, path = path, query = query }

@@ -14,6 +14,8 @@
 --       feed_id   "*" or the joined id of the route's feed ("useralice"); routes on no
 --                 one feed (users, reactions, collections, stats) need "*";
 --     an absent `action` or `feed_id` claim does not narrow the scope.
+--   * query_token(token, resource, action): the same checks for a JWT sent as a query
+--     value (the analytics redirect's `authorization`).
 --   * allowed(principal, id) says whether the principal may create/update/delete user id.
 --   * covers_feed(principal, feed_id): whether a feed-scoped server token reaches a feed
 --     named in a body (batch calls, activity updates).
@@ -137,6 +139,22 @@ function M.covers_feed(principal, feed_id)
   local scope = principal.feed_scope
   if scope == nil then return true end
   return type(feed_id) == "string" and (feed_id:gsub(":", "", 1)) == scope
+end
+
+-- query_token(token, resource, action) -> claims | nil, detail: a JWT handed over in a
+-- query value (the analytics redirect): verified like a header token, its `resource`
+-- claim `*` or the one named, its `action` claim absent, `*` or the one named
+function M.query_token(token, resource, action)
+  if type(token) ~= "string" or token == "" then return nil, "the authorization query value is missing" end
+  local claims, why = jwt.verify(token, config.api_secret, ngx.now())
+  if not claims then return nil, "invalid token: " .. why end
+  if not listed(claims:get("resource"), { resource }) then
+    return nil, "the token's resource claim does not cover this call (it needs resource " .. resource .. " or *)"
+  end
+  if not covers(claims:get("action"), action) then
+    return nil, "the token's action claim does not cover this call (it needs action " .. action .. " or *)"
+  end
+  return claims
 end
 
 -- allowed(principal, id): may this principal create/update/delete user `id`?

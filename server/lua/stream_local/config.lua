@@ -2,7 +2,8 @@
 --
 -- What it does: reads STREAM_API_KEY, STREAM_API_SECRET, STREAM_LOCAL_RATE_LIMIT,
 -- STREAM_LOCAL_FAULTS, STREAM_LOCAL_FEED_GROUPS, STREAM_LOCAL_AGGREGATION_FORMATS,
--- STREAM_LOCAL_DB, STREAM_LOCAL_MEMORY and STREAM_LOCAL_SQLITE (made visible to nginx
+-- STREAM_LOCAL_DB, STREAM_LOCAL_MEMORY, STREAM_LOCAL_SQLITE and
+-- STREAM_LOCAL_PERSONALIZATION (made visible to nginx
 -- workers by `env` directives in the generated nginx.conf) and exposes them with their
 -- defaults, plus the fixed limits of the server; feed_parts checks a feed id against the
 -- configured groups.
@@ -80,6 +81,25 @@ local function aggregation_formats(text)
   return out
 end
 M.aggregation_formats = aggregation_formats(env("STREAM_LOCAL_AGGREGATION_FORMATS", nil))
+
+-- Personalization (stream-feeds-api.md section 15): STREAM_LOCAL_PERSONALIZATION, a JSON
+-- object {"<name>": <canned answer>}; M.personalization maps each name to its answer's
+-- parsed tree (stream_local.json). A name is a resource of /personalization/v1.0/<name>/
+-- and an `endpoint` of the personalized feed. A value that is no JSON object stops the
+-- server at start, like a bad aggregation format.
+local function personalization(text)
+  local out = {}
+  if not text then return out end
+  local tree = json.parse(text)
+  if not tree or json.kind(tree) ~= "object" then
+    error('STREAM_LOCAL_PERSONALIZATION: must be a JSON object {"<name>": <canned answer>}', 0)
+  end
+  for _, name in ipairs(tree.keys) do out[name] = tree.values[name] end
+  return out
+end
+M.personalization = personalization(env("STREAM_LOCAL_PERSONALIZATION", nil))
+-- the app_id of personalization answers (the real service's is the app's number)
+M.app_id = 1
 
 -- feed_parts("user:alice") -> slug, id | nil, message | nil, nil, unconfigured_slug: a
 -- feed id from a body or a query (`to`, follow targets, target_feeds, stats), checked.

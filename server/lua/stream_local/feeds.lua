@@ -85,6 +85,7 @@ end
 -- the query parameters of paged reads and follow_many, as rules (stream_local.rules)
 local READ_PAGE = { { name = "limit", default = config.default_limit, min = 1, max = config.max_limit },
   rules.PAGE_OFFSET }
+M.READ_PAGE = READ_PAGE
 local FOLLOW_PAGE = { { name = "limit", default = config.default_follow_limit, min = 0,
   max = config.max_follow_limit }, rules.PAGE_OFFSET }
 local COPY_LIMIT = { { name = "activity_copy_limit", default = config.default_copy_limit, min = 0,
@@ -322,6 +323,22 @@ local function flat_bounds(ctx, errors)
   return bounds
 end
 
+-- page(ctx, feed_id, bounds, limit, offset, enriched) -> the activity texts of one page
+-- of a feed's rows, newest first (enriched with the request's flags when asked), and the
+-- id of the page's last activity when another page follows. Plain and enriched reads
+-- and the personalized feed (stream_local.personalization) all read through it.
+function M.page(ctx, feed_id, bounds, limit, offset, enriched)
+  local rows = feedstore.read(feed_id, bounds, limit + 1, offset)
+  local enricher = enriched and enrich.new(ctx)
+  local out = {}
+  for i = 1, math.min(#rows, limit) do
+    local r = rows[i]
+    local text = feedstore.activity_json(r[2], r[3], r[4] and json.quote(r[4]) or "null")
+    out[i] = enricher and enricher:activity(text) or text
+  end
+  return out, #rows > limit and rows[limit][1] or nil
+end
+
 local function read_forbidden(ctx)
   return forbidden("user " .. ctx.principal.user_id .. " may not read the feed " .. ctx.feed_id)
 end
@@ -342,18 +359,11 @@ function M.read(ctx)
   local bounds = flat_bounds(ctx, errors)
   if errors[1] then return invalid(errors) end
   if not may_read(ctx.principal, slug, uid) then return read_forbidden(ctx) end
-  local rows = feedstore.read(feed_id, bounds, limit + 1, offset)
-  local enricher = ctx.params.enrich and enrich.new(ctx)
-  local out = {}
-  for i = 1, math.min(#rows, limit) do
-    local r = rows[i]
-    local text = feedstore.activity_json(r[2], r[3], r[4] and json.quote(r[4]) or "null")
-    out[i] = enricher and enricher:activity(text) or text
-  end
+  local out, last_id = M.page(ctx, feed_id, bounds, limit, offset, ctx.params.enrich)
   local next_url = ""
-  if #rows > limit then
+  if last_id then
     next_url = "/api/v1.0/" .. (ctx.params.enrich and "enrich/" or "") .. "feed/" .. slug .. "/" .. uid .. "/?"
-      .. next_query(ctx, rows[limit][1], limit)
+      .. next_query(ctx, last_id, limit)
   end
   return reply.send(200, '{"results":[' .. concat(out, ",") .. '],"next":' .. json.quote(next_url) .. "}")
 end

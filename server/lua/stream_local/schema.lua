@@ -46,6 +46,13 @@
 --   grouped_feeds  the format (with stream_local.groupstore's VERSION) a feed's `grp`
 --                keys and groups were made under; a feed without it, or with another,
 --                is regrouped whole before it is read or written.
+--   analytics_events  every analytics event received (stream_local.analyticsstore), in
+--                arrival order (`seq`): its kind (engagement, impression, redirect), the
+--                user it names (NULL for none), when it arrived (µs) and the event as
+--                compact JSON text, so every worker sees every event.
+--   moderation_flags  one row per flag (stream_local.moderationstore): a random UUID, the
+--                reporting user, entity type and id, reason and custom (JSON text or
+--                NULL) and created µs.
 --   group_pending, group_dirty  filled by the triggers below inside a write, emptied
 --                by stream_local.groupstore.settle before it commits: rows to key again
 --                (arrived, moved, their activity rewritten) and groups that lost a row.
@@ -175,6 +182,22 @@ CREATE TABLE IF NOT EXISTS group_dirty (
   grp TEXT NOT NULL,
   PRIMARY KEY (feed_id, grp)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS analytics_events (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  kind TEXT NOT NULL,
+  user_id TEXT,
+  received_us INTEGER NOT NULL,
+  event TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS moderation_flags (
+  flag_id TEXT PRIMARY KEY,
+  user_id TEXT NOT NULL,
+  entity_type TEXT NOT NULL,
+  entity_id TEXT NOT NULL,
+  reason TEXT,
+  custom TEXT,
+  created_us INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '1');
 ]]
