@@ -9,7 +9,8 @@ description = {
   summary = "Client for Stream's Activity Feeds API (users, feeds, reactions), with a C core",
   detailed = [[
     require "stream": users, feeds with follows and enriched reads, reactions,
-    collections, notification feeds and activity updates.
+    collections, notification feeds, activity updates, personalization,
+    analytics and moderation.
     Exact JSON, HS256 signing and libcurl transfers with connection reuse
     live in the C core (stream.core); the API, validation and errors in Lua.
   ]],
@@ -33,6 +34,9 @@ build = {
     ["stream.check"] = "lua/stream/check.lua",
     ["stream.client"] = "lua/stream/client.lua",
     ["stream.collections"] = "lua/stream/collections.lua",
+    ["stream.personalization"] = "lua/stream/personalization.lua",
+    ["stream.analytics"] = "lua/stream/analytics.lua",
+    ["stream.moderation"] = "lua/stream/moderation.lua",
     ["stream.config"] = "lua/stream/config.lua",
     ["stream.errors"] = "lua/stream/errors.lua",
     ["stream.feeds"] = "lua/stream/feeds.lua",

@@ -8,7 +8,8 @@
 -- object, so dumping a client (pairs, inspect, tostring) shows no secret.
 -- Every error text from outside is scrubbed of the secret and the tokens
 -- before it reaches the caller. The endpoints themselves are in users.lua,
--- feeds.lua, activities.lua, reactions.lua and collections.lua; option and
+-- feeds.lua, activities.lua, reactions.lua, collections.lua,
+-- personalization.lua, analytics.lua and moderation.lua; option and
 -- environment parsing in config.lua.
 
 local errors = require "stream.errors"
@@ -22,6 +23,9 @@ local activities = require "stream.activities"
 local reactions = require "stream.reactions"
 local collections = require "stream.collections"
 local batch = require "stream.batch"
+local personalization = require "stream.personalization"
+local analytics = require "stream.analytics"
+local moderation = require "stream.moderation"
 
 local Client = {}
 Client.__index = Client
@@ -104,6 +108,26 @@ local function transport_settings(o, auth)
   }
 end
 
+-- What the pipeline signs with the secret (nil for a token client): any
+-- payload (`sign`, feed:token), and the tokens of the services (`scoped`),
+-- each signed once per client and payload, then kept in the private table
+-- and scrubbed like the client's own token.
+local function signers(core, p)
+  if not p.secret then return nil, nil end
+  local function sign(payload) return core.hs256(p.secret, payload) end
+  p.scoped = {}
+  local function scoped(payload)
+    local t = p.scoped[payload]
+    if not t then
+      t = sign(payload)
+      p.scoped[payload] = t
+      p.hidden[#p.hidden + 1] = t
+    end
+    return t
+  end
+  return sign, scoped
+end
+
 -- settings (from stream.connect, already checked): api_key, secret or
 -- token (+ claims), app_id, base_url, options; optionally services (more
 -- base URLs by name); for the unit specs also epoch (a wall clock) and
@@ -134,18 +158,22 @@ function Client.new(core, settings, transport_mod)
   local o = config.resolve(settings.options or {})
   self._transport = transport_mod.new(core, transport_settings(o, auth))
   self._sched = scheduler.new(self._transport)
+  local sign, scoped = signers(core, p)
   self.pipeline = request.new({
     core = core, sched = self._sched, transport = self._transport, settings = o,
     services = services_of(settings),
     key_query = "?api_key=" .. check.escape(settings.api_key),
     scrub = function(text) return self:_scrub(text) end,
     epoch = settings.epoch or os.time, random = settings.random or math.random,
-    sign = p.secret and function(payload) return core.hs256(p.secret, payload) end,
+    sign = sign, scoped = scoped,
     holds = self.auth_mode:gsub("_", " "),
   })
   self.users = users.collection(self)
   self.reactions = reactions.collection(self)
   self.collections = collections.new(self)
+  self.personalization = personalization.new(self)
+  self.analytics = analytics.new(self)
+  self.moderation = moderation.new(self)
   if settings.claims and type(settings.claims.user_id) == "string" then
     self.user_id = settings.claims.user_id
     self.current_user = users.handle(self, settings.claims.user_id)
@@ -228,6 +256,23 @@ function Client:unfollow_many(list)
   check.self(self, Client, "client:unfollow_many")
   check_open(self, "client:unfollow_many")
   local res, err = batch.unfollow_many(self, list)
+  return res, err
+end
+
+-- client:personalized_feed({feed_slug =, user_id =, endpoint =, ranking =,
+-- limit =, offset =, enrich =, reactions =}); personalization.lua
+function Client:personalized_feed(opts)
+  check.self(self, Client, "client:personalized_feed")
+  check_open(self, "client:personalized_feed")
+  local res, err = personalization.feed(self, opts)
+  return res, err
+end
+
+-- client:flag_user(target_id, {user_id =, reason =}); moderation.lua
+function Client:flag_user(target, opts)
+  check.self(self, Client, "client:flag_user")
+  check_open(self, "client:flag_user")
+  local res, err = moderation.flag_user(self, target, opts)
   return res, err
 end
 

@@ -125,6 +125,28 @@ function config.base_url(opts, level)
   return scheme .. "://" .. hostport .. path
 end
 
+-- The base URLs of the services besides the API (stream-feeds-api.md
+-- sections 15 and 16), from the options and the API's base URL (what
+-- config.base_url gave): without base_url, "<service>.stream-io-api.com"
+-- ("<location>-<service>..." with a location); with one, the same scheme,
+-- host and port. `redirect` is where analytics' tracking links point
+-- (".../analytics/redirect/", as the official clients write them).
+local SERVICES = { "personalization", "analytics" }
+
+function config.services(opts, api_base)
+  local root = api_base:match("^(https?://[^/]+)")
+  local out = {}
+  for _, name in ipairs(SERVICES) do
+    local host = root
+    if opts.base_url == nil then
+      host = "https://" .. (opts.location and (opts.location .. "-") or "") .. name .. ".stream-io-api.com"
+    end
+    out[name] = host .. "/" .. name .. "/v1.0/"
+  end
+  out.redirect = out.analytics:gsub("v1%.0/$", "")
+  return out
+end
+
 local function url_unescape(s)
   return (s:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
 end

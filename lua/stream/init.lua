@@ -120,6 +120,7 @@ function stream.connect(api_key, credential, app_id, opts)
     base_url = config.base_url(opts, 2),
     options = opts,
   }
+  settings.services = config.services(opts, settings.base_url)
   local claims = config.token_payload(core, credential)
   if claims and not user_of(claims) and not feed_scope_of(claims) then
     -- every call of such a client would be refused with 403

@@ -40,7 +40,8 @@
 -- signer): it reads no field of the client. Besides `send` it lends the
 -- areas the core's JSON codec (`encode`, `decode`), the wall clock
 -- (`epoch`), the scrubber (`scrub`) and HS256 with the client's secret
--- (`sign`, for tokens an area hands out).
+-- (`sign`, for tokens an area hands out; `scoped`, for the tokens of the
+-- other services, signed once), and `url` (a description's full URL).
 
 local errors = require "stream.errors"
 local retry = require "stream.retry"
@@ -303,6 +304,24 @@ function Pipeline:sign(payload, fname)
   return self._sign(payload)
 end
 
+-- The token of a service scope (`payload`, JSON claims), signed with the
+-- API secret once per client and kept for every later call; raises at the
+-- caller of the area method `fname` when the client holds a token instead
+-- (`level` as error() counts it from the function that calls scoped; 2,
+-- its caller, by default).
+function Pipeline:scoped(payload, fname, level)
+  if not self._scoped then
+    error(fname .. " needs the API secret; this client holds a " .. self._holds, (level or 2) + 1)
+  end
+  return self._scoped(payload)
+end
+
+-- The full URL of a description, as send would build it (for a link the
+-- caller follows elsewhere: analytics' tracking links); sends nothing.
+function Pipeline:url(desc)
+  return request.url(check_desc(self._services, desc), self._key_query, desc)
+end
+
 -- After this every send raises (the client is closed).
 function Pipeline:close()
   self._closed = true
@@ -313,13 +332,14 @@ function Pipeline.__tostring()
 end
 
 -- request.new{core =, sched =, transport =, settings =, services =,
---   key_query =, scrub =, epoch =, random =, sign =, holds =}: core gives
+--   key_query =, scrub =, epoch =, random =, sign =, scoped =, holds =}: core gives
 -- the codec, transport the clock (now), sched sends and sleeps; settings are
 -- the resolved options (timeout, total_timeout, retries, max_retry_wait);
 -- services maps a service name to its base URL ("api" is required);
 -- key_query is "?api_key=..." escaped; scrub cleans text from outside;
--- sign(payload) signs with the secret (nil for a token client, whose kind
--- `holds` names in the raise).
+-- sign(payload) signs with the secret, scoped(payload) too but once per
+-- payload (both nil for a token client, whose kind `holds` names in the
+-- raise).
 function request.new(o)
   if type(o.services) ~= "table" or type(o.services.api) ~= "string" then
     error("stream.request: services must map \"api\" to a base URL", 2)
@@ -330,7 +350,7 @@ function request.new(o)
     _core = o.core, _sched = o.sched, _clock = o.transport, _settings = o.settings,
     _services = services, _key_query = o.key_query, _scrub = o.scrub,
     _epoch = o.epoch or os.time, _random = o.random or math.random,
-    _sign = o.sign, _holds = o.holds or "token", _closed = false,
+    _sign = o.sign, _scoped = o.scoped, _holds = o.holds or "token", _closed = false,
   }, Pipeline)
 end
 

@@ -7,7 +7,8 @@
 -- would. The chunk keeps the README's line numbers (every other line is blank), so an
 -- error names the README line that failed. The samples see `api_key`, `api_secret` and
 -- `app_id` (the local server's credentials) as globals, as the quick start assumes; what
--- they print is kept and shown when they fail.
+-- they print is kept and shown when they fail. The server answers the personalization
+-- resource the README's sample reads (STREAM_LOCAL_PERSONALIZATION).
 local server = require "helpers.server"
 
 local blocks_of = require "helpers.readme"
@@ -17,7 +18,8 @@ local README = server.root .. "/README.md"
 describe("README.md", function()
   local s
   setup(function()
-    s = server.start({})
+    -- the personalization sample's resource, as a reader's local server would have it
+    s = server.start({ personalization = '{"follow_recommendations":[{"foreign_id":"user:bob"}]}' })
   end)
   teardown(function()
     if s then s:stop() end
