@@ -42,7 +42,8 @@ BUSTED_SCRIPT ?= $(firstword $(shell command -v busted) /usr/bin/busted)
 BUSTED  ?= $(LUA) $(BUSTED_SCRIPT) --ignore-lua --cpath='$(BUILD)/?.so'
 DEB_PACKAGES := gcc libc6-dev lua5.4 liblua5.4-dev libcurl4-openssl-dev libssl-dev pkg-config \
                 lua-cjson lua-busted lua-socket nginx-light libnginx-mod-http-lua \
-                curl openssl valgrind luajit2 libluajit2-5.1-dev libsqlite3-0
+                curl openssl valgrind luajit2 libluajit2-5.1-dev libsqlite3-0 \
+                libvips42 libgumbo1
 # luajit2 is the OpenResty flavour of LuaJIT, the one Debian's
 # lua-nginx-module links (the plain luajit packages conflict with it); the
 # OpenResty specs load a core built for it inside nginx.
