@@ -47,6 +47,8 @@ local AREAS = {
   "personalization",
   "analytics",
   "moderation",
+  "og",
+  "files",
 }
 
 -- A route, as data: a PCRE `pattern` over the raw path (no query) whose named captures

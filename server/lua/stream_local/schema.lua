@@ -53,6 +53,10 @@
 --   moderation_flags  one row per flag (stream_local.moderationstore): a random UUID, the
 --                reporting user, entity type and id, reason and custom (JSON text or
 --                NULL) and created µs.
+--   files        one row per uploaded file or image (stream_local.filestore): a random
+--                UUID (also the name of its bytes on disk), the owner (the token's user,
+--                NULL for server tokens), the file name, content type, size in bytes and
+--                whether it is an image (uploaded through images/ or made from one).
 --   group_pending, group_dirty  filled by the triggers below inside a write, emptied
 --                by stream_local.groupstore.settle before it commits: rows to key again
 --                (arrived, moved, their activity rewritten) and groups that lost a row.
@@ -198,6 +202,15 @@ CREATE TABLE IF NOT EXISTS moderation_flags (
   custom TEXT,
   created_us INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS files (
+  id TEXT PRIMARY KEY,
+  owner TEXT,
+  name TEXT NOT NULL,
+  content_type TEXT NOT NULL,
+  size INTEGER NOT NULL,
+  image INTEGER NOT NULL,
+  created_us INTEGER NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '1');
 ]]
