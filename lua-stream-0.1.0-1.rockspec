@@ -10,7 +10,7 @@ description = {
   detailed = [[
     require "stream": users, feeds with follows and enriched reads, reactions,
     collections, notification feeds, activity updates, personalization,
-    analytics and moderation.
+    analytics, moderation, files and images, and open graph.
     Exact JSON, HS256 signing and libcurl transfers with connection reuse
     live in the C core (stream.core); the API, validation and errors in Lua.
   ]],
@@ -37,6 +37,8 @@ build = {
     ["stream.personalization"] = "lua/stream/personalization.lua",
     ["stream.analytics"] = "lua/stream/analytics.lua",
     ["stream.moderation"] = "lua/stream/moderation.lua",
+    ["stream.files"] = "lua/stream/files.lua",
+    ["stream.og"] = "lua/stream/og.lua",
     ["stream.config"] = "lua/stream/config.lua",
     ["stream.errors"] = "lua/stream/errors.lua",
     ["stream.feeds"] = "lua/stream/feeds.lua",

@@ -13,6 +13,8 @@
  *                        body_headers={"Content-Type: ...", ...}}
  *   res, err = http:request(method, url [, body [, timeout [, once [, headers]]]])
  *   req = http:submit(method, url [, body [, timeout [, once [, headers]]]])  -- returns at once
+ *       body: a string, or {prefix, path, size, suffix} (a file streamed
+ *       from disk between two strings; see "Files" below)
  *   running = http:perform(wait_seconds)  -- drives transfers, waits at most that long
  *   running, n = http:perform(wait_seconds, done)  -- also puts the submitted
  *       requests that finished since the last such call in done[1..n]
@@ -20,6 +22,7 @@
  *   http:timeout()  -> seconds until perform should be called again, or nil
  *   http:stats()    -> {requests=, connects=, in_flight=, closed=}
  *   http:close()    -- also __gc and __close; idempotent
+ *   found = core.file_contains(path, needle)  -- nil, message when unreadable
  *
  * The values the client resolved (timeouts, the response cap) are required
  * options: the defaults and ranges live in the Lua layer (config.lua), not
@@ -65,6 +68,19 @@
  * the transfer (CURLE_SEND_FAIL_REWIND, sent = true) instead of sending the
  * body a second time.
  *
+ * Files: a body {prefix, path, size, suffix} sends prefix, then `size`
+ * bytes of the file at `path` read through a FILE* this file opens, then
+ * suffix, with Content-Length their sum; only the two strings are copied
+ * (into the request's `upload` buffer), the file is read as libcurl asks
+ * for it, so a file of any size costs one libcurl buffer of memory. The
+ * FILE* belongs to the request and is closed when its transfer ends, the
+ * client closes or the request is collected. A file that cannot be opened
+ * fails the call before anything is sent: nil, {kind = "invalid", reason =
+ * "file", sent = false} (from submit too, which then returns no request).
+ * A file that ends before `size` bytes stops the transfer (reason
+ * "transfer"). Such a body has a seek callback (libcurl rewinds it to send
+ * it again on a fresh connection) only when it is not `once`.
+ *
  * Deliberately not here: URLs, auth, retries, JSON, scheduling of
  * coroutines (all Lua). Redirects are never followed (a redirected POST
  * loses its body); the 3xx comes back as a response for Lua to judge.
@@ -72,6 +88,7 @@
  * callbacks only append to C buffers owned by the request userdata, and Lua
  * values are built after the transfer has finished.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,6 +108,7 @@
 /* Failures of the answer itself (request_t.refused). */
 #define REFUSED_LIMIT 1         /* over max_response_bytes or max_header_bytes */
 #define REFUSED_MALFORMED 2     /* not HTTP as it must be */
+#define REFUSED_FILE 3          /* a streamed file ended before its size */
 
 typedef struct {
     char *data;
@@ -106,6 +124,7 @@ typedef struct request_s request_t;
 #define ST_READ 4               /* a `once` body's read callback */
 #define ST_CUSTOM 8             /* CURLOPT_CUSTOMREQUEST */
 #define ST_OWN_HEADERS 16       /* CURLOPT_HTTPHEADER is the request's own list */
+#define ST_SEEK 32              /* CURLOPT_SEEKFUNCTION (a file body that may be re-sent) */
 
 /* One easy handle, configured once when made (the options every request
  * shares) and pooled with what its last request left set, so the next one
@@ -122,7 +141,11 @@ struct request_s {
     http_t *http;               /* NULL once finished or detached */
     easy_t *easy;               /* NULL unless in flight */
     membuf body, head;
-    membuf upload;              /* a `once` body, read by on_read */
+    membuf upload;              /* a body read by on_read: a `once` one, or a file's prefix and suffix */
+    size_t upload_split;        /* upload[0, split) goes before the file, the rest after it */
+    FILE *file;                 /* a streamed file body's, or NULL */
+    curl_off_t file_size, file_left;
+    int reader;                 /* the body goes through on_read */
     struct curl_slist *headers; /* the request's own header list, or NULL */
     int own_headers;            /* sent with `headers` (even when empty), not the shared lists */
     size_t upload_pos;
@@ -169,6 +192,10 @@ typedef struct {
     size_t blen;
     long timeout_ms;
     int once;                   /* the body must never be sent twice */
+    int parts;                  /* body is {prefix, path, size, suffix} */
+    const char *suffix, *path;  /* with parts; body is the prefix, blen its length */
+    size_t slen;
+    curl_off_t fsize, total;    /* the file's bytes to send; the whole body's length */
     int headers;                /* stack index of the call's own header list, or 0 */
 } call_t;
 
@@ -326,18 +353,55 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
     return membuf_add(&r->head, p, bytes) ? bytes : 0;
 }
 
-/* Hands out a `once` body; there is deliberately no seek callback. */
-static size_t on_read(char *p, size_t size, size_t n, void *ud)
+/* Copies up to `room` bytes of upload[pos, end) out. */
+static size_t upload_copy(request_t *r, char *p, size_t room, size_t end)
 {
-    request_t *r = ((easy_t *)ud)->req;
-    size_t left, bytes;
-    if (r == NULL)
-        return CURL_READFUNC_ABORT;
-    left = r->upload.len - r->upload_pos;
-    bytes = size * n < left ? size * n : left;
+    size_t left = end - r->upload_pos;
+    size_t bytes = room < left ? room : left;
+    if (bytes == 0)
+        return 0;
     memcpy(p, r->upload.data + r->upload_pos, bytes);
     r->upload_pos += bytes;
     return bytes;
+}
+
+/* Hands out a body read through the request: the upload buffer's part
+ * before the file, the file, the rest. A `once` body has no seek callback,
+ * so libcurl cannot send it twice. */
+static size_t on_read(char *p, size_t size, size_t n, void *ud)
+{
+    request_t *r = ((easy_t *)ud)->req;
+    size_t room = size * n, bytes;
+    if (r == NULL)
+        return CURL_READFUNC_ABORT;
+    if (r->upload_pos < r->upload_split)
+        return upload_copy(r, p, room, r->upload_split);
+    if (r->file_left > 0) {
+        if ((curl_off_t)room > r->file_left)
+            room = (size_t)r->file_left;
+        bytes = fread(p, 1, room, r->file);
+        if (bytes == 0) {
+            refuse(r, REFUSED_FILE, "the file to upload ended before its size (changed while sent?)");
+            return CURL_READFUNC_ABORT;
+        }
+        r->file_left -= (curl_off_t)bytes;
+        return bytes;
+    }
+    return upload_copy(r, p, room, r->upload.len);
+}
+
+/* Rewinds a file body that may be sent again (not `once`): libcurl asks
+ * for offset 0 before it re-sends on a fresh connection. */
+static int on_seek(void *ud, curl_off_t offset, int origin)
+{
+    request_t *r = ((easy_t *)ud)->req;
+    if (r == NULL || origin != SEEK_SET || offset != 0)
+        return CURL_SEEKFUNC_CANTSEEK;
+    if (r->file != NULL && fseek(r->file, 0L, SEEK_SET) != 0)
+        return CURL_SEEKFUNC_FAIL;
+    r->upload_pos = 0;
+    r->file_left = r->file_size;
+    return CURL_SEEKFUNC_OK;
 }
 
 /* ---------------------------------------------------------------- helpers */
@@ -447,6 +511,9 @@ static void request_release(request_t *r)
     curl_slist_free_all(r->headers);
     r->headers = NULL;
     r->own_headers = 0;
+    if (r->file != NULL)
+        fclose(r->file);
+    r->file = NULL;
 }
 
 /* Whether any byte of the request was written (libcurl counts the bytes of
@@ -527,6 +594,33 @@ static void collect(lua_State *L, int http_idx, http_t *h)
 
 /* --------------------------------------------------------------- requests */
 
+/* A string element of the parts table at index 4, left on the stack (so
+ * it stays reachable while the call uses it). */
+static const char *part_string(lua_State *L, int i, size_t *len)
+{
+    lua_rawgeti(L, 4, i);
+    if (lua_type(L, -1) != LUA_TSTRING)
+        luaL_error(L, "stream.http: body parts must be {prefix, path, size, suffix}");
+    return lua_tolstring(L, -1, len);
+}
+
+/* A body {prefix, path, size, suffix} (the stack must be set to 7). */
+static void read_parts(lua_State *L, call_t *c)
+{
+    size_t plen;
+    lua_Number size;
+    c->body = part_string(L, 1, &c->blen);
+    c->path = part_string(L, 2, &plen);
+    c->suffix = part_string(L, 4, &c->slen);
+    lua_rawgeti(L, 4, 3);
+    size = lua_tonumber(L, -1);
+    if (!lua_isnumber(L, -1) || size < 0 || size != (lua_Number)(curl_off_t)size
+        || strlen(c->path) != plen)
+        luaL_error(L, "stream.http: body parts must be {prefix, path, size, suffix}");
+    lua_pop(L, 1);
+    c->fsize = (curl_off_t)size;
+}
+
 /* Method, URL, body, timeout, once and the own header list from the stack (2..7). */
 static void read_call(lua_State *L, http_t *h, call_t *c)
 {
@@ -534,7 +628,12 @@ static void read_call(lua_State *L, http_t *h, call_t *c)
     c->method = luaL_checkstring(L, 2);
     c->url = luaL_checkstring(L, 3);
     c->blen = 0;
-    c->body = luaL_optlstring(L, 4, NULL, &c->blen);
+    c->parts = lua_istable(L, 4);
+    if (c->parts)
+        read_parts(L, c);
+    else
+        c->body = luaL_optlstring(L, 4, NULL, &c->blen);
+    c->total = (curl_off_t)c->blen;
     tmo = luaL_optnumber(L, 5, 0);
     c->timeout_ms = tmo > 0 ? seconds_ms(tmo) : h->timeout_ms;
     c->once = lua_toboolean(L, 6);
@@ -617,6 +716,23 @@ static int set_header_list(http_t *h, request_t *r, easy_t *ez, int st, int body
     return st;
 }
 
+/* A seek callback for a file body that may be sent again, none otherwise.
+ * The new state. */
+static int set_seek(easy_t *ez, int st, int seek)
+{
+    if (seek && !(st & ST_SEEK)) {
+        curl_easy_setopt(ez->e, CURLOPT_SEEKFUNCTION, on_seek);
+        curl_easy_setopt(ez->e, CURLOPT_SEEKDATA, ez);
+        return st | ST_SEEK;
+    }
+    if (!seek && (st & ST_SEEK)) {
+        curl_easy_setopt(ez->e, CURLOPT_SEEKFUNCTION, (curl_seek_callback)NULL);
+        curl_easy_setopt(ez->e, CURLOPT_SEEKDATA, (void *)NULL);
+        return st & ~ST_SEEK;
+    }
+    return st;
+}
+
 /* Sets what one transfer needs beyond easy_new's options, and undoes what
  * the handle's previous request set that this one must not carry: after
  * this, the handle is configured as a fresh one given the same call. */
@@ -641,11 +757,11 @@ static void configure(http_t *h, request_t *r, easy_t *ez, const call_t *c)
             st &= ~(ST_POSTFIELDS | ST_READ);
         }
         curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);   /* after POSTFIELDS, which means POST */
-    } else if (c->once && r->upload.data != NULL) {
+    } else if (r->reader) {
         if (st & ST_POSTFIELDS)
             curl_easy_setopt(e, CURLOPT_POSTFIELDS, (char *)NULL);
         curl_easy_setopt(e, CURLOPT_POST, 1L);
-        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)c->blen);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, c->total);
         if (!(st & ST_READ)) {
             curl_easy_setopt(e, CURLOPT_READFUNCTION, on_read);
             curl_easy_setopt(e, CURLOPT_READDATA, ez);
@@ -660,6 +776,7 @@ static void configure(http_t *h, request_t *r, easy_t *ez, const call_t *c)
         curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, c->body);
         st = (st & ~ST_READ) | ST_POSTFIELDS;
     }
+    st = set_seek(ez, st, c->parts && !c->once);
     if (strcmp(c->method, "GET") == 0) {
         if (st & ST_CUSTOM)
             curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, (char *)NULL);
@@ -680,6 +797,48 @@ static request_t *new_request(lua_State *L)
     return r;
 }
 
+/* The bytes on_read hands out from memory (a `once` body, or a file's
+ * prefix and suffix); 0 when out of memory. */
+static int fill_upload(request_t *r, const call_t *c)
+{
+    r->upload_pos = 0;
+    r->upload.len = 0;
+    r->reader = c->parts || (c->body != NULL && c->once && c->blen > 0);
+    if (!r->reader)
+        return 1;
+    if (c->blen > 0 && !membuf_add(&r->upload, c->body, c->blen))
+        return 0;
+    r->upload_split = r->upload.len;
+    if (c->parts && c->slen > 0 && !membuf_add(&r->upload, c->suffix, c->slen))
+        return 0;
+    r->file_size = r->file_left = c->parts ? c->fsize : 0;
+    return 1;
+}
+
+/* Opens a parts body's file into the request (which closes it whatever
+ * happens next); 1, or 0 with nil, failure pushed. */
+static int open_file(lua_State *L, request_t *r, call_t *c)
+{
+    if (!c->parts)
+        return 1;
+    r->file = fopen(c->path, "rb");
+    if (r->file == NULL) {
+        lua_pushnil(L);
+        lua_createtable(L, 0, 4);
+        lua_pushfstring(L, "cannot open the file to upload: %s", strerror(errno));
+        lua_setfield(L, -2, "message");
+        lua_pushliteral(L, "invalid");
+        lua_setfield(L, -2, "kind");
+        lua_pushliteral(L, "file");
+        lua_setfield(L, -2, "reason");
+        lua_pushboolean(L, 0);
+        lua_setfield(L, -2, "sent");
+        return 0;
+    }
+    c->total = (curl_off_t)c->blen + c->fsize + (curl_off_t)c->slen;
+    return 1;
+}
+
 /* The one way a transfer starts, for request and submit: pushes the
  * request userdata, anchored in the http userdata at index 1. */
 static void start_call(lua_State *L, http_t *h, request_t *r, const call_t *c)
@@ -693,7 +852,7 @@ static void start_call(lua_State *L, http_t *h, request_t *r, const call_t *c)
     r->http = h;
     r->max_bytes = (size_t)h->max_response;
     r->max_head = h->max_header;
-    if (c->body != NULL && c->once && c->blen > 0 && !membuf_add(&r->upload, c->body, c->blen)) {
+    if (!fill_upload(r, c)) {
         request_release(r);
         luaL_error(L, "stream.http: out of memory");
     }
@@ -709,11 +868,14 @@ static void start_call(lua_State *L, http_t *h, request_t *r, const call_t *c)
     r->done = 0;
 }
 
-static request_t *submit_call(lua_State *L, http_t *h, const call_t *c)
+/* The request userdata (pushed), or NULL with nil, failure pushed. */
+static request_t *submit_call(lua_State *L, http_t *h, call_t *c)
 {
     request_t *r = new_request(L);
     int ridx = lua_gettop(L);
     own_headers(L, r, c);
+    if (!open_file(L, r, c))
+        return NULL;
     start_call(L, h, r, c);
     anchor(L, 1, r, ridx);
     return r;
@@ -833,6 +995,9 @@ static int push_failure(lua_State *L, request_t *r)
         /* libcurl refuses a single header line over its own cap as "out of memory" */
         lua_pushfstring(L, "answer's headers larger than max_header_bytes (%d)", (int)r->max_head);
         reason = "limit";
+    } else if (r->refused == REFUSED_FILE) {
+        lua_pushstring(L, r->why);
+        reason = "transfer";
     } else if (r->refused == REFUSED_MALFORMED || malformed_result(r)) {
         if (r->refused)
             lua_pushstring(L, r->why);
@@ -882,6 +1047,10 @@ static int l_http_request(lua_State *L)
     read_call(L, h, &c);
     r = blocking_slot(h);
     own_headers(L, r, &c);
+    if (!open_file(L, r, &c)) {
+        request_release(r);
+        return 2;
+    }
     start_call(L, h, r, &c);
     while (!r->done && h->multi != NULL) {
         drive(L, 1, h, BLOCKING_POLL_MS);
@@ -903,10 +1072,14 @@ static int l_http_request(lua_State *L)
 static int l_http_submit(lua_State *L)
 {
     http_t *h = check_http(L, 1);
+    request_t *r;
     call_t c;
     lua_settop(L, 7);
     read_call(L, h, &c);
-    submit_call(L, h, &c)->listed = 1;
+    r = submit_call(L, h, &c);
+    if (r == NULL)
+        return 2;
+    r->listed = 1;
     return 1;
 }
 
@@ -1143,6 +1316,63 @@ static int l_http_new(lua_State *L)
     return 1;
 }
 
+/* ------------------------------------------------------------ file scan */
+
+/* Bytes read at a time by core.file_contains (plus the needle's length, kept
+ * from the end of the previous read so no occurrence is missed at a seam). */
+#define SCAN_BYTES 16384
+#define SCAN_NEEDLE_MAX 256
+
+/* Whether `needle` occurs in buf[0, n). */
+static int has_bytes(const char *buf, size_t n, const char *needle, size_t k)
+{
+    size_t i;
+    for (i = 0; i + k <= n; i++) {
+        if (buf[i] == needle[0] && memcmp(buf + i, needle, k) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* core.file_contains(path, needle): whether the file holds the bytes (a
+ * multipart boundary that must not occur in a streamed upload), read
+ * through a fixed buffer, so a file of any size costs no memory; nil,
+ * message when it cannot be read. The FILE* never outlives the call (no
+ * Lua call can raise while it is open). */
+static int l_file_contains(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    size_t k, keep = 0, got;
+    const char *needle = luaL_checklstring(L, 2, &k);
+    char buf[SCAN_BYTES + SCAN_NEEDLE_MAX];
+    int found = 0, failed;
+    FILE *f;
+    luaL_argcheck(L, k > 0 && k <= SCAN_NEEDLE_MAX, 2, "1 to 256 bytes");
+    f = fopen(path, "rb");
+    if (f == NULL) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "%s: %s", path, strerror(errno));
+        return 2;
+    }
+    while (!found && (got = fread(buf + keep, 1, SCAN_BYTES, f)) > 0) {
+        found = has_bytes(buf, keep + got, needle, k);
+        keep += got;
+        if (keep > k - 1) {
+            memmove(buf, buf + keep - (k - 1), k - 1);
+            keep = k - 1;
+        }
+    }
+    failed = ferror(f);
+    fclose(f);
+    if (failed && !found) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "%s: read error", path);
+        return 2;
+    }
+    lua_pushboolean(L, found);
+    return 1;
+}
+
 /* ------------------------------------------------------- request methods */
 
 static int l_request_done(lua_State *L)
@@ -1223,6 +1453,8 @@ void stream_http_open(lua_State *L)
     lua_pop(L, 1);
     lua_pushcfunction(L, l_http_new);
     lua_setfield(L, -2, "http_new");
+    lua_pushcfunction(L, l_file_contains);
+    lua_setfield(L, -2, "file_contains");
     {
         /* curl_version_info, not curl_version: the latter initialises
          * LDAP/SASL, which never frees what it allocates. */

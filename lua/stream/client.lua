@@ -9,7 +9,7 @@
 -- Every error text from outside is scrubbed of the secret and the tokens
 -- before it reaches the caller. The endpoints themselves are in users.lua,
 -- feeds.lua, activities.lua, reactions.lua, collections.lua,
--- personalization.lua, analytics.lua and moderation.lua; option and
+-- personalization.lua, analytics.lua, moderation.lua, files.lua and og.lua; option and
 -- environment parsing in config.lua.
 
 local errors = require "stream.errors"
@@ -26,6 +26,8 @@ local batch = require "stream.batch"
 local personalization = require "stream.personalization"
 local analytics = require "stream.analytics"
 local moderation = require "stream.moderation"
+local files = require "stream.files"
+local og = require "stream.og"
 
 local Client = {}
 Client.__index = Client
@@ -174,6 +176,8 @@ function Client.new(core, settings, transport_mod)
   self.personalization = personalization.new(self)
   self.analytics = analytics.new(self)
   self.moderation = moderation.new(self)
+  self.files = files.new(self, "files")
+  self.images = files.new(self, "images")
   if settings.claims and type(settings.claims.user_id) == "string" then
     self.user_id = settings.claims.user_id
     self.current_user = users.handle(self, settings.claims.user_id)
@@ -273,6 +277,14 @@ function Client:flag_user(target, opts)
   check.self(self, Client, "client:flag_user")
   check_open(self, "client:flag_user")
   local res, err = moderation.flag_user(self, target, opts)
+  return res, err
+end
+
+-- client:og(url): the Open Graph data of a page; og.lua
+function Client:og(url)
+  check.self(self, Client, "client:og")
+  check_open(self, "client:og")
+  local res, err = og.scrape(self, url, "client:og")
   return res, err
 end
 

@@ -16,6 +16,10 @@
 --                                    -- request.object/array); or, with content_type,
 --                                    -- raw bytes (a string); or nil
 --     content_type = "image/png",    -- the body is raw bytes of this type
+--     body_parts = {prefix, {path =, size =}, suffix},
+--                                    -- instead of body (with content_type): a
+--                                    -- file streamed from disk between two
+--                                    -- strings (the transport contract, curl.lua)
 --     headers = { ["X-A"] = "v" },   -- extra request headers, or nil
 --     idempotent = true }            -- may it be sent again after it may
 --                                    -- have reached the server?
@@ -38,7 +42,8 @@
 -- The pipeline gets everything it uses when it is built (codec, scheduler,
 -- clock, settings, base URLs, api_key, scrubber, wall clock, random source,
 -- signer): it reads no field of the client. Besides `send` it lends the
--- areas the core's JSON codec (`encode`, `decode`), the wall clock
+-- areas the core's JSON codec (`encode`, `decode`), its file scan
+-- (`file_contains`, for upload boundaries), the wall clock
 -- (`epoch`), the scrubber (`scrub`) and HS256 with the client's secret
 -- (`sign`, for tokens an area hands out; `scoped`, for the tokens of the
 -- other services, signed once), and `url` (a description's full URL).
@@ -193,6 +198,17 @@ local function headers_of(desc)
   return out
 end
 
+-- A description's body_parts, checked; raises when malformed.
+local function parts_of(desc)
+  local p = desc.body_parts
+  if desc.body ~= nil or desc.content_type == nil or type(p) ~= "table" or type(p[1]) ~= "string"
+    or type(p[2]) ~= "table" or type(p[2].path) ~= "string" or type(p[2].size) ~= "number"
+    or type(p[3]) ~= "string" then
+    error("stream.request: body_parts must be {prefix, {path =, size =}, suffix}, with content_type and no body", 4)
+  end
+  return p
+end
+
 ---------------------------------------------------------------- sending
 
 -- What errors.lua needs to build an error of this request: its method and
@@ -246,6 +262,7 @@ function Pipeline:send(desc)
     idempotent = desc.idempotent == true,
   }
   if headers then req.headers = headers end
+  if desc.body_parts ~= nil then req.body_parts = parts_of(desc) end
   local s, clock = self._settings, self._clock
   local deadline = s.total_timeout and (clock:now() + s.total_timeout)
   local ctx -- made at the first failure: the common path allocates nothing more
@@ -277,6 +294,12 @@ function Pipeline:encode(value, field)
     return '"' .. value .. '"'
   end
   return self._core.json_encode(value, field)
+end
+
+-- Whether the file at `path` holds the bytes `needle` (the core reads it
+-- through a fixed buffer): true | false | nil, message when unreadable.
+function Pipeline:file_contains(path, needle)
+  return self._core.file_contains(path, needle)
 end
 
 -- The core's decoder: the value, or nil, message.

@@ -300,6 +300,48 @@ describe("secrets", function()
   end)
 end)
 
+describe("secrets in what a program can reach", function()
+  -- every string reachable from the client through fields (tables walked with next,
+  -- keys and values, nested): neither the secret nor any JWT (the signed server token,
+  -- a service token, a user token) may be among them
+  local function strings_of(root)
+    local out, seen = {}, {}
+    local function walk(v)
+      if type(v) == "string" then out[#out + 1] = v
+      elseif type(v) == "table" and not seen[v] then
+        seen[v] = true
+        for k, x in next, v do walk(k); walk(x) end
+      end
+    end
+    walk(root)
+    return out
+  end
+
+  it("finds no secret or token in any field of the client, its pipeline or its transport", function()
+    local s = server.start({})
+    local good = H.server_client(s)
+    assert(good:user("x"):get_or_create({}))
+    local token = assert(good:create_user_token(H.uid("tok")))
+    for _, c in ipairs({
+      stream.connect(s.api_key, s.api_secret, "1", { base_url = s.base_url }),
+      stream.connect(s.api_key, token, "1", { base_url = s.base_url }),
+    }) do
+      -- a call, and one with headers of its own (a service token), are made first
+      assert(c:user("x"):get())
+      if c.auth_mode == "server" then
+        c.analytics:track_impressions({ { content_list = { "post:1" }, user_data = "x" } })
+      end
+      for _, text in ipairs(strings_of(c)) do
+        assert.is_nil(text:find(s.api_secret, 1, true), "the secret is in a field")
+        assert.is_nil(text:find(token, 1, true), "the user token is in a field")
+        assert.is_nil(text:find("eyJ[%w_-]+%.eyJ[%w_-]+%."), "a JWT is in a field: " .. text:sub(1, 60))
+      end
+      c:close()
+    end
+    good:close(); s:stop()
+  end)
+end)
+
 describe("secrets in the feed, reaction, collection and update areas", function()
   it("never appear in their errors, paging refusals or the tostring of their handles", function()
     local s = server.start({ faults = true })

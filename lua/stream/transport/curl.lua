@@ -10,7 +10,7 @@
 --       proxy, headers = {Name = value} (every request), body_headers =
 --       {Name = value} (requests with a body)
 --   t:request(req)  req = {method =, url =, body =, timeout =, idempotent =,
---                          headers =}
+--                          headers =, body_parts =}
 --       -> {status =, body =, headers = {lower-cased name = value}}
 --       |  nil, {kind =, message =, sent =, reason =}
 --          kind: "transport", "timeout" or "invalid" (refused before any I/O);
@@ -18,13 +18,24 @@
 --          reason: "connect", "limit" (answer over max_response_bytes or
 --          its headers over max_header_bytes), "malformed" (an answer
 --          that breaks HTTP: status, Content-Length, framing), "closed",
---          "header" (req.headers refused: kind "invalid"), "phase" (ngx
---          only), "transfer"
+--          "header" (req.headers refused: kind "invalid"), "file"
+--          (body_parts' file cannot be opened: kind "invalid"), "phase"
+--          (ngx only), "transfer"
 --       `timeout` bounds the attempt from its start to the answer's last
 --       byte, however slowly the bytes come; a POST or PUT without a body
 --       carries "Content-Length: 0" (as every official client sends it).
 --       `body` is any bytes (NUL included), sent as they are with their
 --       Content-Length.
+--       `body_parts` (instead of `body`): {prefix, {path =, size =}, suffix},
+--       a body streamed from disk: the prefix string, then `size` bytes of
+--       the file at `path`, then the suffix string, with Content-Length
+--       their sum. The file is read a piece at a time while it is sent
+--       (never whole in memory). A file that cannot be opened fails the
+--       request before any I/O (kind "invalid", reason "file", sent =
+--       false); one that ends before `size` bytes fails it as a
+--       "transfer" (sent = true). A request with body_parts and
+--       idempotent ~= true is never re-sent by the transport once a byte
+--       of its body went out.
 --       `headers` (nil, or a map name -> string value): this request's own
 --       headers, sent besides settings.headers (and body_headers when it
 --       has a body); one whose name one of those carries, in any case,
@@ -74,6 +85,13 @@ local function field_line(name, value)
   return name .. ": " .. value
 end
 
+-- The fixed header lines of each transport, for merging a request's own
+-- headers. They carry the Authorization token, so they live here, in a
+-- table private to this module, never in a field of the transport (which
+-- a caller can reach from the client): as in client.lua, no secret is
+-- visible in anything a program can dump.
+local fixed_of = setmetatable({}, { __mode = "k" })
+
 function M.new(core, settings)
   local lines = header_lines(settings.headers, "headers")
   local body_lines = header_lines(settings.body_headers, "body_headers")
@@ -94,7 +112,9 @@ function M.new(core, settings)
     headers = lines,
     body_headers = body_lines,
   })
-  return setmetatable({ http = http, core = core, _fixed = fixed, _fixed_body = fixed_body }, M)
+  local self = setmetatable({ http = http, core = core }, M)
+  fixed_of[self] = { plain = fixed, body = fixed_body }
+  return self
 end
 
 -- Methods whose request has a body by definition: without one, libcurl
@@ -108,13 +128,22 @@ local function own_lines(self, headers, body)
   if not fields then
     return nil, { kind = "invalid", message = problem, sent = false, reason = "header" }
   end
-  return http1.merge_lines(body and self._fixed_body or self._fixed, fields, field_line)
+  local fixed = fixed_of[self]
+  return http1.merge_lines(body and fixed.body or fixed.plain, fields, field_line)
+end
+
+-- The body as the C core takes it: a string, or a file streamed between
+-- two strings as {prefix, path, size, suffix} (csrc/http.c, "Files").
+local function body_of(req)
+  local parts = req.body_parts
+  if parts == nil then return req.body or EMPTY_BODY[req.method] end
+  return { parts[1], parts[2].path, parts[2].size, parts[3] }
 end
 
 -- A body that must not be sent twice (req.idempotent false) goes to
 -- libcurl in a way it cannot re-send by itself (see csrc/http.c, `once`).
 function M:request(req)
-  local body = req.body or EMPTY_BODY[req.method]
+  local body = body_of(req)
   if req.headers == nil then
     return self.http:request(req.method, req.url, body, req.timeout, not req.idempotent)
   end
@@ -138,15 +167,19 @@ function Refused:result()
 end
 
 function M:submit(req)
-  local body = req.body or EMPTY_BODY[req.method]
+  local body = body_of(req)
+  local h, failure
   if req.headers == nil then
-    return self.http:submit(req.method, req.url, body, req.timeout, not req.idempotent)
+    h, failure = self.http:submit(req.method, req.url, body, req.timeout, not req.idempotent)
+  else
+    local lines
+    lines, failure = own_lines(self, req.headers, body)
+    if lines then
+      h, failure = self.http:submit(req.method, req.url, body, req.timeout, not req.idempotent, lines)
+    end
   end
-  local lines, failure = own_lines(self, req.headers, body)
-  if lines then
-    return self.http:submit(req.method, req.url, body, req.timeout, not req.idempotent, lines)
-  end
-  local h = setmetatable({ failure = failure }, Refused)
+  if h then return h end
+  h = setmetatable({ failure = failure }, Refused)
   local refused = self._refused or {}
   refused[#refused + 1] = h
   self._refused = refused

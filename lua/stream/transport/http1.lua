@@ -27,6 +27,7 @@ local MAX_HEADER_LINES = 200
 local MAX_CHUNK_HEX = 8        -- chunk sizes up to 4 GiB - 1
 local MAX_CHUNK_LINE = 1024    -- a chunk-size line with its extensions
 local READ_BYTES = 65536       -- the most one receiveany asks for
+local FILE_CHUNK = 65536       -- a streamed file is read and sent this much at a time
 local NO_BODY_METHOD = { GET = true, HEAD = true, DELETE = true, OPTIONS = true }
 
 -- A failure after the request was (at least partly) written.
@@ -52,13 +53,15 @@ function http1.has_body(method, body)
 end
 
 -- The request as text. head: the header lines of every request; head_body:
--- those for requests with a body; extra: lines for this one (proxy auth).
-function http1.request_text(method, target, host_header, head, head_body, body, extra)
+-- those for requests with a body; extra: lines for this one (proxy auth);
+-- length: the Content-Length when more follows the text than `body` (a
+-- streamed file and its suffix, see send_stream), else #body.
+function http1.request_text(method, target, host_header, head, head_body, body, extra, length)
   local lines = { method, " ", target, " HTTP/1.1\r\nHost: ", host_header, "\r\n", extra or "" }
   if body == nil and http1.has_body(method, body) then body = "" end
   if body then
     lines[#lines + 1] = head_body
-    lines[#lines + 1] = "Content-Length: " .. #body .. "\r\n\r\n"
+    lines[#lines + 1] = "Content-Length: " .. (length or #body) .. "\r\n\r\n"
     lines[#lines + 1] = body
   else
     lines[#lines + 1] = head
@@ -369,6 +372,32 @@ function http1.read_body(rd, method, status, headers, max)
   return body, true
 end
 
+-- Sends the rest of a streamed body after the request text: stream.size
+-- bytes of stream.file from its start, FILE_CHUNK at a time (the deadline
+-- checked before each), then stream.suffix. true | nil, failure.
+function http1.send_stream(sock, stream, left)
+  local f, rest = stream.file, stream.size
+  if not f:seek("set", 0) then return fail("transport", "cannot read the file to upload") end
+  while rest > 0 do
+    local piece = f:read(rest < FILE_CHUNK and rest or FILE_CHUNK)
+    if not piece then
+      return fail("transport", "the file to upload ended before its size (changed while sent?)")
+    end
+    if not left() then return fail("timeout", "timed out sending the request") end
+    local ok, err = sock:send(piece)
+    if not ok then
+      return fail(err == "timeout" and "timeout" or "transport", "sending the request failed: " .. tostring(err))
+    end
+    rest = rest - #piece
+  end
+  if not left() then return fail("timeout", "timed out sending the request") end
+  local ok, err = sock:send(stream.suffix)
+  if not ok then
+    return fail(err == "timeout" and "timeout" or "transport", "sending the request failed: " .. tostring(err))
+  end
+  return true
+end
+
 -- One exchange on an open connection. limits: max_response_bytes and
 -- max_header_bytes; left: see the top of this file.
 --   {status =, body =, headers =}, keepalive
@@ -376,7 +405,8 @@ end
 --     (so it never arrived), "silent" when not a byte came back after it
 --     was; whether that means a stale pooled connection, and whether to
 --     send again, is the caller's to decide.
-function http1.exchange(sock, method, request, max, left, max_head)
+-- stream: a body streamed from a file after `request` (send_stream), or nil.
+function http1.exchange(sock, method, request, max, left, max_head, stream)
   if not left() then
     return nil, { kind = "timeout", message = "timed out before sending", sent = false, reason = "connect" }
   end
@@ -385,6 +415,10 @@ function http1.exchange(sock, method, request, max, left, max_head)
     local _, f = fail(err == "timeout" and "timeout" or "transport",
       "sending the request failed: " .. tostring(err))
     return nil, f, err ~= "timeout" and "unsent" or nil
+  end
+  if stream then
+    local sent, f = http1.send_stream(sock, stream, left)
+    if not sent then return nil, f end
   end
   local rd = http1.reader(sock, left, max_head)
   local status, version, headers = http1.read_head(rd)

@@ -42,6 +42,10 @@
 -- - an http:// proxy (absolute-form requests; CONNECT for https targets);
 -- - a request's own headers (req.headers) in its text, each replacing a
 --   fixed header of the same name (http1.lua's header rules, as curl's).
+-- - a body streamed from a file (req.body_parts): the file is opened
+--   before any I/O (one that cannot be is kind "invalid", reason "file")
+--   and read and sent 64 KiB at a time after the request text
+--   (http1.send_stream), so it is never whole in memory.
 --
 -- What it deliberately does not do: gzip (no Accept-Encoding is sent),
 -- HTTP/2, redirects, per-client CA files, SOCKS proxies. It refuses to run
@@ -195,6 +199,9 @@ local warned_ca = {}
 -- max_header_bytes (config.lua's default when not given, as in the curl
 -- transport), ca_file, verify, proxy, max_connections, headers and
 -- body_headers (maps).
+-- Each transport's header text and lines (see M.new), by transport.
+local heads_of = setmetatable({}, { __mode = "k" })
+
 function M.new(core, settings)
   if type(ngx) ~= "table" or type(ngx.get_phase) ~= "function" then
     error("stream.ngx: the ngx transport runs only inside nginx (lua-nginx-module)", 2)
@@ -217,11 +224,13 @@ function M.new(core, settings)
   self._origins, self._norigins = {}, 0
   local head, lines = http1.header_text(settings.headers, "headers")
   local body_head, body_lines = http1.header_text(settings.body_headers, "body_headers")
-  self._head, self._head_body = head, head .. body_head
-  -- the same lines by name, for requests with headers of their own
-  self._fixed = http1.named_lines(lines)
+  -- the header text, and the same lines by name for requests with headers of
+  -- their own: they carry the Authorization token, so they are kept in
+  -- heads_of (private to this module), never in a field of the transport
+  local fixed = http1.named_lines(lines)
   for i = 1, #body_lines do lines[#lines + 1] = body_lines[i] end
-  self._fixed_body = http1.named_lines(lines)
+  heads_of[self] = { head = head, head_body = head .. body_head, fixed = fixed,
+    fixed_body = http1.named_lines(lines) }
   if settings.proxy then self._proxy = parse_proxy(settings.proxy) end
   if settings.ca_file and not warned_ca[settings.ca_file] then
     warned_ca[settings.ca_file] = true
@@ -409,21 +418,23 @@ end
 -- with req.headers, the one of them this request uses with its headers
 -- merged in (http1.merge_lines) | nil, problem.
 local function request_head(self, req)
-  if req.headers == nil then return self._head, self._head_body end
+  local h = heads_of[self]
+  if req.headers == nil then return h.head, h.head_body end
   local fields, problem = http1.header_fields(req.headers)
   if not fields then return nil, problem end
   if http1.has_body(req.method, req.body) then
-    return "", table.concat(http1.merge_lines(self._fixed_body, fields, field_line))
+    return "", table.concat(http1.merge_lines(h.fixed_body, fields, field_line))
   end
-  return table.concat(http1.merge_lines(self._fixed, fields, field_line)), ""
+  return table.concat(http1.merge_lines(h.fixed, fields, field_line)), ""
 end
 
 -- The whole request: connection, exchange, keep-alive. Never raises for
 -- run-time problems.
-local function perform_request(self, req)
+local function perform_request(self, req, stream)
   local problem = phase_problem()
   if problem then return unsent("invalid", problem, "phase") end
   local method, url, body = req.method, req.url, req.body
+  if stream then body = stream.prefix end
   local head, head_body = request_head(self, req)
   if not head then return unsent("invalid", head_body, "header") end
   local scheme, host, port, host_header, target, pool = parse_request_url(self, url)
@@ -433,7 +444,8 @@ local function perform_request(self, req)
   local p = self._proxy
   local via_proxy = p and scheme == "http"
   local request = http1.request_text(method, via_proxy and (scheme .. "://" .. host_header .. target) or target,
-    host_header, head, head_body, body, via_proxy and p.auth or nil)
+    host_header, head, head_body, body, via_proxy and p.auth or nil,
+    stream and (#stream.prefix + stream.size + #stream.suffix))
   if not acquire(self, deadline) then
     return unsent("timeout", "timed out waiting for one of max_connections (" .. self._max_connections .. ")")
   end
@@ -446,7 +458,7 @@ local function perform_request(self, req)
       return nil, reused
     end
     local res, extra, how = http1.exchange(sock, method, request, self._max_response,
-      time_left(self, sock, deadline), self._max_header)
+      time_left(self, sock, deadline), self._max_header, stream)
     if res then
       if not (extra and sock:setkeepalive()) then sock:close() end
       release(self)
@@ -466,6 +478,21 @@ local function perform_request(self, req)
   end
 end
 
+-- perform_request, with a body streamed from a file (req.body_parts,
+-- the contract in transport/curl.lua) opened first and closed after: a
+-- file that cannot be opened fails before any I/O.
+local function perform(self, req)
+  local parts = req.body_parts
+  if parts == nil then return perform_request(self, req) end
+  local f, msg = io.open(parts[2].path, "rb")
+  if not f then return unsent("invalid", "cannot open the file to upload: " .. tostring(msg), "file") end
+  local stream = { file = f, size = parts[2].size, prefix = parts[1], suffix = parts[3] }
+  local ok, res, err = pcall(perform_request, self, req, stream)
+  f:close()
+  if not ok then error(res, 0) end
+  return res, err
+end
+
 -- What a request that was in flight when the client closed ends with. Its
 -- exchange could not be cut short (only the thread reading a cosocket may
 -- close it), so it ran to its end; `sent` says whether it may have reached
@@ -480,7 +507,7 @@ end
 function M:request(req)
   check_open(self)
   self._in_flight = self._in_flight + 1
-  local ok, res, err = pcall(perform_request, self, req)
+  local ok, res, err = pcall(perform, self, req)
   self._in_flight = self._in_flight - 1
   if not ok then error(res, 0) end
   if self._closed then return closed_meanwhile(res, err) end
@@ -575,7 +602,7 @@ function M:submit(req)
   if semaphore and not self._signal then self._signal = semaphore.new(0) end
   self._in_flight = self._in_flight + 1
   local function run()
-    local r = pack(pcall(perform_request, self, req))
+    local r = pack(pcall(perform, self, req))
     if r[1] and self._closed then
       h.res = pack(closed_meanwhile(r[2], r[3]))
     elseif r[1] then
