@@ -3,6 +3,7 @@
 -- result lands in both players' feeds with one call, reads show Alice's
 -- current profile, Bob reacts and Alice's notification bell rings, a score is
 -- corrected in place, Bob's game client reads with a read-only feed token,
+-- Alice's avatar is uploaded and resized, a shared link shows its preview,
 -- and once Alice is deleted the timeline still reads, with a missing
 -- reference where she was. `make demo` runs it against
 -- the local server; with STREAM_API_KEY / STREAM_API_SECRET (or STREAM_URL)
@@ -29,9 +30,11 @@ local function show_timeline(title)
     reactions = { recent = true, counts = true } }) do
     assert(activity, err)
     local level = activity.object
-    local what = stream.is_missing(level) and level.reference or level.data.name
+    local what = type(level) == "string" and level
+      or stream.is_missing(level) and level.reference or level.data.name
     local line = string.format("  %-22s %s %s (%d points)", name_of(activity.actor), activity.verb,
       what, activity.points)
+    if activity.link then line = line .. string.format("  [link preview: %s]", activity.link.title) end
     local counts = activity.reaction_counts
     if next(counts) then
       line = line .. string.format("  likes: %d, comments: %d", counts.like or 0, counts.comment or 0)
@@ -50,6 +53,19 @@ assert(alice:create({ name = "Alice", level = 7 }))
 assert(bob:create({ name = "Bob", level = 2 }))
 assert(bob:feed("timeline"):follow(alice:feed("user")))
 
+-- Alice's avatar: uploaded, resized to a 32x32 thumbnail and kept in her profile.
+local avatar
+do
+  local png = ("89504e470d0a1a0a0000000d494844520000001000000010080200000090916836000000"
+    .. "164944415478da63d0a83841126218d530aa61f86a0000c34a6810077e464c0000000049454e44ae426082")
+    :gsub("%x%x", function(h) return string.char(tonumber(h, 16)) end)
+  local upload = assert(client.images:upload(png, "alice.png"))
+  local thumb = assert(client.images:process(upload.file, { resize = "crop", w = 32, h = 32 }))
+  avatar = thumb.file
+  assert(alice:update({ name = "Alice", level = 7, profileImage = avatar }))
+  print("alice's avatar: " .. avatar:match("^[^?]*"))
+end
+
 -- A game level is a collection entry; activities point at it as "SO:level:<id>".
 local cave = client.collections:entry("level", "lava-cave-" .. run)
 assert(client.collections:add("level", { name = "Lava Cave", par = 90 }, { id = cave.id }))
@@ -61,6 +77,21 @@ local post = assert(alice:feed("user"):add_activity({
   foreign_id = "run:" .. run, time = now,
 }))
 print("stored: actor " .. post.actor .. ", object " .. post.object)
+
+-- Alice shares her replay page; the post carries the link's preview (Open
+-- Graph data read from the page). The page is uploaded first, so the demo
+-- fetches nothing outside the service it talks to.
+do
+  local page = assert(client.files:upload(table.concat({
+    "<!doctype html><html><head><title>Replay</title>",
+    '<meta property="og:title" content="Lava Cave in 90 seconds">',
+    '<meta property="og:description" content="Alice clears the Lava Cave at par.">',
+    "</head><body>replay</body></html>" }), "replay.html", { content_type = "text/html" }))
+  local og = assert(client:og(page.file))
+  assert(alice:feed("user"):add_activity({ actor = alice, verb = "shared", object = "replay:" .. run,
+    points = 0, link = { url = page.file, title = og.title, description = og.description } }))
+  print(string.format("link preview: %q (%s)", og.title, og.description))
+end
 
 -- A minute later Alice wins a duel against Bob: one call puts the result in
 -- both players' feeds, as one activity with one id; Bob's timeline gets
@@ -94,7 +125,7 @@ print(string.format("after marking them seen: %d unseen", page.unseen))
 assert(client:activity_partial_update({ foreign_id = post.foreign_id, time = post.time,
   set = { points = 9150 } }))
 assert(client.reactions:delete(comment.id))
-assert(alice:update({ name = "Alice the Brave", level = 8 }))
+assert(alice:update({ name = "Alice the Brave", level = 8, profileImage = avatar }))
 show_timeline("score corrected, comment deleted, alice renamed (same activity, new profile):")
 
 -- Bob's game client gets a read-only token for his timeline, never the secret.
