@@ -1,5 +1,6 @@
 // bench/server-official-js.js: the official JavaScript client (npm getstream, pinned in
-// bench/js) driving the local server's users, feeds, follows and enrichment; every
+// bench/js) driving the local server's users, feeds, follows, enrichment, files, images,
+// open graph and personalization; every
 // answer is checked with assert. Run through bench/server-official-js, which starts the
 // server and sets STREAM_BASE_URL, STREAM_API_KEY and STREAM_API_SECRET.
 'use strict';
@@ -119,6 +120,37 @@ async function expectError(promise, status, code) {
   assert.deepStrictEqual(gone.results[0].actor,
     { error: 'ReferenceNotFound', reference: 'SU:jsalice', reference_type: 'user', id: 'jsalice' });
   step('deleted user becomes ReferenceNotFound');
+
+  // files and images (section 13): multipart uploads as the official client sends them
+  const png = Buffer.from('89504e470d0a1a0a0000000d494844520000001000000010080200000090916836000000'
+    + '164944415478da63d0a83841126218d530aa61f86a0000c34a6810077e464c0000000049454e44ae426082', 'hex');
+  const img = await client.images.upload(png, 'js.png', 'image/png');
+  assert.match(img.file, /\/js\.png\?/);
+  const small = await client.images.process(img.file, { resize: 'scale', w: 8, h: 4 });
+  const bytes = Buffer.from(await (await fetch(small.file)).arrayBuffer());
+  assert.deepStrictEqual([bytes.readUInt32BE(16), bytes.readUInt32BE(20)], [8, 4]);
+  const thumb = await client.images.thumbnail(img.file, 4, 4);
+  assert.ok(thumb.file);
+  await client.images.delete(img.file);
+  await expectError(client.images.delete(img.file), 404, 16);
+  await expectError(client.images.upload(Buffer.from('not an image'), 'x.png', 'image/png'), 400, 4);
+  const html = await client.files.upload(Buffer.from('<html><head><title>T</title>'
+    + '<meta property="og:title" content="From JS"></head></html>'), 'page.html', 'text/html');
+  assert.strictEqual(await (await fetch(html.file)).text().then((t) => t.includes('From JS')), true);
+  step('images upload, process, thumbnail, delete; files upload');
+
+  // open graph (section 14) of the page just uploaded (nothing leaves loopback)
+  const og = await client.og(html.file);
+  assert.strictEqual(og.title, 'From JS');
+  await client.files.delete(html.file);
+  step('og');
+
+  // personalization (section 15): a canned resource and the personalized feed
+  const recs = await client.personalization.get('follow_recommendations', { user_id: 'jsbob' });
+  assert.deepStrictEqual(recs.results, [{ foreign_id: 'user:jsm1' }]);
+  const pf = await client.personalizedFeed({ feed_slug: 'user', user_id: 'jsm1', limit: 5 });
+  assert.strictEqual(pf.results[0].object, 'many');
+  step('personalization, personalized feed');
 
   console.log(`ok: ${steps.length} steps with the official JS client: ${steps.join('; ')}`);
 })().catch((e) => {
