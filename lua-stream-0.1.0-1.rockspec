@@ -43,6 +43,7 @@ build = {
     ["stream.errors"] = "lua/stream/errors.lua",
     ["stream.feeds"] = "lua/stream/feeds.lua",
     ["stream.handles"] = "lua/stream/handles.lua",
+    ["stream.hooks"] = "lua/stream/hooks.lua",
     ["stream.paging"] = "lua/stream/paging.lua",
     ["stream.reactions"] = "lua/stream/reactions.lua",
     ["stream.request"] = "lua/stream/request.lua",

@@ -1,7 +1,8 @@
 -- bench/cost.lua: the loop bench/run runs under valgrind --tool=callgrind to count the
 -- client-side instructions of one call (see bench/callgrind.lua for the method).
 --
---   lua5.4 bench/cost.lua OP N        (OP: get, get-nogc, create1k, create10k, pget, sign)
+--   lua5.4 bench/cost.lua OP N        (OP: get, get-nogc, get-hook, get-hooks, create1k,
+--                                      create10k, pget, sign)
 --
 -- Connects to BENCH_BASE_URL (the fixed-response nginx), makes 20 warm-up calls, then N
 -- calls of OP, sequentially on one kept-alive connection. pget: N user:get() through
@@ -11,7 +12,9 @@
 -- (callgrind charges a GC step to whichever function allocates when it runs, mostly
 -- json_decode). sign: N core.hs256 signatures of the server-side claims (a client signs
 -- its token once, at connect; this is that one-time cost, and the cost of each
--- client:create_user_token). Two runs with different N differ only by the extra calls,
+-- client:create_user_token). get-hook: get with a trivial on_response hook (it counts
+-- the calls); get-hooks: with that and a trivial on_request (it returns), so that
+-- get-hook minus get is what the hooks cost per call. Two runs with different N differ only by the extra calls,
 -- so (Ir(N2) - Ir(N1)) / (N2 - N1) is the cost of one call without the start-up. Every
 -- answer is checked (an error raises).
 package.path = "bench/?.lua;" .. package.path
@@ -19,13 +22,26 @@ local B = require "common"
 
 local op, n = arg[1], tonumber(arg[2]) or 100
 local nogc = op == "get-nogc"
-if nogc then op = "get" end
+local hooks = op == "get-hook" or op == "get-hooks"
+local with_request = op == "get-hooks"
+if nogc or hooks then op = "get" end
 local client = B.client()
+if hooks then
+  client:close()
+  local calls = 0
+  client = B.stream.connect(os.getenv("STREAM_API_KEY") or "local-api-key",
+    os.getenv("STREAM_API_SECRET") or "local-api-secret-change-me-0123456789", {
+      base_url = assert(os.getenv("BENCH_BASE_URL"), "set BENCH_BASE_URL"),
+      on_response = function() calls = calls + 1 end,
+      on_request = with_request and function() end or nil,
+    })
+end
 local me = client:user("bench-user")
 local data
 if op == "create1k" then data = B.data(1000)
 elseif op == "create10k" then data = B.data(10000)
-else assert(op == "get" or op == "pget" or op == "sign", "op: get, get-nogc, create1k, create10k, pget or sign") end
+else assert(op == "get" or op == "pget" or op == "sign",
+  "op: get, get-nogc, get-hook, get-hooks, create1k, create10k, pget or sign") end
 
 local function one(i)
   if op == "get" then return me:get() end

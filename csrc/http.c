@@ -41,7 +41,10 @@
  *
  * Success is {status=, body=, headers=} (headers maps lower-cased names to
  * values, the last one winning). Only error paths read the headers, so the
- * table is built from the header text the first time `headers` is read. Failure is nil, {kind=, message=, sent=,
+ * table is built from the header text the first time `headers` is read.
+ * `reused` (true when the answer came over a connection opened before) is
+ * read from which of two metatables the result has, so it costs a result
+ * nothing until it is read. Failure is nil, {kind=, message=, sent=,
  * reason=}: kind "timeout" or "transport"; sent is false when no byte of
  * the request was written to a connection (libcurl's request size is 0), so
  * the request certainly did not reach the server; reason is "connect" (no
@@ -99,6 +102,8 @@
 #define HTTP_MT "stream.http"
 #define REQUEST_MT "stream.request"
 #define RESULT_MT "stream.result"
+/* the metatable of a result whose transfer opened a connection of its own */
+#define RESULT_NEW_MT "stream.result.new"
 /* Easy handles (and cached connections) kept when max_connections is not
  * given; with it, the pool and the cache hold that many. */
 #define POOL_DEFAULT 64
@@ -163,6 +168,7 @@ struct request_s {
     int blocking;               /* the http's own slot for http:request: not a userdata */
     CURLcode result;
     long status;
+    int reused;                 /* no connection was opened for it (CURLINFO_NUM_CONNECTS 0) */
     char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -575,6 +581,7 @@ static void collect(lua_State *L, int http_idx, http_t *h)
         curl_easy_getinfo(ez->e, CURLINFO_RESPONSE_CODE, &r->status);
         curl_easy_getinfo(ez->e, CURLINFO_NUM_CONNECTS, &nconn);
         h->connects += nconn;
+        r->reused = nconn == 0;
         /* a failed rewind means a body went out on a connection that died */
         r->sent = r->result == CURLE_OK || r->result == CURLE_SEND_FAIL_REWIND || request_sent(r);
         r->done = 1;
@@ -957,12 +964,19 @@ static void push_headers(lua_State *L, const char *p, size_t len)
     }
 }
 
-/* __index of a result: `headers`, parsed from the raw text and kept. */
+/* __index of a result: `headers`, parsed from the raw text and kept;
+ * `reused`, the closure's upvalue (one closure per metatable). */
 static int l_result_index(lua_State *L)
 {
     const char *text;
     size_t len = 0;
-    if (lua_type(L, 2) != LUA_TSTRING || strcmp(lua_tostring(L, 2), "headers") != 0)
+    if (lua_type(L, 2) != LUA_TSTRING)
+        return 0;
+    if (strcmp(lua_tostring(L, 2), "reused") == 0) {
+        lua_pushvalue(L, lua_upvalueindex(1));
+        return 1;
+    }
+    if (strcmp(lua_tostring(L, 2), "headers") != 0)
         return 0;
     lua_pushlightuserdata(L, (void *)&raw_head_key);
     lua_rawget(L, 1);
@@ -1033,7 +1047,7 @@ static int push_result(lua_State *L, request_t *r)
     lua_pushlightuserdata(L, (void *)&raw_head_key);
     lua_pushlstring(L, r->head.data ? r->head.data : "", r->head.len);
     lua_rawset(L, -3);
-    luaL_setmetatable(L, RESULT_MT);
+    luaL_setmetatable(L, r->reused ? RESULT_MT : RESULT_NEW_MT);
     return 1;
 }
 
@@ -1447,7 +1461,14 @@ void stream_http_open(lua_State *L)
     }
     lua_pop(L, 1);
     if (luaL_newmetatable(L, RESULT_MT)) {
-        lua_pushcfunction(L, l_result_index);
+        lua_pushboolean(L, 1);
+        lua_pushcclosure(L, l_result_index, 1);
+        lua_setfield(L, -2, "__index");
+    }
+    lua_pop(L, 1);
+    if (luaL_newmetatable(L, RESULT_NEW_MT)) {
+        lua_pushboolean(L, 0);
+        lua_pushcclosure(L, l_result_index, 1);
         lua_setfield(L, -2, "__index");
     }
     lua_pop(L, 1);

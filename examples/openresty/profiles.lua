@@ -17,6 +17,9 @@
 --   GET | POST | PUT | DELETE /me            the caller's own profile, with
 --                                            "Authorization: Bearer <user token>"
 --   GET    /_stats                           this worker's connection figures
+--   GET    /metrics                          every call to Stream, counted by area and
+--                                            status with latency buckets (metrics.lua,
+--                                            fed by the client's on_response hook)
 --
 -- Errors are JSON {"error":{"kind","status","code","message"}}: 400 invalid
 -- input, 401 no or malformed user token, 403 not allowed, 404 unknown, 409
@@ -31,6 +34,7 @@
 
 local ngx = ngx -- luacheck: ignore 113 (the nginx API, a global inside nginx)
 local stream = require "stream"
+local metrics = require "metrics"
 
 local M = {}
 
@@ -49,6 +53,7 @@ function M.init_worker()
   options = {
     timeout = number_env("PROFILES_TIMEOUT"),
     retries = number_env("PROFILES_RETRIES"),
+    on_response = metrics.on_response,
   }
   local ok, c = pcall(stream.connect, options)
   if ok then
@@ -242,6 +247,7 @@ local function user_token()
   end
   local ok, c = pcall(stream.connect, client.api_key, token, client.app_id, {
     base_url = client.base_url, timeout = options.timeout, retries = options.retries,
+    on_response = options.on_response,
   })
   if not ok or c.auth_mode ~= "user_token" or not c.current_user then
     return nil, "the bearer token is not a user token with a user_id"
@@ -326,6 +332,7 @@ function M.handle()
   id = uri:match("^/tokens/([^/]+)$")
   if id and method == "POST" then return token_for(client, id) end
   if uri == "/me" then return me(method) end
+  if uri == "/metrics" and method == "GET" then return metrics.serve() end
   if uri == "/_stats" and method == "GET" then
     local s = client:stats()
     return reply(200, { pid = ngx.worker.pid(), requests = s.requests, connects = s.connects,

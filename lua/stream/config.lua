@@ -59,6 +59,9 @@ local OPTIONS = {
   verify = { function(v) return type(v) == "boolean" end, "a boolean" },
   transport = { function(v) return type(v) == "string" or type(v) == "table" end,
     "\"curl\", \"ngx\" or a transport table" },
+  -- observability hooks (request.lua, "Hooks")
+  on_request = { function(v) return type(v) == "function" end, "a function" },
+  on_response = { function(v) return type(v) == "function" end, "a function" },
 }
 
 -- opts (already checked by config.options) with every default filled in.

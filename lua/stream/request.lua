@@ -47,10 +47,15 @@
 -- (`epoch`), the scrubber (`scrub`) and HS256 with the client's secret
 -- (`sign`, for tokens an area hands out; `scoped`, for the tokens of the
 -- other services, signed once), and `url` (a description's full URL).
+--
+-- With the options on_request / on_response set, send goes through
+-- hooks.lua (hooks.lua says what the hooks get); without them the pipeline
+-- is exactly as described above.
 
 local errors = require "stream.errors"
 local retry = require "stream.retry"
 local check = require "stream.check"
+local hooks = require "stream.hooks"
 
 local request = {}
 
@@ -283,6 +288,18 @@ function Pipeline:send(desc)
   end
 end
 
+-- pipeline:send when a hook is set (request.new puts it on the pipeline
+-- itself, so a pipeline without hooks runs Pipeline.send as it is, with
+-- nothing added): the same raises at the same places, then the call
+-- through hooks.lua (on_request per attempt, on_response once).
+local function hooked_send(self, desc)
+  if self._closed then
+    error("stream: " .. tostring(desc.method) .. " " .. tostring(desc.path) .. " on a closed client", 3)
+  end
+  check_desc(self._services, desc)
+  return hooks.call(self._hooks, self, desc, Pipeline.send)
+end
+
 ---------------------------------------------------------------- what the areas borrow
 
 -- The core's encoder: JSON text, or nil, message (naming `field`'s path).
@@ -369,12 +386,15 @@ function request.new(o)
   end
   local services = {}
   for name, url in pairs(o.services) do services[name] = url end
-  return setmetatable({
+  local self = setmetatable({
     _core = o.core, _sched = o.sched, _clock = o.transport, _settings = o.settings,
     _services = services, _key_query = o.key_query, _scrub = o.scrub,
     _epoch = o.epoch or os.time, _random = o.random or math.random,
     _sign = o.sign, _scoped = o.scoped, _holds = o.holds or "token", _closed = false,
   }, Pipeline)
+  self._hooks = hooks.new(self, o.settings or {}, o.transport, o.scrub)
+  if self._hooks then self.send = hooked_send end
+  return self
 end
 
 request.Pipeline = Pipeline

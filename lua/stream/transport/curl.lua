@@ -11,7 +11,10 @@
 --       {Name = value} (requests with a body)
 --   t:request(req)  req = {method =, url =, body =, timeout =, idempotent =,
 --                          headers =, body_parts =}
---       -> {status =, body =, headers = {lower-cased name = value}}
+--       -> {status =, body =, headers = {lower-cased name = value},
+--           reused = true when the answer came over a connection opened
+--           before this request (the request hooks report it; nil when a
+--           transport cannot tell)}
 --       |  nil, {kind =, message =, sent =, reason =}
 --          kind: "transport", "timeout" or "invalid" (refused before any I/O);
 --          sent: false when no byte of the request reached the server;

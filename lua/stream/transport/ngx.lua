@@ -462,6 +462,7 @@ local function perform_request(self, req, stream)
     if res then
       if not (extra and sock:setkeepalive()) then sock:close() end
       release(self)
+      res.reused = reused > 0 -- the table has room for a fourth field
       return res
     end
     sock:close()
