@@ -10,18 +10,6 @@ local H = require "helpers.client"
 
 local SECRET = "secret-for-analytics-0123456789"
 
-local function line_of(r) return r.head:match("^([^\r\n]*)") end
-
-local function claims_of(token)
-  return core.json_decode(core.b64url_decode(token:match("^[^.]+%.([^.]+)%.")))
-end
-
-local function auth_of(r)
-  local values = recorder.values(r.head, "Authorization")
-  assert.equal(1, #values)
-  return values[1]
-end
-
 local function unescape(s)
   return (s:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
 end
@@ -65,13 +53,13 @@ describe("analytics on the wire", function()
     assert(c.analytics:track_engagements({ ENGAGEMENT }))
     assert(c.analytics:track_impressions({ IMPRESSION, IMPRESSION }))
     local reqs = peer.requests()
-    assert.equal("POST /analytics/v1.0/engagement/?api_key=key HTTP/1.1", line_of(reqs[1]))
+    assert.equal("POST /analytics/v1.0/engagement/?api_key=key HTTP/1.1", recorder.line(reqs[1]))
     assert.same({ content_list = { ENGAGEMENT } }, core.json_decode(reqs[1].body))
-    assert.equal("POST /analytics/v1.0/impression/?api_key=key HTTP/1.1", line_of(reqs[2]))
+    assert.equal("POST /analytics/v1.0/impression/?api_key=key HTTP/1.1", recorder.line(reqs[2]))
     assert.same({ IMPRESSION, IMPRESSION }, core.json_decode(reqs[2].body))
-    local token = auth_of(reqs[1])
-    assert.same({ resource = "analytics", action = "*", feed_id = "*", user_id = "*" }, claims_of(token))
-    assert.equal(token, auth_of(reqs[2]))
+    local token = recorder.one(reqs[1], "Authorization")
+    assert.same({ resource = "analytics", action = "*", feed_id = "*", user_id = "*" }, H.claims(token))
+    assert.equal(token, recorder.one(reqs[2], "Authorization"))
   end)
 
   it("refuses bad events with nothing sent, and raises for wrong types", function()
@@ -106,7 +94,7 @@ describe("analytics on the wire", function()
     assert.equal("jwt", q.auth_type)
     assert.same({ IMPRESSION, ENGAGEMENT }, core.json_decode(q.events))
     assert.same({ resource = "redirect_and_track", action = "*", feed_id = "*", user_id = "*" },
-      claims_of(q.authorization))
+      H.claims(q.authorization))
     assert.equal(q.authorization, query_of(assert(c.analytics:redirect_url("http://x.test/", {}))).authorization)
     assert.equal("[]", query_of(c.analytics:redirect_url("http://x.test/", {})).events)
     local res, err = c.analytics:redirect_url("javascript:alert(1)", {})
@@ -121,7 +109,7 @@ describe("analytics on the wire", function()
     local token = c:create_user_token("alice")
     local u = stream.connect("key", token, "1", { base_url = peer.url })
     assert(u.analytics:track_impressions({ IMPRESSION }))
-    assert.equal(token, auth_of(peer.requests()[1]))
+    assert.equal(token, recorder.one(peer.requests()[1], "Authorization"))
     assert.has_error(function() u.analytics:redirect_url("https://example.com/", {}) end,
       "analytics:redirect_url needs the API secret; this client holds a user token")
     u:close()

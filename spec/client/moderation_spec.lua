@@ -7,8 +7,6 @@ local H = require "helpers.client"
 
 local SECRET = "secret-for-moderation-0123456789"
 
-local function line_of(r) return r.head:match("^([^\r\n]*)") end
-
 describe("moderation on the wire", function()
   local peer, c
 
@@ -27,7 +25,7 @@ describe("moderation on the wire", function()
     assert(c.moderation:flag({ entity_type = "stream:feeds:v2:reaction", entity_id = "r-1", user_id = "bob" }))
     assert(c:flag_user(c:user("carl"), { user_id = "bob", reason = "abuse" }))
     local reqs = peer.requests()
-    assert.equal("POST /api/v1.0/moderation/flag/?api_key=key HTTP/1.1", line_of(reqs[1]))
+    assert.equal("POST /api/v1.0/moderation/flag/?api_key=key HTTP/1.1", recorder.line(reqs[1]))
     assert.equal('{"user_id":"bob","entity_type":"stream:feeds:v2:activity","entity_id":"a-1",'
       .. '"reason":"spam","custom":{"note":"ads"}}', reqs[1].body)
     assert.equal('{"user_id":"bob","entity_type":"stream:feeds:v2:reaction","entity_id":"r-1"}', reqs[2].body)

@@ -2,25 +2,12 @@
 -- wire (a recording peer), the checks made before sending, the service URLs,
 -- and the calls against the real local server.
 local stream = require "stream"
-local core = require "stream.core"
 local config = require "stream.config"
 local server = require "helpers.server"
 local recorder = require "helpers.recorder"
 local H = require "helpers.client"
 
 local SECRET = "secret-for-personalization-0123456789"
-
-local function line_of(r) return r.head:match("^([^\r\n]*)") end
-
-local function claims_of(token)
-  return core.json_decode(core.b64url_decode(token:match("^[^.]+%.([^.]+)%.")))
-end
-
-local function auth_of(r)
-  local values = recorder.values(r.head, "Authorization")
-  assert.equal(1, #values)
-  return values[1]
-end
 
 describe("personalization service URLs", function()
   it("has a host of its own, with the location's prefix", function()
@@ -57,15 +44,15 @@ describe("personalization requests on the wire", function()
     assert(c.personalization:delete("follow_recommendations", { user_id = "alice" }))
     local reqs = peer.requests()
     assert.equal("GET /personalization/v1.0/follow_recommendations/?api_key=key&limit=5&user_id=alice HTTP/1.1",
-      line_of(reqs[1]))
-    assert.equal("POST /personalization/v1.0/user/events/?api_key=key&source=app HTTP/1.1", line_of(reqs[2]))
+      recorder.line(reqs[1]))
+    assert.equal("POST /personalization/v1.0/user/events/?api_key=key&source=app HTTP/1.1", recorder.line(reqs[2]))
     assert.equal('{"data":{"liked":["post:1"]}}', reqs[2].body)
     assert.equal("DELETE /personalization/v1.0/follow_recommendations/?api_key=key&user_id=alice HTTP/1.1",
-      line_of(reqs[3]))
-    local token = auth_of(reqs[1])
-    assert.same({ resource = "personalization", action = "*", feed_id = "*", user_id = "*" }, claims_of(token))
-    assert.equal(token, auth_of(reqs[2]))
-    assert.equal(token, auth_of(reqs[3]))
+      recorder.line(reqs[3]))
+    local token = recorder.one(reqs[1], "Authorization")
+    assert.same({ resource = "personalization", action = "*", feed_id = "*", user_id = "*" }, H.claims(token))
+    assert.equal(token, recorder.one(reqs[2], "Authorization"))
+    assert.equal(token, recorder.one(reqs[3], "Authorization"))
   end)
 
   it("the personalized feed is an API read with the client's own token", function()
@@ -73,8 +60,8 @@ describe("personalization requests on the wire", function()
       ranking = "popular", limit = 3, offset = 6, reactions = { counts = true } }))
     local r = peer.requests()[1]
     assert.equal("GET /api/v1.0/enrich/personalization/feed/?api_key=key&endpoint=home&feed_slug=timeline"
-      .. "&limit=3&offset=6&ranking=popular&user_id=alice&withReactionCounts=true HTTP/1.1", line_of(r))
-    assert.same({ resource = "*", action = "*", feed_id = "*" }, claims_of(auth_of(r)))
+      .. "&limit=3&offset=6&ranking=popular&user_id=alice&withReactionCounts=true HTTP/1.1", recorder.line(r))
+    assert.same({ resource = "*", action = "*", feed_id = "*" }, H.claims(recorder.one(r, "Authorization")))
   end)
 
   it("refuses bad values with nothing sent, and raises for wrong types", function()
@@ -117,8 +104,8 @@ describe("personalization with a user token", function()
     assert(c:personalized_feed({ feed_slug = "timeline" }))
     local reqs = peer.requests()
     assert.equal(1, #reqs)
-    assert.matches("&user_id=alice", line_of(reqs[1]), 1, true)
-    assert.equal(token, auth_of(reqs[1]))
+    assert.matches("&user_id=alice", recorder.line(reqs[1]), 1, true)
+    assert.equal(token, recorder.one(reqs[1], "Authorization"))
     c:close()
     server_side:close()
     peer.stop()

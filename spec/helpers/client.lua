@@ -58,6 +58,12 @@ function M.token_client(s, token, opts)
   return stream.connect(s.api_key, token, "1", opts)
 end
 
+-- The claims of a JWT the client signed (its payload, decoded by the core).
+function M.claims(token)
+  local core = require "stream.core"
+  return core.json_decode(core.b64url_decode(token:match("^[^.]+%.([^.]+)%.")))
+end
+
 local n = 0
 function M.uid(prefix)
   n = n + 1

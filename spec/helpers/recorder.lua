@@ -12,6 +12,8 @@
 --   peer.stop()
 --   recorder.fields(head) -> { {name, value}, ... } in order, names as sent
 --   recorder.values(head, name) -> the values of header `name` (any case)
+--   recorder.line(r) -> a recorded request's request line ("POST /x HTTP/1.1")
+--   recorder.one(r, name) -> the value of header `name`, asserted to be sent once
 local socket = require "socket"
 local free_port = require("helpers.server").free_port
 
@@ -134,6 +136,18 @@ function M.values(head, name)
     if f[1]:lower() == name:lower() then out[#out + 1] = f[2] end
   end
   return out
+end
+
+-- The request line of a recorded request.
+function M.line(r)
+  return r.head:match("^([^\r\n]*)")
+end
+
+-- The one value of header `name` in a recorded request (asserted sent once).
+function M.one(r, name)
+  local values = M.values(r.head, name)
+  assert(#values == 1, name .. " sent " .. #values .. " times")
+  return values[1]
 end
 
 return M
