@@ -43,7 +43,7 @@ BUSTED  ?= $(LUA) $(BUSTED_SCRIPT) --ignore-lua --cpath='$(BUILD)/?.so'
 DEB_PACKAGES := gcc libc6-dev lua5.4 liblua5.4-dev libcurl4-openssl-dev libssl-dev pkg-config \
                 lua-cjson lua-busted lua-socket nginx-light libnginx-mod-http-lua \
                 curl openssl valgrind luajit2 libluajit2-5.1-dev libsqlite3-0 \
-                libvips42 libgumbo1
+                libvips42 libgumbo1 lua-luv lua-cqueues
 # luajit2 is the OpenResty flavour of LuaJIT, the one Debian's
 # lua-nginx-module links (the plain luajit packages conflict with it); the
 # OpenResty specs load a core built for it inside nginx.
@@ -174,6 +174,8 @@ install: all
 	install -m 0755 $(CORE) $(DESTDIR)$(LUA_LIBDIR)/stream/core.so
 	install -m 0644 lua/stream/*.lua $(DESTDIR)$(LUA_SHAREDIR)/stream/
 	install -m 0644 lua/stream/transport/*.lua $(DESTDIR)$(LUA_SHAREDIR)/stream/transport/
+	install -d $(DESTDIR)$(LUA_SHAREDIR)/stream/loop
+	install -m 0644 lua/stream/loop/*.lua $(DESTDIR)$(LUA_SHAREDIR)/stream/loop/
 
 uninstall:
 	rm -rf $(DESTDIR)$(LUA_LIBDIR)/stream $(DESTDIR)$(LUA_SHAREDIR)/stream

@@ -15,11 +15,16 @@
 
 #include "core.h"
 
-static int l_monotime(lua_State *L)
+double stream_monotime(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int l_monotime(lua_State *L)
+{
+    lua_pushnumber(L, (lua_Number)stream_monotime());
     return 1;
 }
 

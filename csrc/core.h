@@ -17,5 +17,7 @@ void stream_jwt_open(lua_State *L);
 void stream_http_open(lua_State *L);
 /* clock.c: monotime, sleep */
 void stream_clock_open(lua_State *L);
+/* clock.c: the monotonic clock in seconds, as monotime() gives it */
+double stream_monotime(void);
 
 #endif

@@ -24,6 +24,17 @@
  *   http:close()    -- also __gc and __close; idempotent
  *   found = core.file_contains(path, needle)  -- nil, message when unreadable
  *
+ * Socket mode, for a foreign event loop (lua/stream/loop.lua):
+ *   http:watch()    -- from now on libcurl's socket API drives the transfers
+ *   n, timer, reset = http:events(list)  -- what to watch now (l_http_events)
+ *   running [, n] = http:action(fd, what [, done])  -- a socket is ready, or
+ *       with fd nil libcurl's timer fired; done as for perform
+ * libcurl's socket and timer callbacks only record (the set of sockets and
+ * what to watch on each, the changes since the loop last asked, the timer's
+ * deadline); the loop asks after each call. A blocking http:request (and
+ * perform) in socket mode waits in poll(2) on that same set, so calls from
+ * outside the loop still work and drive the loop's transfers too.
+ *
  * The values the client resolved (timeouts, the response cap) are required
  * options: the defaults and ranges live in the Lua layer (config.lua), not
  * here. max_header_bytes caps the status lines and headers of an answer
@@ -92,6 +103,7 @@
  * values are built after the transfer has finished.
  */
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,6 +134,24 @@ typedef struct {
 
 typedef struct http_s http_t;
 typedef struct request_s request_t;
+
+/* A socket libcurl asked to watch (CURL_POLL_IN/OUT/INOUT), or a change of
+ * one (what 0: no longer watched). */
+typedef struct {
+    curl_socket_t fd;
+    int what;
+} sockev_t;
+
+/* Socket mode: what libcurl's socket and timer callbacks said, for the
+ * blocking calls (the set) and for a foreign loop (the changes). */
+typedef struct {
+    sockev_t *set, *changes;
+    int nset, capset, nchanges, capchanges;
+    int reset;                  /* changes overflowed: hand over the whole set */
+    double timer_at;            /* monotonic deadline of libcurl's timer, < 0: none */
+    int timer_changed;          /* since the last http:events */
+    int failed;                 /* a callback could not record (out of memory) */
+} watch_t;
 
 /* Options a request may leave set on its easy handle (easy_t.state). */
 #define ST_BODY_HEADERS 1       /* CURLOPT_HTTPHEADER is base_body, not base */
@@ -186,6 +216,7 @@ struct http_s {
     int running;
     lua_Integer requests, connects, inflight;
     int ndone;                  /* length of the done list (uservalue[1]) */
+    watch_t *watch;             /* socket mode (http:watch), or NULL */
     /* http:request's request: one at a time (it returns before any other
      * Lua code runs), kept with its buffers, so a blocking call makes no
      * userdata, anchor or finalizer. */
@@ -914,10 +945,18 @@ static request_t *blocking_slot(http_t *h)
     return r;
 }
 
+static void drive_sockets(lua_State *L, int http_idx, http_t *h, long wait_ms);
+static int hand_done(lua_State *L, http_t *h, int done);
+
 /* Drives transfers once; waits up to wait_ms for activity. */
 static void drive(lua_State *L, int http_idx, http_t *h, long wait_ms)
 {
-    CURLMcode mc = curl_multi_perform(h->multi, &h->running);
+    CURLMcode mc;
+    if (h->watch != NULL) {
+        drive_sockets(L, http_idx, h, wait_ms);
+        return;
+    }
+    mc = curl_multi_perform(h->multi, &h->running);
     collect(L, http_idx, h);
     if (mc == CURLM_OK && h->running > 0 && wait_ms > 0) {
         long t = -1;
@@ -929,6 +968,214 @@ static void drive(lua_State *L, int http_idx, http_t *h, long wait_ms)
         curl_multi_perform(h->multi, &h->running);
         collect(L, http_idx, h);
     }
+}
+
+/* ----------------------------------------------------------- socket mode */
+
+/* Changes kept for a foreign loop before they are replaced by the whole
+ * set (a loop that stopped asking must not make them grow without end). */
+#define MAX_CHANGES 1024
+/* Sockets polled on the stack by a blocking call; more are allocated. */
+#define POLL_STACK 64
+
+static int sockev_push(sockev_t **a, int *n, int *cap, curl_socket_t fd, int what)
+{
+    if (*n == *cap) {
+        int ncap = *cap > 0 ? *cap * 2 : 16;
+        sockev_t *na = realloc(*a, (size_t)ncap * sizeof(sockev_t));
+        if (na == NULL)
+            return 0;
+        *a = na;
+        *cap = ncap;
+    }
+    (*a)[*n].fd = fd;
+    (*a)[*n].what = what;
+    (*n)++;
+    return 1;
+}
+
+/* CURLMOPT_SOCKETFUNCTION: records, calls nothing. */
+static int on_socket(CURL *e, curl_socket_t fd, int what, void *ud, void *sockp)
+{
+    watch_t *w = ud;
+    int i, mask = what == CURL_POLL_REMOVE ? 0 : what;
+    (void)e;
+    (void)sockp;
+    for (i = 0; i < w->nset && w->set[i].fd != fd; i++)
+        ;
+    if (mask == 0) {
+        if (i < w->nset)
+            w->set[i] = w->set[--w->nset];
+    } else if (i < w->nset) {
+        w->set[i].what = mask;
+    } else if (!sockev_push(&w->set, &w->nset, &w->capset, fd, mask)) {
+        w->failed = 1;
+        return -1;
+    }
+    if (w->nchanges >= MAX_CHANGES) {
+        w->reset = 1;
+        w->nchanges = 0;
+    }
+    if (!w->reset && !sockev_push(&w->changes, &w->nchanges, &w->capchanges, fd, mask))
+        w->reset = 1;
+    return 0;
+}
+
+/* CURLMOPT_TIMERFUNCTION: the deadline, from now. */
+static int on_timer(CURLM *m, long ms, void *ud)
+{
+    watch_t *w = ud;
+    (void)m;
+    w->timer_at = ms < 0 ? -1.0 : stream_monotime() + (double)ms / 1000.0;
+    w->timer_changed = 1;
+    return 0;
+}
+
+static void watch_free(http_t *h)
+{
+    if (h->watch == NULL)
+        return;
+    free(h->watch->set);
+    free(h->watch->changes);
+    free(h->watch);
+    h->watch = NULL;
+}
+
+/* One curl_multi_socket_action, then what finished is collected. */
+static void socket_action(lua_State *L, int http_idx, http_t *h, curl_socket_t fd, int mask)
+{
+    if (fd == CURL_SOCKET_TIMEOUT)
+        h->watch->timer_at = -1.0;   /* taken; libcurl arms it again as it needs */
+    curl_multi_socket_action(h->multi, fd, mask, &h->running);
+    if (h->multi != NULL)
+        collect(L, http_idx, h);
+}
+
+static int poll_mask(short revents)
+{
+    int mask = 0;
+    if (revents & POLLIN)
+        mask |= CURL_CSELECT_IN;
+    if (revents & POLLOUT)
+        mask |= CURL_CSELECT_OUT;
+    if (revents & (POLLERR | POLLHUP | POLLNVAL))
+        mask |= CURL_CSELECT_ERR;
+    return mask;
+}
+
+/* drive() in socket mode: the blocking calls wait in poll(2) on the set the
+ * socket callback keeps, and run libcurl's timer when it is due. */
+static void drive_sockets(lua_State *L, int http_idx, http_t *h, long wait_ms)
+{
+    watch_t *w = h->watch;
+    struct pollfd stack[POLL_STACK], *fds = stack;
+    int i, n = w->nset, ready;
+    if (w->timer_at >= 0) {
+        double left = (w->timer_at - stream_monotime()) * 1000.0;
+        long t = left > 0 ? (long)(left + 0.999) : 0;
+        if (t < wait_ms)
+            wait_ms = t;
+    }
+    if (n > POLL_STACK && (fds = malloc((size_t)n * sizeof(*fds))) == NULL)
+        luaL_error(L, "stream.http: out of memory");
+    for (i = 0; i < n; i++) {
+        fds[i].fd = w->set[i].fd;
+        fds[i].events = (short)(((w->set[i].what & CURL_POLL_IN) ? POLLIN : 0)
+                                | ((w->set[i].what & CURL_POLL_OUT) ? POLLOUT : 0));
+        fds[i].revents = 0;
+    }
+    ready = wait_ms > 0 || n > 0 ? poll(fds, (nfds_t)n, wait_ms > 0 ? (int)wait_ms : 0) : 0;
+    for (i = 0; ready > 0 && i < n && h->multi != NULL; i++) {
+        if (fds[i].revents != 0)
+            socket_action(L, http_idx, h, fds[i].fd, poll_mask(fds[i].revents));
+    }
+    if (fds != stack)
+        free(fds);
+    if (h->multi != NULL && w->timer_at >= 0 && stream_monotime() >= w->timer_at)
+        socket_action(L, http_idx, h, CURL_SOCKET_TIMEOUT, 0);
+}
+
+/* http:watch(): socket mode, for a foreign event loop. Only with nothing in
+ * flight (libcurl would not report the sockets of transfers under way). */
+static int l_http_watch(lua_State *L)
+{
+    http_t *h = luaL_checkudata(L, 1, HTTP_MT);
+    watch_t *w;
+    if (h->multi == NULL)
+        return luaL_error(L, "stream.http: closed");
+    if (h->watch != NULL)
+        return 0;
+    if (h->inflight > 0)
+        return luaL_error(L, "stream.http: watch with transfers in flight");
+    w = calloc(1, sizeof(*w));
+    if (w == NULL)
+        return luaL_error(L, "stream.http: out of memory");
+    w->timer_at = -1.0;
+    h->watch = w;
+    curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+    curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, w);
+    curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, on_timer);
+    curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, w);
+    return 0;
+}
+
+/* n, timer, reset = http:events(list): the socket changes since the last
+ * call as list[2i-1] = fd, list[2i] = what (1 read, 2 write, 3 both, 0 no
+ * longer), i = 1..n; with reset true they are instead the whole set (every
+ * socket not in it is no longer watched). timer: seconds until libcurl's
+ * timer is due (0 when it is), false for none, nil when unchanged. */
+static int l_http_events(lua_State *L)
+{
+    http_t *h = luaL_checkudata(L, 1, HTTP_MT);
+    watch_t *w = h->watch;
+    const sockev_t *ev;
+    int i, n, reset;
+    luaL_checktype(L, 2, LUA_TTABLE);
+    if (w == NULL)
+        return luaL_error(L, "stream.http: not watching (http:watch)");
+    reset = w->reset;
+    ev = reset ? w->set : w->changes;
+    n = reset ? w->nset : w->nchanges;
+    for (i = 0; i < n; i++) {
+        lua_pushinteger(L, (lua_Integer)ev[i].fd);
+        lua_rawseti(L, 2, 2 * i + 1);
+        lua_pushinteger(L, ev[i].what);
+        lua_rawseti(L, 2, 2 * i + 2);
+    }
+    w->nchanges = 0;
+    w->reset = 0;
+    lua_pushinteger(L, n);
+    if (!w->timer_changed) {
+        lua_pushnil(L);
+    } else if (w->timer_at < 0) {
+        lua_pushboolean(L, 0);
+    } else {
+        double left = w->timer_at - stream_monotime();
+        lua_pushnumber(L, left > 0 ? (lua_Number)left : 0);
+    }
+    w->timer_changed = 0;
+    lua_pushboolean(L, reset);
+    return 3;
+}
+
+/* running [, n] = http:action(fd, what [, done]): a watched socket is ready
+ * (what: 1 readable, 2 writable, 4 error, or 0 to let libcurl find out), or
+ * with fd nil, libcurl's timer fired. done as for http:perform. */
+static int l_http_action(lua_State *L)
+{
+    http_t *h = luaL_checkudata(L, 1, HTTP_MT);
+    curl_socket_t fd = CURL_SOCKET_TIMEOUT;
+    int mask = (int)luaL_optinteger(L, 3, 0);
+    if (h->watch == NULL || h->multi == NULL)
+        return luaL_error(L, "stream.http: not watching (http:watch)");
+    if (!lua_isnil(L, 2))
+        fd = (curl_socket_t)luaL_checkinteger(L, 2);
+    socket_action(L, 1, h, fd, fd == CURL_SOCKET_TIMEOUT ? 0 : mask);
+    lua_pushinteger(L, (lua_Integer)h->running);
+    if (lua_type(L, 4) != LUA_TTABLE)
+        return 1;
+    lua_pushinteger(L, (lua_Integer)hand_done(L, h, 4));
+    return 2;
 }
 
 /* Key of a result's raw header text (its address is unique). */
@@ -1098,30 +1345,35 @@ static int l_http_submit(lua_State *L)
 }
 
 
-static int l_http_perform(lua_State *L)
+/* Hands the done list over: done[1..n] (done at stack index `done`), the
+ * list emptied. Returns n. */
+static int hand_done(lua_State *L, http_t *h, int done)
 {
-    http_t *h = check_http(L, 1);
-    lua_Number wait = luaL_optnumber(L, 2, 0);
-    long ms = wait > 0 ? (long)(wait * 1000.0 + 0.5) : 0;
-    int i, n;
-    /* "at most": back in Lua every BLOCKING_POLL_MS, so a signal's hook runs */
-    drive(L, 1, h, ms < BLOCKING_POLL_MS ? ms : BLOCKING_POLL_MS);
-    lua_pushinteger(L, (lua_Integer)h->running);
-    if (lua_type(L, 3) != LUA_TTABLE)
-        return 1;
-    /* hand the done list over: done[1..n], the list emptied */
-    n = h->ndone;
+    int i, n = h->ndone;
     push_uservalue(L, 1);
     lua_rawgeti(L, -1, 1);
     for (i = 1; i <= n; i++) {
         lua_rawgeti(L, -1, i);
-        lua_rawseti(L, 3, i);
+        lua_rawseti(L, done, i);
         lua_pushnil(L);
         lua_rawseti(L, -2, i);
     }
     lua_pop(L, 2);
     h->ndone = 0;
-    lua_pushinteger(L, (lua_Integer)n);
+    return n;
+}
+
+static int l_http_perform(lua_State *L)
+{
+    http_t *h = check_http(L, 1);
+    lua_Number wait = luaL_optnumber(L, 2, 0);
+    long ms = wait > 0 ? (long)(wait * 1000.0 + 0.5) : 0;
+    /* "at most": back in Lua every BLOCKING_POLL_MS, so a signal's hook runs */
+    drive(L, 1, h, ms < BLOCKING_POLL_MS ? ms : BLOCKING_POLL_MS);
+    lua_pushinteger(L, (lua_Integer)h->running);
+    if (lua_type(L, 3) != LUA_TTABLE)
+        return 1;
+    lua_pushinteger(L, (lua_Integer)hand_done(L, h, 3));
     return 2;
 }
 
@@ -1188,6 +1440,7 @@ static int l_http_close(lua_State *L)
             easy_free(h->pool[--h->npool]);
         curl_multi_cleanup(h->multi);
         h->multi = NULL;
+        watch_free(h);
         curl_slist_free_all(h->base);
         curl_slist_free_all(h->base_body);
         h->base = h->base_body = NULL;
@@ -1419,6 +1672,9 @@ void stream_http_open(lua_State *L)
     static const luaL_Reg http_methods[] = {
         {"submit", l_http_submit},
         {"perform", l_http_perform},
+        {"watch", l_http_watch},
+        {"events", l_http_events},
+        {"action", l_http_action},
         {"timeout", l_http_timeout},
         {"stats", l_http_stats},
         {"close", l_http_close},

@@ -427,6 +427,19 @@ function Client:timeout()
   return self._sched:timeout()
 end
 
+-- Puts this client's calls on a foreign event loop: `adapter` is the loop's
+-- side (stream.loop.luv and stream.loop.cqueues make one; lua/stream/loop.lua
+-- says what it must offer), `who` names the caller in errors (which point
+-- at the caller's caller: the adapters' attach calls this).
+function Client.attach_loop(self, adapter, who)
+  who = who or "client:attach_loop"
+  if getmetatable(self) ~= Client then
+    error(who .. ": expects a client made by stream.connect, got " .. type(self), 3)
+  end
+  if self._closed then error(who .. ": the client is closed", 3) end
+  require("stream.loop").install(self._sched, self._transport, adapter, who, 4)
+end
+
 -- Connection figures of the transport: requests sent, connections opened.
 function Client:stats()
   check.self(self, Client, "client:stats")

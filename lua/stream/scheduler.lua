@@ -240,9 +240,23 @@ function S:step(wait)
       waiting[h] = nil
       self.nwaiting = self.nwaiting - 1
       resume(self, task)
+    elseif self.foreign then
+      self.foreign(h)
     end
   end
   return self.count
+end
+
+-- A finished handle that a step did not take from the transport (a foreign
+-- loop's driver did, stream.loop): resumes the task waiting for it.
+-- Returns whether one was.
+function S:deliver(h)
+  local task = self.waiting[h]
+  if not task then return false end
+  self.waiting[h] = nil
+  self.nwaiting = self.nwaiting - 1
+  resume(self, task)
+  return true
 end
 
 -- Seconds an outside loop may sleep before the next step: 0 when a task is
@@ -522,12 +536,13 @@ function Threads:close()
   self.closed = true
 end
 
--- fn() as a run_all entry.
+-- fn() as a run_all entry (stream.loop's run_all uses it too).
 local function run_one(fn)
   local r = pack(pcall(fn))
   if r[1] then return pack(unpack(r, 2, r.n)) end
   return { n = 2, nil, r[2], raised = true }
 end
+scheduler.run_one = run_one
 
 -- run_all with at most `limit` tasks of this request, each taking the next
 -- function when its last one returned. Where threads cannot start (an nginx

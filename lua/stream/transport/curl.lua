@@ -56,6 +56,11 @@
 --       done[1..n] and return n; one that does not (ngx) returns only the
 --       count, and the scheduler asks each handle :done()
 --   t:timeout()                   -> seconds until perform is due, or nil
+--   t:watch()                     socket mode, for a foreign event loop
+--                                 (stream.loop; the ngx transport has none):
+--   t:events(list) -> n, timer, reset   the sockets to watch (csrc/http.c)
+--   t:action(fd, what, done)      -> running, n: a socket is ready (fd nil:
+--                                 the timer fired), done as for perform
 --   t:stats()                     -> {requests, connects, in_flight, closed}
 --   t:now()                       -> monotonic seconds
 --   t:sleep(seconds)              -> waits (the ngx transport does not block)
@@ -213,6 +218,20 @@ function M:perform(wait, done)
     return list_refused(self, running, n, done)
   end
   return self.http:perform(wait, done)
+end
+
+function M:watch()
+  self.http:watch()
+end
+
+function M:events(list)
+  return self.http:events(list)
+end
+
+function M:action(fd, what, done)
+  local running, n = self.http:action(fd, what, done)
+  if self._refused then return list_refused(self, running, n, done) end
+  return running, n
 end
 
 function M:timeout()
