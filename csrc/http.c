@@ -119,6 +119,8 @@
 /* Easy handles (and cached connections) kept when max_connections is not
  * given; with it, the pool and the cache hold that many. */
 #define POOL_DEFAULT 64
+/* The most idle easy handles a client keeps (after a burst of queued calls). */
+#define POOL_MAX 1024
 #define MS_PER_DAY 86400000L
 /* A blocking request comes back to Lua at least this often (ms). */
 #define BLOCKING_POLL_MS 100
@@ -192,6 +194,9 @@ struct request_s {
     const char *why;            /* what was refused, a static string */
     int done, too_large;
     int in_multi;               /* added to the multi handle and counted in flight */
+    int queued;                 /* waiting for a connection (http_t's queue), counted in flight */
+    request_t *qprev, *qnext;   /* the queue's links */
+    double queued_at;           /* when it was queued (monotonic seconds) */
     int closed;                 /* the client was closed while it was in flight */
     int sent;                   /* some byte of the request was written */
     int listed;                 /* submitted: goes on the done list when it finishes */
@@ -204,8 +209,14 @@ struct request_s {
 
 struct http_s {
     CURLM *multi;               /* NULL once closed */
-    easy_t **pool;              /* pool_cap idle easy handles */
-    int npool, pool_cap;
+    CURLSH *share;              /* TLS sessions every easy handle of the client resumes */
+    easy_t **pool;              /* idle easy handles: npool of room */
+    int npool, pool_cap;        /* pool_cap: max_connections (or POOL_DEFAULT) */
+    int room;                   /* the pool's size: grows to the most transfers
+                                 * ever outstanding at once (queued ones too),
+                                 * up to POOL_MAX, so a burst beyond the
+                                 * connections reuses handles instead of
+                                 * making and freeing one per request */
     struct curl_slist *base;    /* headers sent on every request */
     struct curl_slist *base_body; /* base plus the ones for requests with a body */
     long timeout_ms, connect_timeout_ms;
@@ -215,6 +226,12 @@ struct http_s {
     char *ca_file, *proxy, *user_agent;
     int running;
     lua_Integer requests, connects, inflight;
+    /* Transfers beyond `limit` (max_connections; 0: none given) wait here,
+     * oldest first, each configured with its easy handle but not added to
+     * the multi handle, so libcurl never holds, scans or wakes a transfer
+     * that has no connection to go on: one is added per one that ends. */
+    int limit, nqueued;
+    request_t *qhead, *qtail;
     int ndone;                  /* length of the done list (uservalue[1]) */
     watch_t *watch;             /* socket mode (http:watch), or NULL */
     /* http:request's request: one at a time (it returns before any other
@@ -519,6 +536,52 @@ static void easy_free(easy_t *ez)
     free(ez);
 }
 
+static void enqueue(http_t *h, request_t *r)
+{
+    r->qnext = NULL;
+    r->qprev = h->qtail;
+    if (h->qtail != NULL)
+        h->qtail->qnext = r;
+    else
+        h->qhead = r;
+    h->qtail = r;
+    r->queued = 1;
+    h->nqueued++;
+}
+
+static void unqueue(http_t *h, request_t *r)
+{
+    if (r->qprev != NULL)
+        r->qprev->qnext = r->qnext;
+    else
+        h->qhead = r->qnext;
+    if (r->qnext != NULL)
+        r->qnext->qprev = r->qprev;
+    else
+        h->qtail = r->qprev;
+    r->qprev = r->qnext = NULL;
+    r->queued = 0;
+    h->nqueued--;
+}
+
+/* Whether the pool can take one more idle handle (growing it if need be). */
+static int pool_room(http_t *h)
+{
+    easy_t **np;
+    int nroom;
+    if (h->npool < h->room)
+        return 1;
+    if (h->room >= POOL_MAX)
+        return 0;
+    nroom = h->room * 2 < POOL_MAX ? h->room * 2 : POOL_MAX;
+    np = realloc(h->pool, (size_t)nroom * sizeof(easy_t *));
+    if (np == NULL)
+        return 0;
+    h->pool = np;
+    h->room = nroom;
+    return 1;
+}
+
 /* Detaches the request from its transfer (the easy handle back to the
  * pool) and frees its own header list, which nothing points at after that:
  * a pooled handle is given the shared list again. Idempotent. */
@@ -526,6 +589,10 @@ static void request_release(request_t *r)
 {
     http_t *h = r->http;
     easy_t *ez = r->easy;
+    if (r->queued && h != NULL) {
+        unqueue(h, r);
+        h->inflight--;
+    }
     if (ez != NULL) {
         if (r->in_multi && h != NULL && h->multi != NULL) {
             curl_multi_remove_handle(h->multi, ez->e);
@@ -533,7 +600,7 @@ static void request_release(request_t *r)
         }
         r->in_multi = 0;
         ez->req = NULL;
-        if (ez->e != NULL && h != NULL && h->multi != NULL && h->npool < h->pool_cap) {
+        if (ez->e != NULL && h != NULL && h->multi != NULL && pool_room(h)) {
             if (ez->state & ST_OWN_HEADERS) {
                 curl_easy_setopt(ez->e, CURLOPT_HTTPHEADER, h->base);
                 ez->state &= ~(ST_OWN_HEADERS | ST_BODY_HEADERS);
@@ -592,6 +659,62 @@ static void anchor(lua_State *L, int http_idx, request_t *r, int req_idx)
     lua_pop(L, 1);
 }
 
+/* A request that has finished (done set, released): onto the done list
+ * when submitted, and no longer anchored. */
+static void finished(lua_State *L, int http_idx, http_t *h, request_t *r)
+{
+    if (r->listed) {
+        push_uservalue(L, http_idx);
+        lua_rawgeti(L, -1, 1);
+        lua_pushlightuserdata(L, r);
+        lua_rawget(L, -3);
+        lua_rawseti(L, -2, ++h->ndone);
+        lua_pop(L, 2);
+    }
+    if (!r->blocking)
+        anchor(L, http_idx, r, 0);
+}
+
+/* Ends a queued request without a transfer (nothing was sent). */
+static void fail_queued(lua_State *L, int http_idx, http_t *h, request_t *r, CURLcode code,
+                        const char *why)
+{
+    r->result = code;
+    snprintf(r->errbuf, sizeof(r->errbuf), "%s", why);
+    r->sent = 0;
+    r->done = 1;
+    request_release(r);
+    finished(L, http_idx, h, r);
+}
+
+/* Adds queued transfers while fewer than `limit` are in the multi handle.
+ * The time one waited counts against its timeout. */
+static void pump_queue(lua_State *L, int http_idx, http_t *h)
+{
+    while (h->qhead != NULL && h->multi != NULL && h->inflight - h->nqueued < h->limit) {
+        request_t *r = h->qhead;
+        easy_t *ez = r->easy;
+        long waited = (long)((stream_monotime() - r->queued_at) * 1000.0);
+        unqueue(h, r);
+        h->inflight--;          /* counted again below once added */
+        if (ez->timeout_ms > 0 && waited >= ez->timeout_ms) {
+            fail_queued(L, http_idx, h, r, CURLE_OPERATION_TIMEDOUT,
+                        "timed out waiting for a free connection");
+            continue;
+        }
+        if (ez->timeout_ms > 0 && waited > 0) {
+            ez->timeout_ms -= waited;
+            curl_easy_setopt(ez->e, CURLOPT_TIMEOUT_MS, ez->timeout_ms);
+        }
+        if (curl_multi_add_handle(h->multi, ez->e) != CURLM_OK) {
+            fail_queued(L, http_idx, h, r, CURLE_FAILED_INIT, "cannot start the transfer");
+            continue;
+        }
+        r->in_multi = 1;
+        h->inflight++;
+    }
+}
+
 /* Reads what finished; runs outside any curl callback. */
 static void collect(lua_State *L, int http_idx, http_t *h)
 {
@@ -617,17 +740,10 @@ static void collect(lua_State *L, int http_idx, http_t *h)
         r->sent = r->result == CURLE_OK || r->result == CURLE_SEND_FAIL_REWIND || request_sent(r);
         r->done = 1;
         request_release(r);   /* msg is invalid from here on */
-        if (r->listed) {
-            push_uservalue(L, http_idx);
-            lua_rawgeti(L, -1, 1);
-            lua_pushlightuserdata(L, r);
-            lua_rawget(L, -3);
-            lua_rawseti(L, -2, ++h->ndone);
-            lua_pop(L, 2);
-        }
-        if (!r->blocking)
-            anchor(L, http_idx, r, 0);
+        finished(L, http_idx, h, r);
     }
+    if (h->qhead != NULL)
+        pump_queue(L, http_idx, h);
 }
 
 /* --------------------------------------------------------------- requests */
@@ -708,6 +824,8 @@ static easy_t *easy_new(http_t *h)
         return NULL;
     }
     curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)ez);
+    if (h->share != NULL)
+        curl_easy_setopt(e, CURLOPT_SHARE, h->share);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, ez->errbuf);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
@@ -895,6 +1013,14 @@ static void start_call(lua_State *L, http_t *h, request_t *r, const call_t *c)
         luaL_error(L, "stream.http: out of memory");
     }
     configure(h, r, ez, c);
+    r->done = 0;
+    h->requests++;
+    if (h->limit > 0 && h->inflight - h->nqueued >= h->limit) {
+        r->queued_at = stream_monotime();
+        enqueue(h, r);
+        h->inflight++;
+        return;
+    }
     mc = curl_multi_add_handle(h->multi, ez->e);
     if (mc != CURLM_OK) {
         request_release(r);  /* never counted in flight: in_multi is 0 */
@@ -902,8 +1028,6 @@ static void start_call(lua_State *L, http_t *h, request_t *r, const call_t *c)
     }
     r->in_multi = 1;
     h->inflight++;
-    h->requests++;
-    r->done = 0;
 }
 
 /* The request userdata (pushed), or NULL with nil, failure pushed. */
@@ -1441,6 +1565,9 @@ static int l_http_close(lua_State *L)
         curl_multi_cleanup(h->multi);
         h->multi = NULL;
         watch_free(h);
+        if (h->share != NULL)
+            curl_share_cleanup(h->share);   /* no easy handle is left to use it */
+        h->share = NULL;
         curl_slist_free_all(h->base);
         curl_slist_free_all(h->base_body);
         h->base = h->base_body = NULL;
@@ -1455,7 +1582,7 @@ static int l_http_close(lua_State *L)
     /* also when curl_multi_init failed after the pool was made */
     free(h->pool);
     h->pool = NULL;
-    h->pool_cap = 0;
+    h->pool_cap = h->room = 0;
     return 0;
 }
 
@@ -1548,6 +1675,12 @@ static void read_header_lists(lua_State *L, int t, http_t *h)
 static void acquire(lua_State *L, int t, http_t *h)
 {
     h->pool = calloc((size_t)h->pool_cap, sizeof(easy_t *));
+    h->room = h->pool != NULL ? h->pool_cap : 0;
+    /* A TLS session is kept per easy handle unless shared: without this a
+     * connection opened by another handle of the pool is a full handshake. */
+    h->share = curl_share_init();
+    if (h->share != NULL)
+        curl_share_setopt(h->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
     h->multi = h->pool != NULL ? curl_multi_init() : NULL;
     if (h->multi == NULL)
         luaL_error(L, "stream.http: cannot create a curl multi handle");
@@ -1557,6 +1690,7 @@ static void acquire(lua_State *L, int t, http_t *h)
     read_header_lists(L, t, h);
     lua_getfield(L, t, "max_connections");
     if (!lua_isnil(L, -1)) {
+        h->limit = h->pool_cap;
         curl_multi_setopt(h->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)h->pool_cap);
         curl_multi_setopt(h->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)h->pool_cap);
     }

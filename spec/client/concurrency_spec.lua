@@ -170,6 +170,28 @@ describe("client:parallel", function()
     slow:close()
   end)
 
+  it("counts the time a request waited for a connection against its timeout", function()
+    local slow = stream.connect(s.api_key, s.api_secret, "1", {
+      base_url = s.base_url, max_connections = 1, timeout = 0.3, retries = 0,
+      transport = H.transport({ "X-Stream-Local-Delay: 1000" }),
+    })
+    local t0 = socket.gettime()
+    local results = slow:parallel({
+      function() return slow:user("nobody"):get() end,
+      function() return slow:user("nobody"):get() end,
+    })
+    local elapsed = socket.gettime() - t0
+    local first, second = results[1][2], results[2][2]
+    assert.equal("timeout", first.kind)
+    assert.is_true(first.sent)
+    -- the second waited out its whole timeout in the queue: failed there, never sent
+    assert.equal("timeout", second.kind)
+    assert.is_false(second.sent)
+    assert.is_true(elapsed < 0.55, "took " .. elapsed .. " s: the queued one got a timeout of its own")
+    assert.equal(1, slow:stats().connects)
+    slow:close()
+  end)
+
   it("keeps its kept-alive connections through a long run of 32 at a time", function()
     local c = stream.connect(s.api_key, s.api_secret, "1", { base_url = s.base_url })
     local user = c:user(H.uid("churn"))

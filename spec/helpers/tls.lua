@@ -1,7 +1,10 @@
 -- Spec helper: an HTTPS peer. Makes a throw-away CA and a server
 -- certificate for "localhost" only (not 127.0.0.1) with the openssl CLI, and starts a
 -- plain nginx (its own prefix, a free loopback port) that answers every
--- request with a fixed user JSON body over TLS.
+-- request with a fixed user JSON body over TLS. opts.keepalive_requests
+-- bounds the requests of one connection (1: a new connection, so a new
+-- handshake, every request); peer.handshakes() reads the access log: one
+-- entry per request, true when its connection's TLS session was resumed.
 local socket = require "socket"
 
 local M = {}
@@ -16,7 +19,8 @@ local free_port = require("helpers.server").free_port
 local BODY = '{"id":"tls","created_at":"2026-11-26T17:02:16.131000Z",'
   .. '"updated_at":"2026-11-26T17:02:16.131000Z","data":{},"duration":"0.1ms"}'
 
-function M.start()
+function M.start(opts)
+  opts = opts or {}
   local dir = os.tmpname()
   os.remove(dir)
   sh("mkdir -p " .. dir .. "/logs " .. dir .. "/conf")
@@ -41,7 +45,9 @@ pid %s/logs/nginx.pid;
 error_log %s/logs/error.log;
 events { worker_connections 64; }
 http {
-  access_log off;
+  log_format tls '$connection $connection_requests $ssl_session_reused';
+  access_log %s/logs/access.log tls;
+  keepalive_requests %d;
   client_body_temp_path %s/logs/body;
   proxy_temp_path %s/logs/proxy;
   fastcgi_temp_path %s/logs/fastcgi;
@@ -51,13 +57,15 @@ http {
     listen 127.0.0.1:%d ssl;
     ssl_certificate %sserver.pem;
     ssl_certificate_key %sserver.key;
+    ssl_session_cache shared:lua_stream_spec:1m;
     location / {
       default_type application/json;
       return 200 '%s';
     }
   }
 }
-]]):format(user and "user root root;" or "", dir, dir, dir, dir, dir, dir, dir, port, d, d, BODY))
+]]):format(user and "user root root;" or "", dir, dir, dir, opts.keepalive_requests or 1000,
+    dir, dir, dir, dir, dir, port, d, d, BODY))
   conf:close()
   sh("nginx -p " .. dir .. " -e " .. dir .. "/logs/error.log -c " .. d .. "nginx.conf")
   for _ = 1, 200 do
@@ -66,6 +74,19 @@ http {
     socket.sleep(0.01)
   end
   local peer = { port = port, ca_file = d .. "ca.pem", dir = dir }
+  -- Per new connection in the access log (its first request), whether its
+  -- session was resumed, in order.
+  function peer.handshakes()
+    local list = {}
+    local f = io.open(dir .. "/logs/access.log")
+    if not f then return list end
+    for line in f:lines() do
+      local n, reused = line:match("^%d+ (%d+) (%S+)")
+      if n == "1" then list[#list + 1] = reused == "r" end
+    end
+    f:close()
+    return list
+  end
   function peer.stop()
     local f = io.open(dir .. "/logs/nginx.pid")
     if f then
