@@ -1072,26 +1072,26 @@ static request_t *blocking_slot(http_t *h)
 static void drive_sockets(lua_State *L, int http_idx, http_t *h, long wait_ms);
 static int hand_done(lua_State *L, http_t *h, int done);
 
-/* Drives transfers once; waits up to wait_ms for activity. */
+/* Drives transfers once; waits up to wait_ms for activity first. One
+ * curl_multi_perform per call (it runs every transfer in the multi handle,
+ * so each one counts): the wait comes first, and a transfer added since the
+ * last call makes libcurl's timer due at once, so it does not wait. */
 static void drive(lua_State *L, int http_idx, http_t *h, long wait_ms)
 {
-    CURLMcode mc;
     if (h->watch != NULL) {
         drive_sockets(L, http_idx, h, wait_ms);
         return;
     }
-    mc = curl_multi_perform(h->multi, &h->running);
-    collect(L, http_idx, h);
-    if (mc == CURLM_OK && h->running > 0 && wait_ms > 0) {
+    if (wait_ms > 0 && h->inflight > h->nqueued) {
         long t = -1;
         curl_multi_timeout(h->multi, &t);
         if (t >= 0 && t < wait_ms)
             wait_ms = t;
         if (wait_ms > 0)
             curl_multi_poll(h->multi, NULL, 0, (int)wait_ms, NULL);
-        curl_multi_perform(h->multi, &h->running);
-        collect(L, http_idx, h);
     }
+    curl_multi_perform(h->multi, &h->running);
+    collect(L, http_idx, h);
 }
 
 /* ----------------------------------------------------------- socket mode */
