@@ -48,9 +48,9 @@
 -- (`sign`, for tokens an area hands out; `scoped`, for the tokens of the
 -- other services, signed once), and `url` (a description's full URL).
 --
--- With the options on_request / on_response set, send goes through
--- hooks.lua (hooks.lua says what the hooks get); without them the pipeline
--- is exactly as described above.
+-- With the options on_request / on_response set, the pipeline's send is
+-- the hooked send below, which calls into hooks.lua (hooks.lua says what
+-- the hooks get); without them the pipeline is exactly as described above.
 
 local errors = require "stream.errors"
 local retry = require "stream.retry"
@@ -223,9 +223,9 @@ local function error_info(self, req, desc)
   return { method = desc.method, path = desc.path, idempotent = req.idempotent, scrub = self._scrub }
 end
 
--- One attempt: the decoded answer, or nil, err.
-local function attempt(self, req, desc)
-  local res, fail = self._sched:send(req)
+-- One attempt, given what sched:send answered: the decoded answer, or
+-- nil, err. (The caller sends, so the hooked send can count the raw answer.)
+local function attempt(self, req, desc, res, fail)
   if not res then
     return nil, errors.from_transport(fail, error_info(self, req, desc))
   end
@@ -244,13 +244,32 @@ local function attempt(self, req, desc)
   return nil, errors.from_response(status, decode(raw), raw, res.headers, error_info(self, req, desc))
 end
 
+-- After attempt n failed with err: the seconds to wait before the next
+-- attempt and retry.lua's context (made at the first failure, passed back
+-- in after), or nil when the call ends with err.
+local function backoff(self, req, err, n, deadline, ctx)
+  local s = self._settings
+  err.attempts = n
+  if n > s.retries then return nil end
+  ctx = ctx or { idempotent = req.idempotent, max_wait = s.max_retry_wait, random = self._random }
+  ctx.epoch = self._epoch()
+  local delay = retry.delay(err, n, ctx)
+  if not delay then return nil end
+  if deadline and self._clock:now() + delay >= deadline - DEADLINE_MARGIN then return nil end
+  return delay, ctx
+end
+
 -- pipeline:send(desc): the decoded answer, or nil, err. Sends the request,
 -- retrying where retry.lua allows, within total_timeout. Raises for a
 -- malformed description, and on a closed client (at the caller of the
 -- area method that sent).
-function Pipeline:send(desc)
+-- The transport request of a description: req | nil, err (a body JSON
+-- cannot hold). Raises for a malformed description, and on a closed
+-- client, at the caller of the area method that sent (prepare <- send <-
+-- area method <- caller).
+local function prepare(self, desc)
   if self._closed then
-    error("stream: " .. tostring(desc.method) .. " " .. tostring(desc.path) .. " on a closed client", 3)
+    error("stream: " .. tostring(desc.method) .. " " .. tostring(desc.path) .. " on a closed client", 4)
   end
   local base = check_desc(self._services, desc)
   local body, headers = desc.body, nil
@@ -268,6 +287,12 @@ function Pipeline:send(desc)
   }
   if headers then req.headers = headers end
   if desc.body_parts ~= nil then req.body_parts = parts_of(desc) end
+  return req
+end
+
+function Pipeline:send(desc)
+  local req, perr = prepare(self, desc)
+  if not req then return nil, perr end
   local s, clock = self._settings, self._clock
   local deadline = s.total_timeout and (clock:now() + s.total_timeout)
   local ctx -- made at the first failure: the common path allocates nothing more
@@ -275,29 +300,60 @@ function Pipeline:send(desc)
   while true do
     n = n + 1
     if deadline then req.timeout = math.min(s.timeout, deadline - clock:now()) end
-    local res, err = attempt(self, req, desc)
+    local res, err = attempt(self, req, desc, self._sched:send(req))
     if res ~= nil then return res end
-    err.attempts = n
-    if n > s.retries then return nil, err end
-    ctx = ctx or { idempotent = req.idempotent, max_wait = s.max_retry_wait, random = self._random }
-    ctx.epoch = self._epoch()
-    local delay = retry.delay(err, n, ctx)
+    local delay
+    delay, ctx = backoff(self, req, err, n, deadline, ctx)
     if not delay then return nil, err end
-    if deadline and clock:now() + delay >= deadline - DEADLINE_MARGIN then return nil, err end
     self._sched:sleep(delay)
   end
 end
 
+-- (upvalues: read on every hooked call)
+local hook_area, hook_before, hook_finish = hooks.area_of, hooks.before, hooks.finish
+
 -- pipeline:send when a hook is set (request.new puts it on the pipeline
 -- itself, so a pipeline without hooks runs Pipeline.send as it is, with
--- nothing added): the same raises at the same places, then the call
--- through hooks.lua (on_request per attempt, on_response once).
+-- nothing added): Pipeline.send's loop with the hooks folded in (prepare
+-- makes the request and raises for both): on_request before
+-- each attempt (hooks.before), the attempts, body bytes and last answer
+-- counted in locals, and on_response once at the end (hooks.finish), also
+-- when the pipeline refused the body (no attempt).
 local function hooked_send(self, desc)
-  if self._closed then
-    error("stream: " .. tostring(desc.method) .. " " .. tostring(desc.path) .. " on a closed client", 3)
+  local h, s, clock = self._hooks, self._settings, self._clock
+  local start = h.now()
+  local req, perr = prepare(self, desc)
+  -- the area remembered by path (hooks.area_of) is looked up here first:
+  -- a function call less per call
+  local area = desc.area or (desc.service == nil and h.areas[desc.path]) or hook_area(h, desc)
+  if not req then
+    hook_finish(h, desc, area, start, 0, nil, perr, 0, 0)
+    return nil, perr
   end
-  check_desc(self._services, desc)
-  return hooks.call(self._hooks, self, desc, Pipeline.send)
+  -- every attempt sends the same body
+  local size, p = req.body and #req.body or 0, req.body_parts
+  if p ~= nil then size = #p[1] + p[2].size + #p[3] end
+  local deadline = s.total_timeout and (clock:now() + s.total_timeout)
+  local on_request, ctx, n, received = h.on_request, nil, 0, 0
+  while true do
+    n = n + 1
+    if deadline then req.timeout = math.min(s.timeout, deadline - clock:now()) end
+    local out = on_request and hook_before(h, desc, area, req, n) or req
+    local last, fail = self._sched:send(out)
+    if last then received = received + #last.body end
+    local res, err = attempt(self, req, desc, last, fail)
+    if res ~= nil then
+      hook_finish(h, desc, area, start, n, last, nil, size, received)
+      return res
+    end
+    local delay
+    delay, ctx = backoff(self, req, err, n, deadline, ctx)
+    if not delay then
+      hook_finish(h, desc, area, start, n, last, err, size, received)
+      return nil, err
+    end
+    self._sched:sleep(delay)
+  end
 end
 
 ---------------------------------------------------------------- what the areas borrow
@@ -392,7 +448,7 @@ function request.new(o)
     _epoch = o.epoch or os.time, _random = o.random or math.random,
     _sign = o.sign, _scoped = o.scoped, _holds = o.holds or "token", _closed = false,
   }, Pipeline)
-  self._hooks = hooks.new(self, o.settings or {}, o.transport, o.scrub)
+  self._hooks = hooks.new(o.settings or {}, o.transport, o.scrub, o.core and o.core.monotime)
   if self._hooks then self.send = hooked_send end
   return self
 end

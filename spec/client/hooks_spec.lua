@@ -28,16 +28,18 @@ local function assert_clean(v, secrets)
   end
 end
 
+-- A copy of a table the client lends a hook (it fills the same one again later).
+local function copy(t)
+  local out = {}
+  for k, v in pairs(t) do out[k] = v end
+  return out
+end
+
 -- A client whose hooks record into reqs and infos.
 local function hooked(s, opts, reqs, infos)
   opts = opts or {}
-  opts.on_request = opts.on_request or function(req) reqs[#reqs + 1] = req end
-  -- info is lent for the hook's run (the client fills it again later): keep a copy
-  opts.on_response = opts.on_response or function(info)
-    local copy = {}
-    for k, v in pairs(info) do copy[k] = v end
-    infos[#infos + 1] = copy
-  end
+  opts.on_request = opts.on_request or function(req) reqs[#reqs + 1] = copy(req) end
+  opts.on_response = opts.on_response or function(info) infos[#infos + 1] = copy(info) end
   return H.server_client(s, opts)
 end
 
@@ -55,6 +57,73 @@ describe("request hooks", function()
     assert.equal(seen[1].t, seen[2].t)
     assert.equal("user/", seen[1].path)
     assert.equal("user/hook-lend/", seen[2].path)
+  end)
+
+  it("lend on_request one table per attempt, its headers empty again each time", function()
+    local seen = {}
+    local c = H.server_client(s, { on_request = function(req)
+      seen[#seen + 1] = { t = req, path = req.path, headers = next(req.headers) }
+      req.headers["X-Trace-Id"] = "t-" .. #seen
+    end })
+    assert(c:user("hook-lend-req"):get_or_create({}))
+    assert(c:user("hook-lend-req"):get())
+    c:close()
+    assert.equal(2, #seen)
+    assert.equal(seen[1].t, seen[2].t)
+    assert.same({ "user/", "user/hook-lend-req/" }, { seen[1].path, seen[2].path })
+    assert.is_nil(seen[2].headers)
+  end)
+
+  it("report a body the pipeline refuses: kind invalid, no attempt", function()
+    local infos = {}
+    local c = hooked(s, nil, {}, infos)
+    local _, err = c.pipeline:send({ method = "POST", path = "user/", body = { f = function() end } })
+    c:close()
+    assert.equal("invalid", err.kind)
+    assert.equal(1, #infos)
+    assert.same({ "POST", "user/", "users", "invalid", 0, 0 },
+      { infos[1].method, infos[1].path, infos[1].area, infos[1].kind, infos[1].attempts, infos[1].bytes_sent })
+    assert.is_nil(infos[1].status)
+  end)
+
+  it("count the retries of a call that fails, with the last status", function()
+    local infos = {}
+    local c = hooked(s, { retries = 2, on_request = function(req)
+      req.headers["X-Stream-Local-Status"] = "503"
+    end }, {}, infos)
+    local _, err = c:user(H.uid("fail")):get()
+    c:close()
+    assert.equal(503, err.status)
+    assert.equal(3, err.attempts)
+    assert.same({ 503, "api", 3 }, { infos[1].status, infos[1].kind, infos[1].attempts })
+    assert.is_true(infos[1].bytes_received > 0)
+  end)
+
+  it("leave a client without hooks on Pipeline.send itself", function()
+    local request = require "stream.request"
+    local plain = H.server_client(s)
+    local c = H.server_client(s, { on_response = function() end })
+    assert.equal(request.Pipeline.send, plain.pipeline.send)
+    assert.not_equal(request.Pipeline.send, c.pipeline.send)
+    plain:close()
+    c:close()
+  end)
+
+  it("remember the area of at most 256 paths, each as hooks.area names it", function()
+    local hooks = require "stream.hooks"
+    local h = hooks.new({ on_response = function() end }, nil, nil, os.clock)
+    for i = 1, 600 do
+      assert.equal("users", hooks.area_of(h, { method = "GET", path = "user/u" .. i .. "/" }))
+      assert.is_true(h.nareas <= 256)
+    end
+    for _, desc in ipairs({
+      { path = "feed/add_to_many/" }, { path = "feed/user/a/" }, { path = "enrich/feed/user/a/" },
+      { path = "user/u1/", service = "personalization" }, { path = "user/u1/", area = "x" },
+      { path = "other/1/" }, { path = "/" },
+    }) do
+      assert.equal(hooks.area(desc), hooks.area_of(h, desc))
+      assert.equal(hooks.area(desc), hooks.area_of(h, desc))
+    end
   end)
 
   setup(function() s = server.start({ faults = true }) end)
@@ -151,7 +220,7 @@ describe("request hooks", function()
     local c = hooked(s, {
       retries = 3,
       on_request = function(req)
-        reqs[#reqs + 1] = req
+        reqs[#reqs + 1] = copy(req)
         if req.attempt < 3 then req.headers["X-Stream-Local-Status"] = "503" end
       end,
     }, reqs, infos)
