@@ -5,13 +5,19 @@
 -- and headers of an answer together at max_header_bytes.
 --
 -- The socket is anything with send, receiveany (a byte count) and
--- settimeout in milliseconds: an nginx cosocket here. Every read goes
--- through a reader that first calls `left`, a function that sets the
--- socket's timeout to what is left of the deadline and returns nil once it
--- has passed. Reads are receiveany, never receive("*l") or receive(n):
--- those restart the socket's timeout whenever a byte arrives, so a server
--- dripping one byte a second would hold them forever; receiveany comes
--- back with whatever arrived, and the deadline is checked before the next.
+-- settimeout in milliseconds: an nginx cosocket here. Reads go through a
+-- reader that holds the attempt's deadline: before each read it checks the
+-- clock, fails once the deadline has passed, and lowers the socket's
+-- timeout to what is left when that is below the timeout already set (the
+-- caller sets it once per attempt, so a read never waits past the
+-- deadline). Reads are receiveany, never receive("*l"), receive(n) or
+-- receiveuntil: those restart the socket's timeout whenever a byte arrives,
+-- so a server dripping one byte a second would hold them forever;
+-- receiveany comes back with whatever arrived, and the deadline is checked
+-- before the next. A status line and header block that arrived whole (the
+-- common answer: one read brings head and body) is split in one pass over
+-- the buffer, with the same rules and the same byte accounting as the line
+-- by line reading it stands in for.
 --
 -- Failures are nil, {kind =, message =, sent =, reason =} as in the
 -- transport contract (transport/curl.lua); an answer that breaks HTTP (a
@@ -22,6 +28,9 @@
 
 local check = require "stream.check"
 local http1 = {}
+
+local find, sub, byte, match, lower = string.find, string.sub, string.byte, string.match, string.lower
+local concat = table.concat
 
 local MAX_HEADER_LINES = 200
 local MAX_CHUNK_HEX = 8        -- chunk sizes up to 4 GiB - 1
@@ -57,17 +66,13 @@ end
 -- length: the Content-Length when more follows the text than `body` (a
 -- streamed file and its suffix, see send_stream), else #body.
 function http1.request_text(method, target, host_header, head, head_body, body, extra, length)
-  local lines = { method, " ", target, " HTTP/1.1\r\nHost: ", host_header, "\r\n", extra or "" }
-  if body == nil and http1.has_body(method, body) then body = "" end
+  if body == nil and not NO_BODY_METHOD[method] then body = "" end
   if body then
-    lines[#lines + 1] = head_body
-    lines[#lines + 1] = "Content-Length: " .. (length or #body) .. "\r\n\r\n"
-    lines[#lines + 1] = body
-  else
-    lines[#lines + 1] = head
-    lines[#lines + 1] = "\r\n"
+    return method .. " " .. target .. " HTTP/1.1\r\nHost: " .. host_header .. "\r\n" .. (extra or "")
+      .. head_body .. "Content-Length: " .. (length or #body) .. "\r\n\r\n" .. body
   end
-  return table.concat(lines)
+  return method .. " " .. target .. " HTTP/1.1\r\nHost: " .. host_header .. "\r\n" .. (extra or "")
+    .. head .. "\r\n"
 end
 
 -- Header lines "Name: value\r\n" of a name -> value map, in name order:
@@ -147,27 +152,69 @@ end
 
 ---------------------------------------------------------------- reader
 
--- A buffered reader over the socket, made per exchange: buf[pos..] is what
--- arrived and was not read yet; head_left is what is left of the header
--- budget (status lines, headers and trailers of one answer).
+-- A buffered reader over the socket: buf[pos..] is what arrived and was
+-- not read yet; head_left is what is left of the header budget (status
+-- lines, headers and trailers of one answer). Readers are kept for reuse
+-- (http1.release): one exchange takes one and gives it back at its end.
 local Reader = {}
 Reader.__index = Reader
 
-function http1.reader(sock, left, max_head)
-  return setmetatable({ sock = sock, left = left, buf = "", pos = 1, head_left = max_head,
-    max_head = max_head }, Reader)
+local spare, nspare = {}, 0
+local MAX_SPARE = 64
+
+local function ms(seconds)
+  local v = math.floor(seconds * 1000 + 0.5)
+  if v < 1 then v = 1 end
+  return v
+end
+http1.ms = ms
+
+-- lim: {now = clock in seconds, max_head = max_header_bytes, max = max_response_bytes};
+-- deadline: on lim.now's clock; timeout_ms: the socket's timeout as set now.
+function http1.reader(sock, lim, deadline, timeout_ms)
+  local rd
+  if nspare > 0 then
+    rd, spare[nspare], nspare = spare[nspare], nil, nspare - 1
+  else
+    rd = setmetatable({}, Reader)
+  end
+  rd.sock, rd.now, rd.deadline, rd.set_ms = sock, lim.now, deadline, timeout_ms
+  rd.buf, rd.pos, rd.head_left, rd.max_head = "", 1, lim.max_head, lim.max_head
+  return rd
+end
+
+-- Gives a reader back for reuse; it must not be used after.
+function http1.release(rd)
+  rd.sock, rd.buf = nil, ""
+  if nspare < MAX_SPARE then
+    nspare = nspare + 1
+    spare[nspare] = rd
+  end
+end
+
+-- Seconds left before the deadline, the socket's timeout lowered to them
+-- when it was set higher | nil once the deadline has passed.
+function Reader:left()
+  local l = self.deadline - self.now()
+  if l <= 0 then return nil end
+  local v = ms(l)
+  if v < self.set_ms then
+    self.sock:settimeout(v)
+    self.set_ms = v
+  end
+  return l
 end
 
 -- Reads what the socket has (at most `want` bytes) within the deadline.
 -- true | nil, err ("timeout", "closed", ...)
 function Reader:fill(want)
-  if not self.left() then return nil, "timeout" end
+  if not self:left() then return nil, "timeout" end
   local data, err = self.sock:receiveany(want or READ_BYTES)
   if not data then return nil, err end
   if self.pos > #self.buf then
     self.buf, self.pos = data, 1
   else
-    self.buf, self.pos = self.buf:sub(self.pos) .. data, 1
+    self.buf, self.pos = sub(self.buf, self.pos) .. data, 1
   end
   return true
 end
@@ -215,13 +262,13 @@ function Reader:bytes(n)
   local parts, got = { self.buf:sub(self.pos) }, have
   self.buf, self.pos = "", 1
   while got < n do
-    if not self.left() then return nil, "timeout", got end
+    if not self:left() then return nil, "timeout", got end
     local data, err = self.sock:receiveany(math.min(n - got, READ_BYTES))
     if not data then return nil, err, got end
     parts[#parts + 1] = data
     got = got + #data
   end
-  return table.concat(parts)
+  return concat(parts)
 end
 
 -- Everything until the server closes, at most max bytes:
@@ -231,10 +278,10 @@ function Reader:rest(max)
   self.buf, self.pos = "", 1
   while true do
     if total > max then return nil, "limit" end
-    if not self.left() then return nil, "timeout" end
+    if not self:left() then return nil, "timeout" end
     local data, err = self.sock:receiveany(READ_BYTES)
     if not data then
-      if err == "closed" then return table.concat(parts) end
+      if err == "closed" then return concat(parts) end
       return nil, err
     end
     parts[#parts + 1] = data
@@ -252,6 +299,25 @@ local function header_failure(rd, err, what)
   return fail("transport", "reading the answer's " .. what .. " failed: " .. tostring(err))
 end
 
+-- Header names as they come -> lower-cased, for the names seen first
+-- (a server sends the same few on every answer).
+local lower_of, nlower = {}, 0
+local MAX_NAMES = 256
+
+local function lower_name(name)
+  local l = lower_of[name]
+  if l then return l end
+  l = lower(name)
+  if nlower < MAX_NAMES then
+    lower_of[name], nlower = l, nlower + 1
+  end
+  return l
+end
+
+local function too_many_lines()
+  return fail("transport", "more than " .. MAX_HEADER_LINES .. " header lines in the answer", "limit")
+end
+
 -- Reads one header block into h (lower-cased names, last one wins).
 -- true | nil, failure
 function http1.read_headers(rd, h)
@@ -261,19 +327,61 @@ function http1.read_headers(rd, h)
     if not line then return header_failure(rd, err, "headers") end
     if line == "" then return true end
     count = count + 1
-    if count > MAX_HEADER_LINES then
-      return fail("transport", "more than " .. MAX_HEADER_LINES .. " header lines in the answer", "limit")
+    if count > MAX_HEADER_LINES then return too_many_lines() end
+    local name, value = match(line, "^([^:%s]+)%s*:%s*(.-)%s*$")
+    if name then h[lower_name(name)] = value end
+  end
+end
+
+-- Whether byte b is whitespace as Lua's %s has it (space, \t \n \v \f \r).
+local function space(b)
+  return b == 32 or (b >= 9 and b <= 13)
+end
+
+-- A field of the line buf[p..ce] (ce: its last byte, a CR before its LF
+-- dropped) into h, as read_headers reads it from the line alone:
+-- "name: value", the name without ':' or whitespace, the value without
+-- the whitespace around it; a line of any other shape is ignored. No
+-- backtracking pattern: the name is one greedy run, the value is cut by
+-- hand.
+local function field_at(buf, p, ce, h)
+  local name, colon, v = match(buf, "^([^:%s]+)%s*():%s*()", p)
+  if not name or colon > ce then return end
+  while ce >= v and space(byte(buf, ce)) do ce = ce - 1 end
+  h[lower_name(name)] = sub(buf, v, ce)
+end
+
+-- read_headers without line strings when the block is whole in the
+-- buffer: lines split where Reader:line splits them, counted against the
+-- header budget as head_line counts them, the same line cap. true |
+-- false when the block is not whole (nothing read) | nil, failure.
+-- rd.pos is at the start of a line (after a status line).
+local function headers_in_buffer(rd, h)
+  local buf, p = rd.buf, rd.pos
+  if not find(buf, "\r\n\r\n", p > 2 and p - 2 or 1, true) then return false end
+  local left, count = rd.head_left, 0
+  while true do
+    local e = find(buf, "\n", p, true) -- found: the block ends with an empty line
+    if e - p + 1 > left then return header_failure(rd, "limit", "headers") end
+    local ce = e - 1
+    if ce >= p and byte(buf, ce) == 13 then ce = ce - 1 end
+    left = left - (ce - p + 1) - 2 -- a bare LF counts as two, as in head_line
+    if ce < p then
+      rd.head_left, rd.pos = left, e + 1
+      return true
     end
-    local name, value = line:match("^([^:%s]+)%s*:%s*(.-)%s*$")
-    if name then h[name:lower()] = value end
+    count = count + 1
+    if count > MAX_HEADER_LINES then return too_many_lines() end
+    field_at(buf, p, ce, h)
+    p = e + 1
   end
 end
 
 -- "HTTP/1.1 200 OK": version, status | nil. Exactly three digits, then a
 -- space or the end (a 20-digit status is not status 999).
 local function status_line(line)
-  local version, status, after = line:match("^HTTP/(%d%.%d) (%d%d%d)()")
-  if not version or not (after > #line or line:byte(after) == 32) then return nil end
+  local version, status, after = match(line, "^HTTP/(%d%.%d) (%d%d%d)()")
+  if not version or not (after > #line or byte(line, after) == 32) then return nil end
   return version, tonumber(status)
 end
 
@@ -295,7 +403,8 @@ function http1.read_head(rd)
       return fail("transport", "malformed status line from the server: " .. line, "malformed")
     end
     headers = {}
-    local ok, f = http1.read_headers(rd, headers)
+    local ok, f = headers_in_buffer(rd, headers)
+    if ok == false then ok, f = http1.read_headers(rd, headers) end
     if not ok then return nil, f end
   until status >= 200 or status == 101
   return status, version, headers
@@ -323,7 +432,7 @@ function http1.read_chunked(rd, max)
     if size == 0 then
       local ok, f = http1.read_headers(rd, {}) -- trailers, thrown away
       if not ok then return nil, f end
-      return table.concat(parts)
+      return concat(parts)
     end
     total = total + size
     if total > max then return too_large(max) end
@@ -374,8 +483,9 @@ end
 
 -- Sends the rest of a streamed body after the request text: stream.size
 -- bytes of stream.file from its start, FILE_CHUNK at a time (the deadline
--- checked before each), then stream.suffix. true | nil, failure.
-function http1.send_stream(sock, stream, left)
+-- checked before each, by the exchange's reader rd), then stream.suffix.
+-- true | nil, failure.
+function http1.send_stream(sock, stream, rd)
   local f, rest = stream.file, stream.size
   if not f:seek("set", 0) then return fail("transport", "cannot read the file to upload") end
   while rest > 0 do
@@ -383,14 +493,14 @@ function http1.send_stream(sock, stream, left)
     if not piece then
       return fail("transport", "the file to upload ended before its size (changed while sent?)")
     end
-    if not left() then return fail("timeout", "timed out sending the request") end
+    if not rd:left() then return fail("timeout", "timed out sending the request") end
     local ok, err = sock:send(piece)
     if not ok then
       return fail(err == "timeout" and "timeout" or "transport", "sending the request failed: " .. tostring(err))
     end
     rest = rest - #piece
   end
-  if not left() then return fail("timeout", "timed out sending the request") end
+  if not rd:left() then return fail("timeout", "timed out sending the request") end
   local ok, err = sock:send(stream.suffix)
   if not ok then
     return fail(err == "timeout" and "timeout" or "transport", "sending the request failed: " .. tostring(err))
@@ -398,16 +508,8 @@ function http1.send_stream(sock, stream, left)
   return true
 end
 
--- One exchange on an open connection. limits: max_response_bytes and
--- max_header_bytes; left: see the top of this file.
---   {status =, body =, headers =}, keepalive
---   | nil, failure, stale: "unsent" when the request could not be written
---     (so it never arrived), "silent" when not a byte came back after it
---     was; whether that means a stale pooled connection, and whether to
---     send again, is the caller's to decide.
--- stream: a body streamed from a file after `request` (send_stream), or nil.
-function http1.exchange(sock, method, request, max, left, max_head, stream)
-  if not left() then
+local function exchange(rd, sock, method, request, max, stream)
+  if not rd:left() then
     return nil, { kind = "timeout", message = "timed out before sending", sent = false, reason = "connect" }
   end
   local ok, err = sock:send(request)
@@ -417,10 +519,9 @@ function http1.exchange(sock, method, request, max, left, max_head, stream)
     return nil, f, err ~= "timeout" and "unsent" or nil
   end
   if stream then
-    local sent, f = http1.send_stream(sock, stream, left)
+    local sent, f = http1.send_stream(sock, stream, rd)
     if not sent then return nil, f end
   end
-  local rd = http1.reader(sock, left, max_head)
   local status, version, headers = http1.read_head(rd)
   if not status then return nil, version, headers and "silent" or nil end
   local keepalive = http1.keepalive(version, headers)
@@ -428,6 +529,22 @@ function http1.exchange(sock, method, request, max, left, max_head, stream)
   if not body then return nil, by_close end
   if by_close then keepalive = false end
   return { status = status, body = body, headers = headers }, keepalive
+end
+
+-- One exchange on an open connection. lim: see http1.reader (max: the
+-- body cap); deadline: the attempt's, on lim.now's clock; timeout_ms: the
+-- socket's timeout as the caller set it for this attempt.
+--   {status =, body =, headers =}, keepalive
+--   | nil, failure, stale: "unsent" when the request could not be written
+--     (so it never arrived), "silent" when not a byte came back after it
+--     was; whether that means a stale pooled connection, and whether to
+--     send again, is the caller's to decide.
+-- stream: a body streamed from a file after `request` (send_stream), or nil.
+function http1.exchange(sock, method, request, lim, deadline, timeout_ms, stream)
+  local rd = http1.reader(sock, lim, deadline, timeout_ms)
+  local res, extra, how = exchange(rd, sock, method, request, lim.max, stream)
+  http1.release(rd)
+  return res, extra, how
 end
 
 return http1

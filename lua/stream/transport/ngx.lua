@@ -58,6 +58,7 @@ local ngx = ngx -- luacheck: ignore 113 (the nginx API, a global inside nginx)
 local http1 = require "stream.transport.http1"
 local config = require "stream.config"
 
+local find, sub, byte = string.find, string.sub, string.byte
 local pack = table.pack or function(...) return { n = select("#", ...), ... } end
 local unpack = table.unpack or unpack -- luacheck: ignore 143
 
@@ -88,11 +89,7 @@ local function phase_problem()
     .. " or timer code, e.g. run it later with ngx.timer.at(0, function() ... end)"
 end
 
-local function ms(seconds)
-  local v = math.floor(seconds * 1000 + 0.5)
-  if v < 1 then v = 1 end
-  return v
-end
+local ms = http1.ms
 
 ---------------------------------------------------------------- addresses
 
@@ -195,6 +192,12 @@ end
 
 local warned_ca = {}
 
+-- The clock when the core has no monotonic one.
+local function ngx_clock()
+  ngx.update_time()
+  return ngx.now()
+end
+
 -- settings: timeout, connect_timeout, max_response_bytes (resolved values),
 -- max_header_bytes (config.lua's default when not given, as in the curl
 -- transport), ca_file, verify, proxy, max_connections, headers and
@@ -221,6 +224,9 @@ function M.new(core, settings)
     _max_connections = settings.max_connections,
     _requests = 0, _connects = 0, _in_flight = 0, _closed = false,
   }, M)
+  self._now = core and core.monotime or ngx_clock
+  -- what every exchange reads (http1.reader), made once
+  self._limits = { now = self._now, max = self._max_response, max_head = self._max_header }
   self._origins, self._norigins = {}, 0
   local head, lines = http1.header_text(settings.headers, "headers")
   local body_head, body_lines = http1.header_text(settings.body_headers, "body_headers")
@@ -245,10 +251,7 @@ local function check_open(self)
 end
 
 local function now(self)
-  local core = self.core
-  if core and core.monotime then return core.monotime() end
-  ngx.update_time()
-  return ngx.now()
+  return self._now()
 end
 
 -- Connection slots when max_connections is set: a semaphore per transport.
@@ -278,19 +281,8 @@ local function unsent(kind, message, reason)
   return nil, { kind = kind, message = message, sent = false, reason = reason or "connect" }
 end
 
--- A function that sets the socket's timeout to what is left of the
--- deadline, or returns nil once it has passed (http1.lua's `left`).
-local function time_left(self, sock, deadline)
-  return function()
-    local l = deadline - now(self)
-    if l <= 0 then return nil end
-    sock:settimeout(ms(l))
-    return l
-  end
-end
-
 -- Opens a tunnel through the proxy to host:port. true | nil, err
-local function connect_tunnel(self, sock, host, port, deadline)
+local function connect_tunnel(self, sock, host, port, deadline, timeout_ms)
   local p = self._proxy
   local authority = host .. ":" .. port
   local ok, err = sock:send("CONNECT " .. authority .. " HTTP/1.1\r\nHost: " .. authority .. "\r\n"
@@ -298,13 +290,17 @@ local function connect_tunnel(self, sock, host, port, deadline)
   if not ok then return nil, err end
   -- the proxy says nothing after its answer until the TLS handshake starts,
   -- so the reader cannot take bytes that belong to the tunnel
-  local rd = http1.reader(sock, time_left(self, sock, deadline), self._max_header)
+  local rd = http1.reader(sock, self._limits, deadline, timeout_ms)
   local line
   line, err = rd:head_line()
-  if not line then return nil, err end
+  if not line then
+    http1.release(rd)
+    return nil, err
+  end
   local status = tonumber(line:match("^HTTP/%d%.%d (%d%d%d)"))
   local f
   ok, f = http1.read_headers(rd, {})
+  http1.release(rd)
   if not ok then return nil, f.message end
   if status ~= 200 then
     return nil, "proxy answered CONNECT with " .. tostring(status or line:sub(1, 60))
@@ -312,8 +308,11 @@ local function connect_tunnel(self, sock, host, port, deadline)
   return true
 end
 
--- Gets a connection (pooled or new, TLS done). sock, reused | nil, failure
-local function open(self, scheme, host, port, deadline, pool)
+-- Gets a connection (pooled or new, TLS done); its timeouts are set once,
+-- to what is left of the deadline (the reads lower them, http1.lua).
+-- pool_opts: connect's options ({pool = name}).
+-- sock, reused, timeout_ms (the read timeout as set) | nil, failure
+local function open(self, scheme, host, port, deadline, pool_opts)
   local left = deadline - now(self)
   if left <= 0 then return unsent("timeout", "timed out before connecting to " .. host .. ":" .. port) end
   local sock, err = ngx.socket.tcp()
@@ -324,7 +323,7 @@ local function open(self, scheme, host, port, deadline, pool)
   local chost, cport = host, port
   if p then chost, cport = p.host, p.port end
   local ok
-  ok, err = sock:connect(address(chost), cport, { pool = pool })
+  ok, err = sock:connect(address(chost), cport, pool_opts)
   if not ok then
     if err == "timeout" then
       return unsent("timeout", "timed out connecting to " .. chost .. ":" .. cport)
@@ -336,10 +335,10 @@ local function open(self, scheme, host, port, deadline, pool)
     return unsent("transport", "could not connect to " .. chost .. ":" .. cport .. ": " .. tostring(err) .. hint)
   end
   local reused = sock:getreusedtimes() or 0
-  if reused > 0 then return sock, reused end
+  if reused > 0 then return sock, reused, to end
   self._connects = self._connects + 1
   if p and scheme == "https" then
-    ok, err = connect_tunnel(self, sock, host, port, deadline)
+    ok, err = connect_tunnel(self, sock, host, port, deadline, to)
     if not ok then
       sock:close()
       return unsent(err == "timeout" and "timeout" or "transport",
@@ -364,7 +363,7 @@ local function open(self, scheme, host, port, deadline, pool)
         "TLS handshake with " .. host .. ":" .. port .. " failed: " .. tostring(err))
     end
   end
-  return sock, 0
+  return sock, 0, to
 end
 
 -- The pool a connection goes back to: never shared across trust settings.
@@ -378,24 +377,44 @@ end
 -- transport; a client sends every request to its one base URL.
 local MAX_ORIGINS = 16
 
--- parse_url's answer plus the pool name, the origin parsed once per
--- transport: scheme, host, port, host_header, target, pool | nil, problem.
-local function parse_request_url(self, url)
-  local origin, rest = url:match("^(%a[%w+.%-]*://[^/?#]*)(.*)$")
-  local o = origin and self._origins[origin]
-  if o then
-    local target = target_of(rest)
-    if not target then return nil, "spaces or '#' in the URL" end
-    return o[1], o[2], o[3], o[4], target, o[5]
-  end
+-- parse_request_url for an origin not parsed yet (origin: the URL's, or
+-- nil when it has none): o, target | nil, problem.
+local function parse_new_origin(self, url, origin)
   local scheme, host, port, host_header, target = parse_url(url)
   if not scheme then return nil, host end
-  local pool = pool_name(self, scheme, host, port)
+  -- pool_size: the keep-alive pool holds every connection the client may
+  -- have open (nginx's default, lua_socket_pool_size, is 30: with more in
+  -- flight the extra ones would be closed, and over TLS shaken hands again)
+  local o = { scheme, host, port, host_header, pool_opts = { pool = pool_name(self, scheme, host, port),
+    pool_size = self._max_connections } }
   if origin and self._norigins < MAX_ORIGINS then
-    self._origins[origin] = { scheme, host, port, host_header, pool }
+    o.origin, o.n = origin, #origin
+    self._origins[origin] = o
     self._norigins = self._norigins + 1
   end
-  return scheme, host, port, host_header, target, pool
+  return o, target
+end
+
+-- The parsed origin of a URL and its request target: o, target | nil,
+-- problem. o: {scheme, host, port, host_header, pool_opts = {pool =
+-- name}} (connect's options), parsed once per origin and transport; the
+-- origin of the last request is checked first, by prefix.
+local function parse_request_url(self, url)
+  local o, rest = self._last_origin, nil
+  if o and find(url, o.origin, 1, true) == 1 then
+    local c = byte(url, o.n + 1)
+    if c == nil or c == 47 or c == 63 or c == 35 then rest = sub(url, o.n + 1) end -- / ? #
+  end
+  if not rest then
+    local origin
+    origin, rest = url:match("^(%a[%w+.%-]*://[^/?#]*)(.*)$")
+    o = origin and self._origins[origin]
+    if not o then return parse_new_origin(self, url, origin) end
+  end
+  self._last_origin = o
+  local target = target_of(rest)
+  if not target then return nil, "spaces or '#' in the URL" end
+  return o, target
 end
 
 -- Whether a failed exchange on a pooled connection may be sent again on a
@@ -437,8 +456,9 @@ local function perform_request(self, req, stream)
   if stream then body = stream.prefix end
   local head, head_body = request_head(self, req)
   if not head then return unsent("invalid", head_body, "header") end
-  local scheme, host, port, host_header, target, pool = parse_request_url(self, url)
-  if not scheme then return unsent("transport", host .. ": " .. url:gsub("%?.*$", "")) end
+  local o, target = parse_request_url(self, url)
+  if not o then return unsent("transport", target .. ": " .. url:gsub("%?.*$", "")) end
+  local scheme, host, port, host_header = o[1], o[2], o[3], o[4]
   self._requests = self._requests + 1
   local deadline = now(self) + (req.timeout or self._timeout)
   local p = self._proxy
@@ -452,13 +472,12 @@ local function perform_request(self, req, stream)
   local attempts = 0
   while true do
     attempts = attempts + 1
-    local sock, reused = open(self, scheme, host, port, deadline, pool)
+    local sock, reused, timeout_ms = open(self, scheme, host, port, deadline, o.pool_opts)
     if not sock then
       release(self)
       return nil, reused
     end
-    local res, extra, how = http1.exchange(sock, method, request, self._max_response,
-      time_left(self, sock, deadline), self._max_header, stream)
+    local res, extra, how = http1.exchange(sock, method, request, self._limits, deadline, timeout_ms, stream)
     if res then
       if not (extra and sock:setkeepalive()) then sock:close() end
       release(self)
