@@ -1,7 +1,8 @@
 -- Spec helper: an HTTPS peer. Makes a throw-away CA and a server
 -- certificate for "localhost" only (not 127.0.0.1) with the openssl CLI, and starts a
 -- plain nginx (its own prefix, a free loopback port) that answers every
--- request with a fixed user JSON body over TLS. opts.keepalive_requests
+-- request with a fixed user JSON body over TLS. opts.ca: another peer whose
+-- authority signs this one's certificate too. opts.keepalive_requests
 -- bounds the requests of one connection (1: a new connection, so a new
 -- handshake, every request); peer.handshakes() reads the access log: one
 -- entry per request, true when its connection's TLS session was resumed.
@@ -25,8 +26,13 @@ function M.start(opts)
   os.remove(dir)
   sh("mkdir -p " .. dir .. "/logs " .. dir .. "/conf")
   local d = dir .. "/conf/"
-  sh("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=lua-stream-test-ca"
-    .. " -keyout " .. d .. "ca.key -out " .. d .. "ca.pem")
+  if opts.ca then -- signed by another peer's authority (one trusted CA for both)
+    local other = opts.ca.dir .. "/conf/"
+    sh("cp " .. other .. "ca.key " .. other .. "ca.pem " .. d)
+  else
+    sh("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=lua-stream-test-ca"
+      .. " -keyout " .. d .. "ca.key -out " .. d .. "ca.pem")
+  end
   sh("openssl req -newkey rsa:2048 -nodes -subj /CN=localhost"
     .. " -keyout " .. d .. "server.key -out " .. d .. "server.csr")
   local ext = assert(io.open(d .. "ext.cnf", "w"))

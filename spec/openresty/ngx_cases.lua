@@ -299,6 +299,17 @@ function cases.tls()
   return out
 end
 
+-- Three calls to an HTTPS peer (?port=) that closes every connection after
+-- one request: three connections, three handshakes.
+function cases.tls_resume()
+  local t = new()
+  local url = "https://localhost:" .. ngx.var.arg_port .. "/api/v1.0/user/tls/"
+  local out = { calls = {} }
+  for i = 1, 3 do out.calls[i] = summary(t:request(rq("GET", url))) end
+  out.stats = t:stats()
+  return out
+end
+
 -- Through a CONNECT proxy (?proxy=PORT) to the HTTPS peer (?port=).
 function cases.tls_proxy()
   local t = new({ proxy = "http://u:p@127.0.0.1:" .. ngx.var.arg_proxy })

@@ -277,6 +277,18 @@ describe("ngx transport", function()
       assert.equal(1, r.unverified_stats.connects)
     end)
 
+    it("resumes the origin's TLS session on a new connection", function()
+      local closing = tls.start({ keepalive_requests = 1, ca = peer })
+      local ok, r = pcall(case, "tls_resume", "&port=" .. closing.port)
+      socket.sleep(0.2) -- nginx logs a request after its answer went out
+      local seen = closing.handshakes()
+      closing.stop()
+      assert(ok, r)
+      for i = 1, 3 do assert.equal(200, r.calls[i].status, r.calls[i].message) end
+      assert.equal(3, r.stats.connects)
+      assert.same({ false, true, true }, seen)
+    end)
+
     it("tunnels through an http:// proxy with CONNECT", function()
       local r = case("tls_proxy", "&port=" .. peer.port .. "&proxy=" .. proxy_port)
       assert.equal(200, r.first.status, r.first.message)

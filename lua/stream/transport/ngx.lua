@@ -310,9 +310,10 @@ end
 
 -- Gets a connection (pooled or new, TLS done); its timeouts are set once,
 -- to what is left of the deadline (the reads lower them, http1.lua).
--- pool_opts: connect's options ({pool = name}).
+-- o: the origin (parse_request_url): connect's options (o.pool_opts) and
+-- the TLS session of its last handshake (o.session), offered to resume.
 -- sock, reused, timeout_ms (the read timeout as set) | nil, failure
-local function open(self, scheme, host, port, deadline, pool_opts)
+local function open(self, scheme, host, port, deadline, o)
   local left = deadline - now(self)
   if left <= 0 then return unsent("timeout", "timed out before connecting to " .. host .. ":" .. port) end
   local sock, err = ngx.socket.tcp()
@@ -323,7 +324,7 @@ local function open(self, scheme, host, port, deadline, pool_opts)
   local chost, cport = host, port
   if p then chost, cport = p.host, p.port end
   local ok
-  ok, err = sock:connect(address(chost), cport, pool_opts)
+  ok, err = sock:connect(address(chost), cport, o.pool_opts)
   if not ok then
     if err == "timeout" then
       return unsent("timeout", "timed out connecting to " .. chost .. ":" .. cport)
@@ -350,18 +351,22 @@ local function open(self, scheme, host, port, deadline, pool_opts)
     -- When nginx finishes a handshake at once but the check of the certificate
     -- fails, lua-resty-core raises ("assertion failed!") instead of returning
     -- the error; that is a failed handshake too (nginx's error log has why).
-    -- (reused_session must stay nil: with false that case reports success.)
+    -- (reused_session must stay nil, not false: with false that case reports
+    -- success.) The origin's last session is offered, so a new connection
+    -- resumes it where the server keeps sessions instead of a full handshake.
     local ok_call, sess
-    ok_call, sess, err = pcall(sock.sslhandshake, sock, nil, server_name, self._verify)
+    ok_call, sess, err = pcall(sock.sslhandshake, sock, o.session, server_name, self._verify)
     if not ok_call then
       sess, err = nil, "the certificate or the handshake was refused (nginx's error log says why; "
         .. tostring(sess) .. ")"
     end
     if not sess then
+      o.session = nil
       sock:close()
       return unsent(err == "timeout" and "timeout" or "transport",
         "TLS handshake with " .. host .. ":" .. port .. " failed: " .. tostring(err))
     end
+    o.session = sess
   end
   return sock, 0, to
 end
@@ -396,7 +401,8 @@ local function parse_new_origin(self, url, origin)
 end
 
 -- The parsed origin of a URL and its request target: o, target | nil,
--- problem. o: {scheme, host, port, host_header, pool_opts = {pool =
+-- problem. o: {scheme, host, port, host_header, session (the last TLS
+-- session, see open), pool_opts = {pool =
 -- name}} (connect's options), parsed once per origin and transport; the
 -- origin of the last request is checked first, by prefix.
 local function parse_request_url(self, url)
@@ -472,7 +478,7 @@ local function perform_request(self, req, stream)
   local attempts = 0
   while true do
     attempts = attempts + 1
-    local sock, reused, timeout_ms = open(self, scheme, host, port, deadline, o.pool_opts)
+    local sock, reused, timeout_ms = open(self, scheme, host, port, deadline, o)
     if not sock then
       release(self)
       return nil, reused
