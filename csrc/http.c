@@ -24,16 +24,16 @@
  *   http:close()    -- also __gc and __close; idempotent
  *   found = core.file_contains(path, needle)  -- nil, message when unreadable
  *
- * Socket mode, for a foreign event loop (lua/stream/loop.lua):
- *   http:watch()    -- from now on libcurl's socket API drives the transfers
+ * Transfers run on libcurl's socket API (never curl_multi_perform, which
+ * runs every transfer in the multi handle on every pass): the socket and
+ * timer callbacks only record (the set of sockets and what to watch on
+ * each, the changes since a foreign loop last asked, the timer's
+ * deadline), http:request and http:perform wait in poll(2) on that set and
+ * run the timer, and a foreign event loop (lua/stream/loop.lua) may instead
+ * watch the sockets itself:
  *   n, timer, reset = http:events(list)  -- what to watch now (l_http_events)
  *   running [, n] = http:action(fd, what [, done])  -- a socket is ready, or
  *       with fd nil libcurl's timer fired; done as for perform
- * libcurl's socket and timer callbacks only record (the set of sockets and
- * what to watch on each, the changes since the loop last asked, the timer's
- * deadline); the loop asks after each call. A blocking http:request (and
- * perform) in socket mode waits in poll(2) on that same set, so calls from
- * outside the loop still work and drive the loop's transfers too.
  *
  * The values the client resolved (timeouts, the response cap) are required
  * options: the defaults and ranges live in the Lua layer (config.lua), not
@@ -233,7 +233,7 @@ struct http_s {
     int limit, nqueued;
     request_t *qhead, *qtail;
     int ndone;                  /* length of the done list (uservalue[1]) */
-    watch_t *watch;             /* socket mode (http:watch), or NULL */
+    watch_t *watch;             /* what the socket and timer callbacks recorded */
     /* http:request's request: one at a time (it returns before any other
      * Lua code runs), kept with its buffers, so a blocking call makes no
      * userdata, anchor or finalizer. */
@@ -1072,26 +1072,13 @@ static request_t *blocking_slot(http_t *h)
 static void drive_sockets(lua_State *L, int http_idx, http_t *h, long wait_ms);
 static int hand_done(lua_State *L, http_t *h, int done);
 
-/* Drives transfers once; waits up to wait_ms for activity first. One
- * curl_multi_perform per call (it runs every transfer in the multi handle,
- * so each one counts): the wait comes first, and a transfer added since the
- * last call makes libcurl's timer due at once, so it does not wait. */
+/* Drives transfers once; waits up to wait_ms for activity first (socket
+ * mode, drive_sockets: libcurl runs only the transfers whose sockets are
+ * ready or whose timers are due, where curl_multi_perform would run every
+ * transfer in the multi handle on every pass). */
 static void drive(lua_State *L, int http_idx, http_t *h, long wait_ms)
 {
-    if (h->watch != NULL) {
-        drive_sockets(L, http_idx, h, wait_ms);
-        return;
-    }
-    if (wait_ms > 0 && h->inflight > h->nqueued) {
-        long t = -1;
-        curl_multi_timeout(h->multi, &t);
-        if (t >= 0 && t < wait_ms)
-            wait_ms = t;
-        if (wait_ms > 0)
-            curl_multi_poll(h->multi, NULL, 0, (int)wait_ms, NULL);
-    }
-    curl_multi_perform(h->multi, &h->running);
-    collect(L, http_idx, h);
+    drive_sockets(L, http_idx, h, wait_ms);
 }
 
 /* ----------------------------------------------------------- socket mode */
@@ -1187,18 +1174,23 @@ static int poll_mask(short revents)
     return mask;
 }
 
-/* drive() in socket mode: the blocking calls wait in poll(2) on the set the
- * socket callback keeps, and run libcurl's timer when it is due. */
+/* drive() in socket mode: waits in poll(2) on the set the socket callback
+ * keeps, tells libcurl which sockets are ready, runs libcurl's timer when it
+ * is due, and collects once. A timer already due (a transfer was just
+ * added) is run at once, with no poll: its transfer's first bytes go out
+ * now, and the next drive waits for the answers. */
 static void drive_sockets(lua_State *L, int http_idx, http_t *h, long wait_ms)
 {
     watch_t *w = h->watch;
     struct pollfd stack[POLL_STACK], *fds = stack;
-    int i, n = w->nset, ready;
+    int i, n = w->nset, ready = 0;
     if (w->timer_at >= 0) {
         double left = (w->timer_at - stream_monotime()) * 1000.0;
         long t = left > 0 ? (long)(left + 0.999) : 0;
         if (t < wait_ms)
             wait_ms = t;
+        if (t == 0)
+            n = 0;
     }
     if (n > POLL_STACK && (fds = malloc((size_t)n * sizeof(*fds))) == NULL)
         luaL_error(L, "stream.http: out of memory");
@@ -1208,39 +1200,35 @@ static void drive_sockets(lua_State *L, int http_idx, http_t *h, long wait_ms)
                                 | ((w->set[i].what & CURL_POLL_OUT) ? POLLOUT : 0));
         fds[i].revents = 0;
     }
-    ready = wait_ms > 0 || n > 0 ? poll(fds, (nfds_t)n, wait_ms > 0 ? (int)wait_ms : 0) : 0;
-    for (i = 0; ready > 0 && i < n && h->multi != NULL; i++) {
+    if (n > 0 || wait_ms > 0)
+        ready = poll(fds, (nfds_t)n, wait_ms > 0 ? (int)wait_ms : 0);
+    for (i = 0; ready > 0 && i < n; i++) {
         if (fds[i].revents != 0)
-            socket_action(L, http_idx, h, fds[i].fd, poll_mask(fds[i].revents));
+            curl_multi_socket_action(h->multi, fds[i].fd, poll_mask(fds[i].revents), &h->running);
     }
     if (fds != stack)
         free(fds);
-    if (h->multi != NULL && w->timer_at >= 0 && stream_monotime() >= w->timer_at)
-        socket_action(L, http_idx, h, CURL_SOCKET_TIMEOUT, 0);
+    if (w->timer_at >= 0 && stream_monotime() >= w->timer_at) {
+        w->timer_at = -1.0;   /* taken; libcurl arms it again as it needs */
+        curl_multi_socket_action(h->multi, CURL_SOCKET_TIMEOUT, 0, &h->running);
+    }
+    collect(L, http_idx, h);
 }
 
-/* http:watch(): socket mode, for a foreign event loop. Only with nothing in
- * flight (libcurl would not report the sockets of transfers under way). */
-static int l_http_watch(lua_State *L)
+/* Socket mode, set up with the multi handle: libcurl's socket and timer
+ * callbacks record into h->watch. 0 when out of memory. */
+static int watch_init(http_t *h)
 {
-    http_t *h = luaL_checkudata(L, 1, HTTP_MT);
-    watch_t *w;
-    if (h->multi == NULL)
-        return luaL_error(L, "stream.http: closed");
-    if (h->watch != NULL)
-        return 0;
-    if (h->inflight > 0)
-        return luaL_error(L, "stream.http: watch with transfers in flight");
-    w = calloc(1, sizeof(*w));
+    watch_t *w = calloc(1, sizeof(*w));
     if (w == NULL)
-        return luaL_error(L, "stream.http: out of memory");
+        return 0;
     w->timer_at = -1.0;
     h->watch = w;
     curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
     curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, w);
     curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, on_timer);
     curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, w);
-    return 0;
+    return 1;
 }
 
 /* n, timer, reset = http:events(list): the socket changes since the last
@@ -1256,7 +1244,7 @@ static int l_http_events(lua_State *L)
     int i, n, reset;
     luaL_checktype(L, 2, LUA_TTABLE);
     if (w == NULL)
-        return luaL_error(L, "stream.http: not watching (http:watch)");
+        return luaL_error(L, "stream.http: closed");
     reset = w->reset;
     ev = reset ? w->set : w->changes;
     n = reset ? w->nset : w->nchanges;
@@ -1291,7 +1279,7 @@ static int l_http_action(lua_State *L)
     curl_socket_t fd = CURL_SOCKET_TIMEOUT;
     int mask = (int)luaL_optinteger(L, 3, 0);
     if (h->watch == NULL || h->multi == NULL)
-        return luaL_error(L, "stream.http: not watching (http:watch)");
+        return luaL_error(L, "stream.http: closed");
     if (!lua_isnil(L, 2))
         fd = (curl_socket_t)luaL_checkinteger(L, 2);
     socket_action(L, 1, h, fd, fd == CURL_SOCKET_TIMEOUT ? 0 : mask);
@@ -1682,7 +1670,7 @@ static void acquire(lua_State *L, int t, http_t *h)
     if (h->share != NULL)
         curl_share_setopt(h->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
     h->multi = h->pool != NULL ? curl_multi_init() : NULL;
-    if (h->multi == NULL)
+    if (h->multi == NULL || !watch_init(h))
         luaL_error(L, "stream.http: cannot create a curl multi handle");
     h->ca_file = opt_str(L, t, "ca_file");
     h->proxy = opt_str(L, t, "proxy");
@@ -1806,7 +1794,6 @@ void stream_http_open(lua_State *L)
     static const luaL_Reg http_methods[] = {
         {"submit", l_http_submit},
         {"perform", l_http_perform},
-        {"watch", l_http_watch},
         {"events", l_http_events},
         {"action", l_http_action},
         {"timeout", l_http_timeout},

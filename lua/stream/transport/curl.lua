@@ -56,8 +56,7 @@
 --       done[1..n] and return n; one that does not (ngx) returns only the
 --       count, and the scheduler asks each handle :done()
 --   t:timeout()                   -> seconds until perform is due, or nil
---   t:watch()                     socket mode, for a foreign event loop
---                                 (stream.loop; the ngx transport has none):
+--   for a foreign event loop (stream.loop; the ngx transport has neither):
 --   t:events(list) -> n, timer, reset   the sockets to watch (csrc/http.c)
 --   t:action(fd, what, done)      -> running, n: a socket is ready (fd nil:
 --                                 the timer fired), done as for perform
@@ -218,10 +217,6 @@ function M:perform(wait, done)
     return list_refused(self, running, n, done)
   end
   return self.http:perform(wait, done)
-end
-
-function M:watch()
-  self.http:watch()
 end
 
 function M:events(list)
