@@ -12,12 +12,15 @@
  *                        headers={"K: v", ...},
  *                        body_headers={"Content-Type: ...", ...}}
  *   res, err = http:request(method, url [, body [, timeout [, once [, headers]]]])
- *   req = http:submit(method, url [, body [, timeout [, once [, headers]]]])  -- returns at once
+ *   req = http:submit(method, url [, body [, timeout [, once [, headers [, owner]]]]])
+ *       -- returns at once; owner (any value but nil) is what perform lists
+ *       -- for it when it is done, instead of the request
  *       body: a string, or {prefix, path, size, suffix} (a file streamed
  *       from disk between two strings; see "Files" below)
  *   running = http:perform(wait_seconds)  -- drives transfers, waits at most that long
  *   running, n = http:perform(wait_seconds, done)  -- also puts the submitted
- *       requests that finished since the last such call in done[1..n]
+ *       requests that finished since the last such call (their owners, for
+ *       those submitted with one) in done[1..n]
  *   req:done() ; res, err = req:result()
  *   http:timeout()  -> seconds until perform should be called again, or nil
  *   http:stats()    -> {requests=, connects=, in_flight=, closed=}
@@ -201,6 +204,8 @@ struct request_s {
     int sent;                   /* some byte of the request was written */
     int listed;                 /* submitted: goes on the done list when it finishes */
     int blocking;               /* the http's own slot for http:request: not a userdata */
+    int slot;                   /* anchored at uservalue[2 * slot] while in flight (0: not) */
+    int owned;                  /* uservalue[2 * slot + 1] holds the owner given to submit */
     CURLcode result;
     long status;
     int reused;                 /* no connection was opened for it (CURLINFO_NUM_CONNECTS 0) */
@@ -233,6 +238,10 @@ struct http_s {
     int limit, nqueued;
     request_t *qhead, *qtail;
     int ndone;                  /* length of the done list (uservalue[1]) */
+    /* Anchor slots of the uservalue table (slot s: [2s] the request, [2s+1]
+     * its owner), integer keys, reused from a free stack. */
+    int *freeslots;
+    int nfreeslots, capfreeslots, nextslot;
     watch_t *watch;             /* what the socket and timer callbacks recorded */
     /* http:request's request: one at a time (it returns before any other
      * Lua code runs), kept with its buffers, so a blocking call makes no
@@ -647,32 +656,64 @@ static void push_uservalue(lua_State *L, int http_idx)
 #endif
 }
 
-static void anchor(lua_State *L, int http_idx, request_t *r, int req_idx)
+/* Anchors the request at index req_idx (and its owner at owner_idx, 0 for
+ * none) in the uservalue table while it is in flight. */
+static void anchor(lua_State *L, int http_idx, http_t *h, request_t *r, int req_idx, int owner_idx)
 {
+    int slot = h->nfreeslots > 0 ? h->freeslots[--h->nfreeslots] : ++h->nextslot;
     push_uservalue(L, http_idx);
-    lua_pushlightuserdata(L, r);
-    if (req_idx)
-        lua_pushvalue(L, req_idx);
-    else
-        lua_pushnil(L);
-    lua_rawset(L, -3);
+    lua_pushvalue(L, req_idx);
+    lua_rawseti(L, -2, 2 * slot);
+    if (owner_idx) {
+        lua_pushvalue(L, owner_idx);
+        lua_rawseti(L, -2, 2 * slot + 1);
+    }
     lua_pop(L, 1);
+    r->slot = slot;
+    r->owned = owner_idx != 0;
+}
+
+/* Lets go of a request's anchor (the uservalue table at index uv). */
+static void unanchor(lua_State *L, int uv, http_t *h, request_t *r)
+{
+    int slot = r->slot;
+    lua_pushnil(L);
+    lua_rawseti(L, uv, 2 * slot);
+    if (r->owned) {
+        lua_pushnil(L);
+        lua_rawseti(L, uv, 2 * slot + 1);
+    }
+    r->slot = 0;
+    r->owned = 0;
+    if (h->nfreeslots == h->capfreeslots) {
+        int ncap = h->capfreeslots > 0 ? h->capfreeslots * 2 : 64;
+        int *nf = realloc(h->freeslots, (size_t)ncap * sizeof(int));
+        if (nf == NULL)
+            return;             /* the slot number is not reused: no harm */
+        h->freeslots = nf;
+        h->capfreeslots = ncap;
+    }
+    h->freeslots[h->nfreeslots++] = slot;
 }
 
 /* A request that has finished (done set, released): onto the done list
- * when submitted, and no longer anchored. */
+ * when submitted (its owner, when submit was given one), and no longer
+ * anchored. */
 static void finished(lua_State *L, int http_idx, http_t *h, request_t *r)
 {
+    int uv;
+    if (r->slot == 0)
+        return;                 /* the blocking slot: neither listed nor anchored */
+    push_uservalue(L, http_idx);
+    uv = lua_gettop(L);
     if (r->listed) {
-        push_uservalue(L, http_idx);
-        lua_rawgeti(L, -1, 1);
-        lua_pushlightuserdata(L, r);
-        lua_rawget(L, -3);
+        lua_rawgeti(L, uv, 1);
+        lua_rawgeti(L, uv, r->owned ? 2 * r->slot + 1 : 2 * r->slot);
         lua_rawseti(L, -2, ++h->ndone);
-        lua_pop(L, 2);
+        lua_pop(L, 1);
     }
-    if (!r->blocking)
-        anchor(L, http_idx, r, 0);
+    unanchor(L, uv, h, r);
+    lua_pop(L, 1);
 }
 
 /* Ends a queued request without a transfer (nothing was sent). */
@@ -1031,7 +1072,7 @@ static void start_call(lua_State *L, http_t *h, request_t *r, const call_t *c)
 }
 
 /* The request userdata (pushed), or NULL with nil, failure pushed. */
-static request_t *submit_call(lua_State *L, http_t *h, call_t *c)
+static request_t *submit_call(lua_State *L, http_t *h, call_t *c, int owner_idx)
 {
     request_t *r = new_request(L);
     int ridx = lua_gettop(L);
@@ -1039,7 +1080,7 @@ static request_t *submit_call(lua_State *L, http_t *h, call_t *c)
     if (!open_file(L, r, c))
         return NULL;
     start_call(L, h, r, c);
-    anchor(L, 1, r, ridx);
+    anchor(L, 1, h, r, ridx, owner_idx);
     return r;
 }
 
@@ -1447,9 +1488,9 @@ static int l_http_submit(lua_State *L)
     http_t *h = check_http(L, 1);
     request_t *r;
     call_t c;
-    lua_settop(L, 7);
+    lua_settop(L, 8);
     read_call(L, h, &c);
-    r = submit_call(L, h, &c);
+    r = submit_call(L, h, &c, lua_isnil(L, 8) ? 0 : 8);
     if (r == NULL)
         return 2;
     r->listed = 1;
@@ -1571,6 +1612,9 @@ static int l_http_close(lua_State *L)
     free(h->pool);
     h->pool = NULL;
     h->pool_cap = h->room = 0;
+    free(h->freeslots);
+    h->freeslots = NULL;
+    h->nfreeslots = h->capfreeslots = 0;
     return 0;
 }
 

@@ -45,20 +45,20 @@ function Driver:apply()
   if timer ~= nil then a:timer(timer) end
 end
 
--- A finished handle: its loop coroutine is woken, or a task of the
--- client's own scheduler (client:go) resumed.
-function Driver:finished_one(h)
-  local w = self.waiting[h]
-  if w then
-    self.waiting[h] = nil
+-- What a transport call listed as finished: the owner a request was
+-- submitted with, a wait of a loop coroutine (woken) or a task of the
+-- client's own scheduler (client:go: resumed).
+function Driver:finished_one(owner)
+  if self.waiting[owner] then
+    self.waiting[owner] = nil
     self.nwaiting = self.nwaiting - 1
-    self.a:wake(w)
+    self.a:wake(owner)
   else
-    self.sched:deliver(h)
+    self.sched:deliver(owner)
   end
 end
 
--- The n handles a transport call put in self.done.
+-- The n owners a transport call put in self.done.
 function Driver:finished(n)
   if self.closed then return end
   self:apply()
@@ -101,10 +101,10 @@ end
 -- A call from a loop coroutine: submitted, and the coroutine suspended
 -- until it is done (a request the transport refused is done at once).
 function Driver:send(req)
-  local h = self.t:submit(req)
+  local w = {}
+  local h = self.t:submit(req, w)
   if not h:done() then
-    local w = {}
-    self.waiting[h] = w
+    self.waiting[w] = true
     self.nwaiting = self.nwaiting + 1
     self.a:busy(true)
     self:apply()
@@ -143,8 +143,8 @@ end
 function Driver:close()
   if self.closed then return end
   self.closed = true
-  for h, w in pairs(self.waiting) do
-    self.waiting[h] = nil
+  for w in pairs(self.waiting) do
+    self.waiting[w] = nil
     self.a:wake(w)
   end
   self.nwaiting = 0
@@ -179,7 +179,7 @@ local function hook(sched, d)
     base_close(self)
     d:close()
   end
-  sched.foreign = function(h) d:finished_one(h) end
+  sched.foreign = function(owner) d:finished_one(owner) end
 end
 
 -- Puts the calls of a client (its scheduler and transport: client.lua's

@@ -20,10 +20,11 @@
 -- ngx.thread light threads) gets the threaded scheduler at the end of this
 -- file instead: see "threads" below for why and how.
 --
--- The hot path allocates nothing per step: a waiting request is one entry
--- of a map (transport handle -> task), a transport that can say which
--- requests finished (perform(wait, done), as the curl one does) fills one
--- reused list, and resuming a task packs no table. run_all runs its
+-- The hot path allocates nothing per step: a task submits its request
+-- with itself as the owner, so the transport's perform(wait, done) lists
+-- the tasks whose requests finished in one reused list (no map from
+-- requests to tasks), a waiting task is marked on itself (task.waiting),
+-- and resuming a task packs no table. run_all runs its
 -- functions on at most `limit` reusable runner coroutines, each taking the
 -- next function when the last one returned.
 
@@ -63,9 +64,8 @@ function scheduler.new(transport)
   return setmetatable({
     transport = transport,
     tasks = setmetatable({}, { __mode = "k" }), -- coroutine -> task
-    waiting = {},                               -- transport handle -> task
-    nwaiting = 0,                               -- entries in `waiting`
-    done = {},                                  -- reused: handles perform says finished
+    nwaiting = 0,                               -- tasks waiting for a request
+    done = {},                                  -- reused: what perform says finished
     ready = {},                                 -- tasks to resume on the next step
     sleepers = {},                              -- { task =, wake = } (back-off waits)
     count = 0,                                  -- tasks started and not finished
@@ -87,8 +87,8 @@ function S:send(req)
   if not task then
     return self.transport:request(req)
   end
-  local h = self.transport:submit(req)
-  self.waiting[h] = task
+  local h = self.transport:submit(req, task)
+  task.waiting = true
   self.nwaiting = self.nwaiting + 1
   yield(WAITING)
   return h:result()
@@ -179,9 +179,11 @@ end
 local function drain(self)
   local list = self.ready
   self.ready = {}
-  for h, task in pairs(self.waiting) do
-    self.waiting[h] = nil
-    list[#list + 1] = task
+  for _, task in pairs(self.tasks) do
+    if task.waiting then
+      task.waiting = nil
+      list[#list + 1] = task
+    end
   end
   self.nwaiting = 0
   for _, sl in ipairs(self.sleepers) do list[#list + 1] = sl.task end
@@ -223,37 +225,28 @@ function S:step(wait)
     if wait > 0 and #self.sleepers > 0 then self.transport:sleep(wait) end
     return self.count
   end
-  local done, waiting = self.done, self.waiting
+  local done = self.done
   local _, n = self.transport:perform(wait, done)
-  if n == nil then
-    -- the transport does not list what finished: ask every handle
-    n = 0
-    for h in pairs(waiting) do
-      if h:done() then n = n + 1; done[n] = h end
-    end
-  end
   for i = 1, n do
-    local h = done[i]
+    local task = done[i]
     done[i] = nil
-    local task = waiting[h]
-    if task then
-      waiting[h] = nil
+    if task.waiting then
+      task.waiting = nil
       self.nwaiting = self.nwaiting - 1
       resume(self, task)
     elseif self.foreign then
-      self.foreign(h)
+      self.foreign(task)
     end
   end
   return self.count
 end
 
--- A finished handle that a step did not take from the transport (a foreign
--- loop's driver did, stream.loop): resumes the task waiting for it.
--- Returns whether one was.
-function S:deliver(h)
-  local task = self.waiting[h]
-  if not task then return false end
-  self.waiting[h] = nil
+-- What a foreign loop's driver (stream.loop) took from the transport that
+-- is a task of this scheduler (the owner its request was submitted with):
+-- resumes it. Returns whether it was one waiting.
+function S:deliver(task)
+  if not task.waiting then return false end
+  task.waiting = nil
   self.nwaiting = self.nwaiting - 1
   resume(self, task)
   return true

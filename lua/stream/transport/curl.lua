@@ -49,12 +49,12 @@
 --       Transfer-Encoding (the transport writes those) makes the request
 --       fail as kind "invalid", reason "header", sent = false: nothing is
 --       sent. An empty value sends the header empty.
---   t:submit(req)                 -> handle with :done() and :result() (as request)
---   t:perform(wait_seconds [, done]) -> number of transfers still running
---       [, n]: given a table, a transport may also put the handles of
---       submitted requests that finished since its last such call in
---       done[1..n] and return n; one that does not (ngx) returns only the
---       count, and the scheduler asks each handle :done()
+--   t:submit(req [, owner])       -> handle with :done() and :result() (as request)
+--   t:perform(wait_seconds, done) -> number of transfers still running, n:
+--       puts what finished since the last such call in done[1..n]: for
+--       each submitted request its owner, or its handle when it has none
+--       (what the coroutine scheduler needs; the ngx transport runs the
+--       threaded scheduler, which uses neither)
 --   t:timeout()                   -> seconds until perform is due, or nil
 --   for a foreign event loop (stream.loop; the ngx transport has neither):
 --   t:events(list) -> n, timer, reset   the sockets to watch (csrc/http.c)
@@ -173,20 +173,21 @@ function Refused:result()
   return nil, self.failure
 end
 
-function M:submit(req)
+function M:submit(req, owner)
   local body = body_of(req)
   local h, failure
   if req.headers == nil then
-    h, failure = self.http:submit(req.method, req.url, body, req.timeout, not req.idempotent)
+    h, failure = self.http:submit(req.method, req.url, body, req.timeout, not req.idempotent, nil, owner)
   else
     local lines
     lines, failure = own_lines(self, req.headers, body)
     if lines then
-      h, failure = self.http:submit(req.method, req.url, body, req.timeout, not req.idempotent, lines)
+      h, failure = self.http:submit(req.method, req.url, body, req.timeout, not req.idempotent, lines,
+        owner)
     end
   end
   if h then return h end
-  h = setmetatable({ failure = failure }, Refused)
+  h = setmetatable({ failure = failure, owner = owner }, Refused)
   local refused = self._refused or {}
   refused[#refused + 1] = h
   self._refused = refused
@@ -206,7 +207,10 @@ local function list_refused(self, running, n, done)
   local refused = self._refused
   self._refused = nil
   if not n then return running end
-  for i = 1, #refused do done[n + i] = refused[i] end
+  for i = 1, #refused do
+    local h = refused[i]
+    done[n + i] = h.owner or h
+  end
   return running, n + #refused
 end
 
