@@ -59,9 +59,25 @@ end
 function A:wake(w)
   if w.woken then return end
   w.woken = true
+  if self.direct and w.co then
+    -- inside the adapter's own poll or timer callback: resumed here, as a
+    -- callback of the program would resume it (one loop turn less)
+    local ok, err = coroutine.resume(w.co)
+    if not ok then error(debug.traceback(w.co, tostring(err)), 0) end
+    return
+  end
   local q = self.queue
   q[#q + 1] = w
   if #q == 1 then self.wake_h:start(0, 0, self.on_wake) end
+end
+
+-- Runs a driver call from the adapter's own callback: the waits it ends
+-- are resumed at once (wake), the flag cleared whatever happens.
+function A:run(f, d, ...)
+  self.direct = true
+  local ok, err = pcall(f, d, ...)
+  self.direct = false
+  if not ok then error(err, 0) end
 end
 
 function A.spawn(_, fn)
@@ -100,7 +116,7 @@ function A:watch(fd, what)
   local cb = self.callbacks[fd]
   if not cb then
     cb = function(err, events)
-      self.driver:ready(fd, err and 4 or MASK[events] or 0)
+      self:run(self.driver.ready, self.driver, fd, err and 4 or MASK[events] or 0)
     end
     self.callbacks[fd] = cb
   end
@@ -167,7 +183,7 @@ function M.attach(client, uv)
   a.timer_h = uv.new_timer()
   a.timer_h:unref()
   a.wake_h = uv.new_timer()
-  a.on_fire = function() a.driver:fire() end
+  a.on_fire = function() a:run(a.driver.fire, a.driver) end
   a.on_wake = function() a:run_wakes() end
   a.finalizer = finalizer(a)
   return client
