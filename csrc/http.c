@@ -27,16 +27,16 @@
  *   http:close()    -- also __gc and __close; idempotent
  *   found = core.file_contains(path, needle)  -- nil, message when unreadable
  *
- * Transfers run on libcurl's socket API (never curl_multi_perform, which
- * runs every transfer in the multi handle on every pass): the socket and
- * timer callbacks only record (the set of sockets and what to watch on
- * each, the changes since a foreign loop last asked, the timer's
- * deadline), http:request and http:perform wait in poll(2) on that set and
- * run the timer, and a foreign event loop (lua/stream/loop.lua) may instead
- * watch the sockets itself:
+ * Socket mode, for a foreign event loop (lua/stream/loop.lua):
+ *   http:watch()    -- from now on libcurl's socket API drives the transfers
  *   n, timer, reset = http:events(list)  -- what to watch now (l_http_events)
  *   running [, n] = http:action(fd, what [, done])  -- a socket is ready, or
  *       with fd nil libcurl's timer fired; done as for perform
+ * libcurl's socket and timer callbacks only record (the set of sockets and
+ * what to watch on each, the changes since the loop last asked, the timer's
+ * deadline); the loop asks after each call. A blocking http:request (and
+ * perform) in socket mode waits in poll(2) on that same set, so calls from
+ * outside the loop still work and drive the loop's transfers too.
  *
  * The values the client resolved (timeouts, the response cap) are required
  * options: the defaults and ranges live in the Lua layer (config.lua), not
@@ -1113,13 +1113,30 @@ static request_t *blocking_slot(http_t *h)
 static void drive_sockets(lua_State *L, int http_idx, http_t *h, long wait_ms);
 static int hand_done(lua_State *L, http_t *h, int done);
 
-/* Drives transfers once; waits up to wait_ms for activity first (socket
- * mode, drive_sockets: libcurl runs only the transfers whose sockets are
- * ready or whose timers are due, where curl_multi_perform would run every
- * transfer in the multi handle on every pass). */
+/* Drives transfers once; waits up to wait_ms for activity first. In socket
+ * mode (http:watch) through drive_sockets; otherwise one curl_multi_perform
+ * per call (it runs every transfer in the multi handle, so each one
+ * counts): the wait comes first, and a transfer added since the last call
+ * makes libcurl's timer due at once, so it does not wait. (Socket mode runs
+ * only the transfers that are ready, a few percent less work per call, but
+ * libcurl then keeps a socket hash of 911 buckets, ~29 KiB, per multi
+ * handle: so only a client on a foreign loop pays for it.) */
 static void drive(lua_State *L, int http_idx, http_t *h, long wait_ms)
 {
-    drive_sockets(L, http_idx, h, wait_ms);
+    if (h->watch != NULL) {
+        drive_sockets(L, http_idx, h, wait_ms);
+        return;
+    }
+    if (wait_ms > 0 && h->inflight > h->nqueued) {
+        long t = -1;
+        curl_multi_timeout(h->multi, &t);
+        if (t >= 0 && t < wait_ms)
+            wait_ms = t;
+        if (wait_ms > 0)
+            curl_multi_poll(h->multi, NULL, 0, (int)wait_ms, NULL);
+    }
+    curl_multi_perform(h->multi, &h->running);
+    collect(L, http_idx, h);
 }
 
 /* ----------------------------------------------------------- socket mode */
@@ -1256,20 +1273,29 @@ static void drive_sockets(lua_State *L, int http_idx, http_t *h, long wait_ms)
     collect(L, http_idx, h);
 }
 
-/* Socket mode, set up with the multi handle: libcurl's socket and timer
- * callbacks record into h->watch. 0 when out of memory. */
-static int watch_init(http_t *h)
+/* http:watch(): socket mode, for a foreign event loop: libcurl's socket
+ * and timer callbacks record into h->watch from now on. Only with nothing
+ * in flight (libcurl would not report the sockets of transfers under way). */
+static int l_http_watch(lua_State *L)
 {
-    watch_t *w = calloc(1, sizeof(*w));
-    if (w == NULL)
+    http_t *h = luaL_checkudata(L, 1, HTTP_MT);
+    watch_t *w;
+    if (h->multi == NULL)
+        return luaL_error(L, "stream.http: closed");
+    if (h->watch != NULL)
         return 0;
+    if (h->inflight > 0)
+        return luaL_error(L, "stream.http: watch with transfers in flight");
+    w = calloc(1, sizeof(*w));
+    if (w == NULL)
+        return luaL_error(L, "stream.http: out of memory");
     w->timer_at = -1.0;
     h->watch = w;
     curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
     curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, w);
     curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, on_timer);
     curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, w);
-    return 1;
+    return 0;
 }
 
 /* n, timer, reset = http:events(list): the socket changes since the last
@@ -1285,7 +1311,7 @@ static int l_http_events(lua_State *L)
     int i, n, reset;
     luaL_checktype(L, 2, LUA_TTABLE);
     if (w == NULL)
-        return luaL_error(L, "stream.http: closed");
+        return luaL_error(L, "stream.http: not watching (http:watch)");
     reset = w->reset;
     ev = reset ? w->set : w->changes;
     n = reset ? w->nset : w->nchanges;
@@ -1320,7 +1346,7 @@ static int l_http_action(lua_State *L)
     curl_socket_t fd = CURL_SOCKET_TIMEOUT;
     int mask = (int)luaL_optinteger(L, 3, 0);
     if (h->watch == NULL || h->multi == NULL)
-        return luaL_error(L, "stream.http: closed");
+        return luaL_error(L, "stream.http: not watching (http:watch), or closed");
     if (!lua_isnil(L, 2))
         fd = (curl_socket_t)luaL_checkinteger(L, 2);
     socket_action(L, 1, h, fd, fd == CURL_SOCKET_TIMEOUT ? 0 : mask);
@@ -1714,7 +1740,7 @@ static void acquire(lua_State *L, int t, http_t *h)
     if (h->share != NULL)
         curl_share_setopt(h->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
     h->multi = h->pool != NULL ? curl_multi_init() : NULL;
-    if (h->multi == NULL || !watch_init(h))
+    if (h->multi == NULL)
         luaL_error(L, "stream.http: cannot create a curl multi handle");
     h->ca_file = opt_str(L, t, "ca_file");
     h->proxy = opt_str(L, t, "proxy");
@@ -1838,6 +1864,7 @@ void stream_http_open(lua_State *L)
     static const luaL_Reg http_methods[] = {
         {"submit", l_http_submit},
         {"perform", l_http_perform},
+        {"watch", l_http_watch},
         {"events", l_http_events},
         {"action", l_http_action},
         {"timeout", l_http_timeout},

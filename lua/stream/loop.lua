@@ -1,8 +1,8 @@
 -- stream.loop: a client's calls on a foreign event loop (luv, cqueues).
 --
 -- After attach, a call made from a coroutine the loop runs suspends that
--- coroutine only: its request goes to the transport, whose transfers run
--- on libcurl's socket API (csrc/http.c), the loop watches the
+-- coroutine only: its request goes to the transport in socket mode
+-- (libcurl's socket API: csrc/http.c, "socket mode"), the loop watches the
 -- sockets libcurl names and runs libcurl's timer, and the coroutine goes on
 -- when its answer is in. A call from anywhere else blocks as before (the C
 -- core then polls the same sockets itself), and afterwards the loop is told
@@ -187,13 +187,14 @@ end
 -- names the caller in errors, `level` where they point.
 function M.install(sched, t, adapter, who, level)
   if sched.loop_driver then error(who .. ": the client is already attached to a loop", level) end
-  if not t.events then
+  if not t.watch then
     error(who .. ": the client's transport (" .. tostring(t.name) .. ") runs on its own loop;"
       .. " only the curl transport can be attached", level)
   end
   if sched.count > 0 or sched.nwaiting > 0 then
     error(who .. ": the client has calls in flight (client:go tasks); attach before making any", level)
   end
+  t:watch()
   local d = setmetatable({ sched = sched, t = t, a = adapter, waiting = {}, nwaiting = 0,
     list = {}, done = {} }, Driver)
   adapter.driver = d

@@ -228,7 +228,7 @@ for _, name in ipairs({ "luv", "cqueues" }) do
       local own = H.server_client(s, { transport = {
         new = function(core, settings)
           local t = require("stream.transport.curl").new(core, settings)
-          t.events = false
+          t.watch = false
           t.name = "own"
           return t
         end,

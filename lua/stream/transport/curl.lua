@@ -56,7 +56,8 @@
 --       (what the coroutine scheduler needs; the ngx transport runs the
 --       threaded scheduler, which uses neither)
 --   t:timeout()                   -> seconds until perform is due, or nil
---   for a foreign event loop (stream.loop; the ngx transport has neither):
+--   t:watch()                     socket mode, for a foreign event loop
+--                                 (stream.loop; the ngx transport has none):
 --   t:events(list) -> n, timer, reset   the sockets to watch (csrc/http.c)
 --   t:action(fd, what, done)      -> running, n: a socket is ready (fd nil:
 --                                 the timer fired), done as for perform
@@ -221,6 +222,10 @@ function M:perform(wait, done)
     return list_refused(self, running, n, done)
   end
   return self.http:perform(wait, done)
+end
+
+function M:watch()
+  self.http:watch()
 end
 
 function M:events(list)
