@@ -101,20 +101,27 @@ for _, name in ipairs({ "luv", "cqueues" }) do
       return c
     end
 
-    it("runs 100 concurrent gets, each suspending its coroutine only, while a 10 ms timer fires", function()
-      local c = slow_client(200)
-      local results, left = {}, 100
-      local t0 = L.now()
-      for i = 1, 100 do
+    -- n coroutines of the loop, each getting the user with client c: got[i]
+    -- is {res, err} of the i-th, and state.left counts the ones not done yet.
+    local function start_gets(c, n)
+      local got, state = {}, { left = n }
+      for i = 1, n do
         L:go(function()
-          results[i] = { c:user(id):get() }
-          left = left - 1
+          got[i] = { c:user(id):get() }
+          state.left = state.left - 1
         end)
       end
-      local tick = ticker(L, function() return left > 0 end)
+      return got, state
+    end
+
+    it("runs 100 concurrent gets, each suspending its coroutine only, while a 10 ms timer fires", function()
+      local c = slow_client(200)
+      local t0 = L.now()
+      local results, state = start_gets(c, 100)
+      local tick = ticker(L, function() return state.left > 0 end)
       L:run()
       local elapsed = L.now() - t0
-      assert.equal(0, left)
+      assert.equal(0, state.left)
       for i = 1, 100 do
         assert.is_table(results[i][1], tostring(results[i][2]))
         assert.equal(id, results[i][1].id)
@@ -129,19 +136,13 @@ for _, name in ipairs({ "luv", "cqueues" }) do
 
     it("keeps blocking calls outside the loop's coroutines, and drives the loop's calls meanwhile", function()
       local c = slow_client(100)
-      local got, left = {}, 10
-      for i = 1, 10 do
-        L:go(function()
-          got[i] = c:user(id):get()
-          left = left - 1
-        end)
-      end
+      local got, state = start_gets(c, 10)
       -- the main thread's call blocks, and the ten loop calls progress under it
       local user = assert(c:user(id):get())
       assert.equal(id, user.id)
       L:run()
-      assert.equal(0, left)
-      for i = 1, 10 do assert.equal(id, got[i].id) end
+      assert.equal(0, state.left)
+      for i = 1, 10 do assert.equal(id, got[i][1].id) end
       -- and the loop goes on with the sockets the blocking call left
       local again
       L:go(function() again = c:user(id):get() end)
@@ -189,14 +190,7 @@ for _, name in ipairs({ "luv", "cqueues" }) do
 
     it("ends the calls in flight as 'closed' when the client closes", function()
       local c = slow_client(3000)
-      local errs, left = {}, 5
-      for i = 1, 5 do
-        L:go(function()
-          local res, err = c:user(id):get()
-          errs[i] = res == nil and err or "answered"
-          left = left - 1
-        end)
-      end
+      local got, state = start_gets(c, 5)
       L:go(function()
         L:sleep(0.1)
         c:close()
@@ -204,11 +198,12 @@ for _, name in ipairs({ "luv", "cqueues" }) do
       local t0 = L.now()
       L:run()
       fast(L.now() - t0 < 2, "the loop waited for the slow answers")
-      assert.equal(0, left)
+      assert.equal(0, state.left)
       for i = 1, 5 do
-        assert.is_table(errs[i])
-        assert.equal("closed", errs[i].reason)
-        assert.equal("GET", errs[i].method)
+        local res, err = got[i][1], got[i][2]
+        assert.is_nil(res)
+        assert.equal("closed", err.reason)
+        assert.equal("GET", err.method)
       end
     end)
 
