@@ -33,6 +33,13 @@ local scheduler = require "stream.scheduler"
 
 local M = {}
 
+-- Whether a coroutine may yield from inside pcall (Lua 5.2+, LuaJIT; not
+-- plain Lua 5.1). parallel's functions run protected, so on a loop they run
+-- as the loop's coroutines only where that is so; on Lua 5.1 parallel from
+-- a loop coroutine runs as it does outside a loop (blocking until done).
+local YIELD_IN_PCALL = coroutine.wrap(function() return pcall(coroutine.yield, 1) end)() == 1
+M.parallel_on_loop = YIELD_IN_PCALL
+
 local Driver = {}
 Driver.__index = Driver
 
@@ -170,7 +177,7 @@ local function hook(sched, d)
     return base_sleep(self, seconds)
   end
   function sched.run_all(self, fns, limit)
-    if d:in_loop() then return d:run_all(fns, limit) end
+    if YIELD_IN_PCALL and d:in_loop() then return d:run_all(fns, limit) end
     local results = base_run_all(self, fns, limit)
     d:sync()
     return results

@@ -164,8 +164,11 @@ for _, name in ipairs({ "luv", "cqueues" }) do
       L:run()
       assert.equal(20, #results)
       for i = 1, 20 do assert.equal(id, results[i][1].id) end
-      fast(tick.gap < 0.15, "longest gap between ticks " .. tick.gap)
-      fast(tick.ticks >= 20, tick.ticks .. " ticks")
+      -- (plain Lua 5.1 cannot yield inside pcall: there parallel blocks the loop)
+      if require("stream.loop").parallel_on_loop then
+        fast(tick.gap < 0.15, "longest gap between ticks " .. tick.gap)
+        fast(tick.ticks >= 20, tick.ticks .. " ticks")
+      end
       c:close()
     end)
 
