@@ -122,6 +122,8 @@
 /* Easy handles (and cached connections) kept when max_connections is not
  * given; with it, the pool and the cache hold that many. */
 #define POOL_DEFAULT 64
+/* A queued transfer with less of its timeout left than this is not started. */
+#define QUEUE_MIN_LEFT_MS 10
 /* The most idle easy handles a client keeps (after a burst of queued calls). */
 #define POOL_MAX 1024
 #define MS_PER_DAY 86400000L
@@ -729,7 +731,9 @@ static void fail_queued(lua_State *L, int http_idx, http_t *h, request_t *r, CUR
 }
 
 /* Adds queued transfers while fewer than `limit` are in the multi handle.
- * The time one waited counts against its timeout. */
+ * The time one waited counts against its timeout; one left with less than
+ * QUEUE_MIN_LEFT_MS of it fails as a timeout there, unsent (it could not
+ * be answered in time, and would only reach the server). */
 static void pump_queue(lua_State *L, int http_idx, http_t *h)
 {
     while (h->qhead != NULL && h->multi != NULL && h->inflight - h->nqueued < h->limit) {
@@ -738,7 +742,7 @@ static void pump_queue(lua_State *L, int http_idx, http_t *h)
         long waited = (long)((stream_monotime() - r->queued_at) * 1000.0);
         unqueue(h, r);
         h->inflight--;          /* counted again below once added */
-        if (ez->timeout_ms > 0 && waited >= ez->timeout_ms) {
+        if (ez->timeout_ms > 0 && waited >= ez->timeout_ms - QUEUE_MIN_LEFT_MS) {
             fail_queued(L, http_idx, h, r, CURLE_OPERATION_TIMEDOUT,
                         "timed out waiting for a free connection");
             continue;
