@@ -103,7 +103,7 @@ function A:watch(fd, what)
   local p = self.polls[fd]
   if what == 0 then
     if p then
-      self.polls[fd] = nil
+      self.polls[fd], self.whats[fd] = nil, nil
       self:release(p)
     end
     return
@@ -112,7 +112,10 @@ function A:watch(fd, what)
     p = assert(self.uv.new_socket_poll(fd))
     self.polls[fd] = p
     set_ref(p, self.refd)
+  elseif self.whats[fd] == what then
+    return -- already watched for that: no new registration with the kernel
   end
+  self.whats[fd] = what
   local cb = self.callbacks[fd]
   if not cb then
     cb = function(err, events)
@@ -178,7 +181,8 @@ function M.attach(client, uv)
   if type(uv) ~= "table" or type(uv.new_socket_poll) ~= "function" then
     error("stream.loop.luv.attach: expects the luv module as its loop, got " .. type(uv), 2)
   end
-  local a = setmetatable({ uv = uv, polls = {}, callbacks = {}, queue = {}, refd = false }, A)
+  local a = setmetatable({ uv = uv, polls = {}, whats = {}, callbacks = {}, queue = {}, refd = false },
+    A)
   Client.attach_loop(client, a, "stream.loop.luv.attach")
   a.timer_h = uv.new_timer()
   a.timer_h:unref()
