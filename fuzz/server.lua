@@ -457,6 +457,7 @@ end
 ---------------------------------------------------------------- the run
 
 local acked = { seed = true }   -- markers of requests answered 2xx
+local answered = {}             -- marker -> the request and its status, for the report
 local t0 = socket.gettime()
 local sent, statuses, by_seed = 0, {}, {}
 print(string.format("fuzz/server: seed %d, %d seeds, up to %d requests or %d s against %s",
@@ -476,6 +477,7 @@ for n = 1, COUNT do
     local why = check_answer(res, method)
     if why then fail(why .. " (" .. seed.name .. ")", method, target, headers, body) end
     if res.status >= 200 and res.status < 300 then acked[marker] = true end
+    answered[marker] = method .. " " .. target .. " -> " .. res.status .. " " .. tostring(body):sub(1, 300)
     by_seed[seed.name] = (by_seed[seed.name] or 0) + 1
   end
 end
@@ -490,14 +492,15 @@ local seen, stray = 0, 0
 local function look(where, t)
   for _, key in ipairs({ "fz", "up" }) do
     local m = t[key]
-    -- a mutation may have replaced the marker itself: such a value names no request
-    if type(m) == "string" and (m == "seed" or m:match("^m%d+$")) then
+    -- a mutation may have changed the marker itself ("m1271" -> "m01271"): such a value
+    -- names no request sent (none is in `answered`) and is not counted
+    if type(m) == "string" and (m == "seed" or answered[m]) then
       seen = seen + 1
       if not acked[m] then
         stray = stray + 1
         if stray <= 10 then
-          io.stderr:write(string.format("fuzz/server: %s holds %s=%s from a refused request\n",
-            where, key, tostring(m)))
+          io.stderr:write(string.format("fuzz/server: %s holds %s=%s from a refused request (%s)\n",
+            where, key, tostring(m), tostring(answered[m])))
         end
       end
     end
