@@ -157,7 +157,6 @@ typedef struct {
     int reset;                  /* changes overflowed: hand over the whole set */
     double timer_at;            /* monotonic deadline of libcurl's timer, < 0: none */
     int timer_changed;          /* since the last http:events */
-    int failed;                 /* a callback could not record (out of memory) */
 } watch_t;
 
 /* Options a request may leave set on its easy handle (easy_t.state). */
@@ -547,6 +546,12 @@ static void easy_free(easy_t *ez)
     free(ez);
 }
 
+/* Transfers in the multi handle (in flight and not queued). */
+static int active(const http_t *h)
+{
+    return (int)(h->inflight - h->nqueued);
+}
+
 static void enqueue(http_t *h, request_t *r)
 {
     r->qnext = NULL;
@@ -736,7 +741,7 @@ static void fail_queued(lua_State *L, int http_idx, http_t *h, request_t *r, CUR
  * be answered in time, and would only reach the server). */
 static void pump_queue(lua_State *L, int http_idx, http_t *h)
 {
-    while (h->qhead != NULL && h->multi != NULL && h->inflight - h->nqueued < h->limit) {
+    while (h->qhead != NULL && h->multi != NULL && active(h) < h->limit) {
         request_t *r = h->qhead;
         easy_t *ez = r->easy;
         long waited = (long)((stream_monotime() - r->queued_at) * 1000.0);
@@ -1058,21 +1063,20 @@ static void start_call(lua_State *L, http_t *h, request_t *r, const call_t *c)
         luaL_error(L, "stream.http: out of memory");
     }
     configure(h, r, ez, c);
-    r->done = 0;
-    h->requests++;
-    if (h->limit > 0 && h->inflight - h->nqueued >= h->limit) {
+    if (h->limit > 0 && active(h) >= h->limit) {
         r->queued_at = stream_monotime();
         enqueue(h, r);
-        h->inflight++;
-        return;
+    } else {
+        mc = curl_multi_add_handle(h->multi, ez->e);
+        if (mc != CURLM_OK) {
+            request_release(r);  /* never counted in flight: in_multi is 0 */
+            luaL_error(L, "stream.http: %s", curl_multi_strerror(mc));
+        }
+        r->in_multi = 1;
     }
-    mc = curl_multi_add_handle(h->multi, ez->e);
-    if (mc != CURLM_OK) {
-        request_release(r);  /* never counted in flight: in_multi is 0 */
-        luaL_error(L, "stream.http: %s", curl_multi_strerror(mc));
-    }
-    r->in_multi = 1;
     h->inflight++;
+    h->requests++;
+    r->done = 0;
 }
 
 /* The request userdata (pushed), or NULL with nil, failure pushed. */
@@ -1131,7 +1135,7 @@ static void drive(lua_State *L, int http_idx, http_t *h, long wait_ms)
         drive_sockets(L, http_idx, h, wait_ms);
         return;
     }
-    if (wait_ms > 0 && h->inflight > h->nqueued) {
+    if (wait_ms > 0 && active(h) > 0) {
         long t = -1;
         curl_multi_timeout(h->multi, &t);
         if (t >= 0 && t < wait_ms)
@@ -1182,8 +1186,7 @@ static int on_socket(CURL *e, curl_socket_t fd, int what, void *ud, void *sockp)
     } else if (i < w->nset) {
         w->set[i].what = mask;
     } else if (!sockev_push(&w->set, &w->nset, &w->capset, fd, mask)) {
-        w->failed = 1;
-        return -1;
+        return -1;              /* out of memory: libcurl fails the transfer */
     }
     if (w->nchanges >= MAX_CHANGES) {
         w->reset = 1;
@@ -1214,14 +1217,13 @@ static void watch_free(http_t *h)
     h->watch = NULL;
 }
 
-/* One curl_multi_socket_action, then what finished is collected. */
-static void socket_action(lua_State *L, int http_idx, http_t *h, curl_socket_t fd, int mask)
+/* One curl_multi_socket_action (fd CURL_SOCKET_TIMEOUT: libcurl's timer,
+ * which it arms again as it needs); the caller collects. */
+static void socket_action(http_t *h, curl_socket_t fd, int mask)
 {
     if (fd == CURL_SOCKET_TIMEOUT)
-        h->watch->timer_at = -1.0;   /* taken; libcurl arms it again as it needs */
+        h->watch->timer_at = -1.0;
     curl_multi_socket_action(h->multi, fd, mask, &h->running);
-    if (h->multi != NULL)
-        collect(L, http_idx, h);
 }
 
 static int poll_mask(short revents)
@@ -1266,14 +1268,12 @@ static void drive_sockets(lua_State *L, int http_idx, http_t *h, long wait_ms)
         ready = poll(fds, (nfds_t)n, wait_ms > 0 ? (int)wait_ms : 0);
     for (i = 0; ready > 0 && i < n; i++) {
         if (fds[i].revents != 0)
-            curl_multi_socket_action(h->multi, fds[i].fd, poll_mask(fds[i].revents), &h->running);
+            socket_action(h, fds[i].fd, poll_mask(fds[i].revents));
     }
     if (fds != stack)
         free(fds);
-    if (w->timer_at >= 0 && stream_monotime() >= w->timer_at) {
-        w->timer_at = -1.0;   /* taken; libcurl arms it again as it needs */
-        curl_multi_socket_action(h->multi, CURL_SOCKET_TIMEOUT, 0, &h->running);
-    }
+    if (w->timer_at >= 0 && stream_monotime() >= w->timer_at)
+        socket_action(h, CURL_SOCKET_TIMEOUT, 0);
     collect(L, http_idx, h);
 }
 
@@ -1353,7 +1353,8 @@ static int l_http_action(lua_State *L)
         return luaL_error(L, "stream.http: not watching (http:watch), or closed");
     if (!lua_isnil(L, 2))
         fd = (curl_socket_t)luaL_checkinteger(L, 2);
-    socket_action(L, 1, h, fd, fd == CURL_SOCKET_TIMEOUT ? 0 : mask);
+    socket_action(h, fd, fd == CURL_SOCKET_TIMEOUT ? 0 : mask);
+    collect(L, 1, h);
     lua_pushinteger(L, (lua_Integer)h->running);
     if (lua_type(L, 4) != LUA_TTABLE)
         return 1;

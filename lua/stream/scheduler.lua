@@ -192,6 +192,16 @@ local function drain(self)
   return self.count
 end
 
+-- The owner of a request perform listed: when it is a task of this
+-- scheduler waiting for that request, it is resumed. Whether it was.
+local function deliver(self, owner)
+  if not owner.waiting then return false end
+  owner.waiting = nil
+  self.nwaiting = self.nwaiting - 1
+  resume(self, owner)
+  return true
+end
+
 -- Drives transfers, waiting at most `wait` seconds for one to make
 -- progress, and resumes every task whose request has finished.
 -- Returns the number of unfinished tasks.
@@ -228,15 +238,9 @@ function S:step(wait)
   local done = self.done
   local _, n = self.transport:perform(wait, done)
   for i = 1, n do
-    local task = done[i]
+    local owner = done[i]
     done[i] = nil
-    if task.waiting then
-      task.waiting = nil
-      self.nwaiting = self.nwaiting - 1
-      resume(self, task)
-    elseif self.foreign then
-      self.foreign(task)
-    end
+    if not deliver(self, owner) and self.foreign then self.foreign(owner) end
   end
   return self.count
 end
@@ -244,13 +248,7 @@ end
 -- What a foreign loop's driver (stream.loop) took from the transport that
 -- is a task of this scheduler (the owner its request was submitted with):
 -- resumes it. Returns whether it was one waiting.
-function S:deliver(task)
-  if not task.waiting then return false end
-  task.waiting = nil
-  self.nwaiting = self.nwaiting - 1
-  resume(self, task)
-  return true
-end
+S.deliver = deliver
 
 -- Seconds an outside loop may sleep before the next step: 0 when a task is
 -- ready, nil when nothing is in flight, else libcurl's own timer, at most
