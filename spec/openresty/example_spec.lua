@@ -8,9 +8,7 @@ local server = require "helpers.server"
 local http = require "helpers.http"
 local tls = require "helpers.tls"
 
-local function uid(prefix)
-  return string.format("%s-%d-%d", prefix, os.time(), math.random(1, 1e9))
-end
+local uid = require("helpers.client").uid
 
 describe("examples/openresty", function()
   local s, ex

@@ -5,9 +5,7 @@ local cjson = require "cjson.safe"
 local S = require "openresty.support"
 local server = require "helpers.server"
 
-local function uid(prefix)
-  return string.format("%s-%d-%d", prefix, os.time(), math.random(1, 1e9))
-end
+local uid = require("helpers.client").uid
 
 -- name{labels} value lines -> { [name .. labels] = number }
 local function parse(text)
