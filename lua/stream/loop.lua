@@ -78,16 +78,16 @@ function Driver:finished(n)
   if self.nwaiting == 0 then self.a:busy(false) end
 end
 
+-- A watched socket is ready (fd nil: the timer fired).
 function Driver:ready(fd, mask)
   if self.closed then return end
   local _, n = self.t:action(fd, mask, self.done)
   self:finished(n)
 end
 
+-- libcurl's timer fired.
 function Driver:fire()
-  if self.closed then return end
-  local _, n = self.t:action(nil, 0, self.done)
-  self:finished(n)
+  return self:ready(nil, 0)
 end
 
 -- After a blocking call drove the transfers itself: what it finished, and
